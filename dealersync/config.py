@@ -1,0 +1,74 @@
+"""One typed settings model, read from ``dealersync.toml`` and ``DEALERSYNC_*`` variables.
+
+Precedence (highest first): explicit arguments, environment, the TOML file
+(``$DEALERSYNC_CONFIG`` or ``./dealersync.toml``), defaults.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from pydantic import Field, SecretStr, field_validator
+from typing import Annotated
+
+from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
+                               TomlConfigSettingsSource)
+
+
+def _toml_path() -> Path:
+    return Path(os.environ.get("DEALERSYNC_CONFIG", "dealersync.toml"))
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="DEALERSYNC_", extra="ignore")
+
+    data_dir: Path = Field(Path(".data"), description="local folder for the SQLite store and work files")
+    database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
+    dealer_code: str = Field("GZ0012", description="default dealer code when a file name has none")
+    drop_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="folders the DMS exports land in")
+    profile: str | None = Field(None, description="default export profile; None = detect from headers")
+    profile_files: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="TOML files declaring custom profiles")
+    chunk_rows: int = Field(50_000, ge=1000, description="rows per processing chunk")
+    stable_seconds: float = Field(0.0, ge=0, description="a file must be unchanged this long before it is taken")
+
+    # upstream systems (used by later stages); secrets are SecretStr and never flow parameters
+    oem_url: str = "http://127.0.0.1:8701"
+    oem_client_id: str = "dealersync"
+    oem_client_secret: SecretStr = SecretStr("sandbox-secret")
+    oem_dealer_number: str = "GZ0012"
+    crm_url: str = "http://127.0.0.1:8702"
+    crm_token: SecretStr = SecretStr("sandbox-token")
+    sftp_host: str | None = None
+    sftp_port: int = 22
+    sftp_user: str | None = None
+    sftp_key_file: Path | None = None
+    sftp_password: SecretStr | None = None
+    sftp_known_hosts: Path | None = None
+    sftp_remote_root: str = "/"
+
+    @field_validator("drop_dirs", "profile_files", mode="before")
+    @classmethod
+    def _split_paths(cls, v):
+        if isinstance(v, str):  # env form: comma or os.pathsep separated
+            return [p for p in v.replace(os.pathsep, ",").split(",") if p.strip()]
+        return v
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
+                                   file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
+        return (init_settings, env_settings,
+                TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()), file_secret_settings)
+
+    @property
+    def effective_database_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'dealersync.db').resolve()}"
+
+    @property
+    def effective_drop_dirs(self) -> list[Path]:
+        return self.drop_dirs or [self.data_dir / "drop"]
+
+
+def get_settings(**overrides) -> Settings:
+    return Settings(**overrides)

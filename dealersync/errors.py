@@ -1,0 +1,60 @@
+"""The error family.
+
+Every error is picklable (Prefect ships exceptions between processes) and small: a contract
+violation carries counts and a short sample, never a whole DataFrame.
+"""
+from __future__ import annotations
+
+
+class DealersyncError(Exception):
+    """Base class. ``retryable`` tells task retry conditions whether another try can help."""
+
+    retryable = False
+
+    def __reduce__(self):  # keep keyword state through pickling
+        return (_rebuild, (type(self), self.args, self.__dict__))
+
+
+def _rebuild(cls, args, state):
+    obj = cls.__new__(cls)
+    Exception.__init__(obj, *args)
+    obj.__dict__.update(state)
+    return obj
+
+
+class ConfigurationError(DealersyncError):
+    """Wrong or missing configuration: never retried."""
+
+
+class TransientError(DealersyncError):
+    """A network or service hiccup: retried, honouring ``retry_after`` seconds when known."""
+
+    retryable = True
+
+    def __init__(self, message: str, retry_after: float | None = None):
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
+class BadSourceData(DealersyncError):
+    """A source file or record that cannot be used as it is. Names the file, row and column."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 column: str | None = None, reason: str = "BAD_SOURCE"):
+        self.file, self.row, self.column, self.reason = file, row, column, reason
+        super().__init__(message)
+
+    def __str__(self) -> str:
+        where = [p for p in (self.file, f"row {self.row}" if self.row else None,
+                             f"column {self.column}" if self.column else None) if p]
+        msg = self.args[0] if self.args else ""
+        return f"{': '.join([', '.join(where), msg]) if where else msg}"
+
+
+class ContractViolation(DealersyncError):
+    """A peer broke its contract. Carries counts and a small sample only."""
+
+    def __init__(self, message: str, *, counts: dict | None = None, sample: list | None = None):
+        self.counts = dict(counts or {})
+        self.sample = list(sample or [])[:5]
+        super().__init__(message)

@@ -1,0 +1,250 @@
+"""Ingest one export file into the store: read in chunks, validate, load or quarantine, ledger.
+
+Plain Python (no Prefect): the flow in ``flows/ingest.py`` wraps :func:`ingest_file` in a task.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+from sqlalchemy.engine import Engine
+
+from connectors.files import open_table, parse_file_name, sha256_of
+from schemas.feeds import FeedDef, get_feed
+from schemas.profiles import Profile, header_key, load_profiles
+from schemas.validate import is_totals_row, validate_chunk
+from store import repository as repo
+
+from .errors import BadSourceData
+
+log = logging.getLogger("dealersync.ingest")
+
+
+@dataclass
+class FileResult:
+    file: str
+    path: str
+    feed: str | None = None
+    dealer: str | None = None
+    business_date: str | None = None
+    profile: str | None = None
+    encoding: str | None = None
+    status: str = "pending"   # loaded, skipped, rejected
+    rows_read: int = 0
+    rows_loaded: int = 0
+    rows_quarantined: int = 0
+    rows_superseded: int = 0
+    value_issues: int = 0
+    warnings: int = 0
+    replaced_loads: list[int] = field(default_factory=list)
+    load_id: int | None = None
+    message: str | None = None
+    seconds: float = 0.0
+    top_reasons: dict[str, int] = field(default_factory=dict)
+    file_warnings: list[str] = field(default_factory=list)
+
+    def to_json(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class ColumnMap:
+    positions: dict[str, int]         # canonical column -> position in the file's rows
+    warnings: list[str]
+
+
+def map_columns(header: list[str], feed: FeedDef, profile: Profile, file_name: str) -> ColumnMap:
+    aliases = profile.aliases(feed.name)
+    positions: dict[str, int] = {}
+    warnings: list[str] = []
+    for i, h in enumerate(header):
+        key = header_key(h)
+        if not key:
+            continue
+        canonical = aliases.get(key)
+        if canonical is None:
+            warnings.append(f"unknown column {h!r} (column {i + 1}) ignored")
+        elif canonical in positions:
+            warnings.append(f"duplicated header {h!r}: column {i + 1} ignored, column "
+                            f"{positions[canonical] + 1} used for {canonical}")
+        else:
+            positions[canonical] = i
+    missing = [c for c in feed.required if c not in positions]
+    if missing:
+        names = {c: [n for n in profile.columns.get(feed.name, {}).get(c, [])] or [c] for c in missing}
+        col = missing[0]
+        raise BadSourceData(f"missing required column {col} (header {' / '.join(names[col])}); "
+                            f"the file is rejected, nothing was loaded",
+                            file=file_name, row=None, column=names[col][0], reason="MISSING_COLUMN")
+    absent = [c for c in feed.columns if c not in positions]
+    if absent:
+        warnings.append(f"optional columns absent: {', '.join(absent)}")
+    return ColumnMap(positions, warnings)
+
+
+def choose_profile(header: list[str], feed: FeedDef, profiles: dict[str, Profile],
+                   wanted: str | None) -> Profile:
+    if wanted:
+        if wanted not in profiles:
+            from .errors import ConfigurationError
+            raise ConfigurationError(f"unknown profile {wanted!r}; known: {', '.join(sorted(profiles))}")
+        return profiles[wanted]
+    keys = {header_key(h) for h in header}
+    return max(profiles.values(), key=lambda p: len(keys & set(p.aliases(feed.name))))
+
+
+def _header_score(feed: FeedDef, profiles: list[Profile]):
+    alias_sets = [set(p.aliases(feed.name)) for p in profiles]
+
+    def score(cells: list[str]) -> int:
+        keys = {header_key(c) for c in cells}
+        return max(len(keys & a) for a in alias_sets) if len(keys) > 1 else 0
+    return score
+
+
+def _chunks(records, size: int):
+    buf = []
+    for rec in records:
+        buf.append(rec)
+        if len(buf) >= size:
+            yield buf
+            buf = []
+    if buf:
+        yield buf
+
+
+def _process_chunk(recs, table, feed, profile, cmap, file_name):
+    rownums = np.fromiter((r for r, _ in recs), dtype=np.int64, count=len(recs))
+    cells = [c for _, c in recs]
+    width = len(table.header)
+    bad: dict[int, tuple[str, str]] = {}
+    for i, c in enumerate(cells):
+        if is_totals_row(c):
+            bad[i] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
+        elif len(c) != width and not (len(c) > width and not any(x.strip() for x in c[width:])):
+            bad[i] = ("FIELD_COUNT", f"row has {len(c)} fields, the header has {width}")
+    data = {}
+    for col, pos in cmap.positions.items():
+        data[col] = pd.Series([c[pos] if pos < len(c) else "" for c in cells], dtype="str")
+    raw = pd.DataFrame(data, index=pd.RangeIndex(len(cells)))
+    return validate_chunk(raw, rownums, feed, profile, source_file=file_name, header=table.header,
+                          raw_cells=cells, bad_structure=bad)
+
+
+def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, profile: str | None = None,
+                dealer: str | None = None, profiles: dict[str, Profile] | None = None, chunk_rows: int = 50_000,
+                default_dealer: str = "UNKNOWN", force: bool = False, progress=None) -> FileResult:
+    """Load or quarantine every row of one file. Idempotent: the same bytes again are a no-op; a
+    corrected re-export of the same dealer, feed and business day replaces that day's rows. The
+    whole load is one transaction: a crash leaves the previous state intact."""
+    t0 = time.monotonic()
+    path = Path(path)
+    res = FileResult(file=path.name, path=str(path))
+    fname = parse_file_name(path.name)
+    if not path.is_file():
+        raise BadSourceData("no such file", file=str(path), reason="NO_FILE")
+    token = feed or fname.feed_token
+    if not token:
+        raise BadSourceData("cannot tell the feed from the file name (<Dealer>_<FEED>_<YYYYMMDD>.csv); "
+                            "give --feed", file=path.name, reason="UNKNOWN_FEED")
+    fd = get_feed(token)
+    res.feed = fd.name
+    res.dealer = (dealer or fname.dealer or default_dealer).upper()
+    bdate: date | None = fname.business_date
+    res.business_date = bdate.isoformat() if bdate else None
+    profiles = profiles if profiles is not None else load_profiles()
+
+    sha = sha256_of(path)
+    size = path.stat().st_size
+    with engine.begin() as conn:
+        prior = repo.find_by_sha(conn, sha)
+        if prior is not None and (prior["status"] in repo.DONE_STATUSES or (prior["status"] == "REJECTED" and not force)):
+            res.status = "skipped"
+            res.load_id = prior["id"]
+            res.message = f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, {prior['status']})"
+            res.seconds = round(time.monotonic() - t0, 3)
+            return res
+        load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=size, sha256=sha,
+                                  source=fd.source, feed=fd.name, dealer_code=res.dealer, business_date=bdate)
+    res.load_id = load_id
+
+    try:
+        candidates = [profiles[profile]] if profile and profile in profiles else list(profiles.values())
+        table = open_table(path, _header_score(fd, candidates))
+    except BadSourceData as e:
+        return _reject(engine, res, e, t0)
+    try:
+        prof = choose_profile(table.header, fd, profiles, profile)
+        res.profile, res.encoding = prof.name, table.encoding
+        try:
+            cmap = map_columns(table.header, fd, prof, path.name)
+        except BadSourceData as e:
+            e.row = table.header_row
+            return _reject(engine, res, e, t0)
+        file_warnings = list(cmap.warnings)
+        if table.title_rows:
+            file_warnings.append(f"title row(s) {', '.join(map(str, table.title_rows))} above the header skipped")
+        if table.encoding and prof.encoding and table.encoding.replace("-sig", "") != prof.encoding.lower():
+            file_warnings.append(f"profile {prof.name} says {prof.encoding}, content is {table.encoding}")
+        reasons: Counter = Counter()
+        with engine.begin() as conn:
+            stage = repo.create_stage(conn, fd, load_id)
+            stage_cols = list(fd.columns) + ["source_row"]
+            for recs in _chunks(table.records(), chunk_rows):
+                out = _process_chunk(recs, table, fd, prof, cmap, path.name)
+                res.rows_read += len(recs)
+                res.rows_quarantined += len(out.quarantine)
+                res.value_issues += len(out.issues)
+                reasons.update(q["reason_code"] for q in out.quarantine)
+                reasons.update(i["reason_code"] for i in out.issues)
+                repo.add_quarantine(conn, load_id, out.quarantine)
+                repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
+                f = out.frame
+                cols = [f[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else
+                        f[c].astype(int).tolist() for c in stage_cols]
+                repo.stage_rows(conn, stage, zip(*cols))
+                if progress:
+                    progress(res)
+            res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
+            res.warnings = res.rows_superseded + repo.mileage_warnings(
+                conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
+            if res.rows_superseded:
+                reasons["SUPERSEDED"] += res.rows_superseded
+            res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
+            repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
+                                   source_file=path.name, load_id=load_id)
+            repo.drop_stage(conn, stage)
+            res.rows_loaded = res.rows_read - res.rows_quarantined
+            res.status = "loaded"
+            res.file_warnings = file_warnings
+            res.top_reasons = dict(reasons.most_common(5))
+            res.seconds = round(time.monotonic() - t0, 3)
+            repo.finish_load(conn, load_id, status="LOADED", profile=prof.name, encoding=table.encoding,
+                             rows_read=res.rows_read, rows_loaded=res.rows_loaded,
+                             rows_quarantined=res.rows_quarantined, rows_superseded=res.rows_superseded,
+                             value_issues=res.value_issues, warnings=res.warnings, file_warnings=file_warnings,
+                             duration_ms=int(res.seconds * 1000),
+                             message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
+                             if res.replaced_loads else None)
+    finally:
+        table.close()
+    log.info("%s: %s, read %d, loaded %d, quarantined %d", path.name, res.status, res.rows_read,
+             res.rows_loaded, res.rows_quarantined)
+    return res
+
+
+def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> FileResult:
+    res.status = "rejected"
+    res.message = str(e)
+    res.seconds = round(time.monotonic() - t0, 3)
+    with engine.begin() as conn:
+        repo.finish_load(conn, res.load_id, status="REJECTED", message=str(e), duration_ms=int(res.seconds * 1000),
+                         profile=res.profile, encoding=res.encoding)
+    log.warning("%s rejected: %s", res.file, e)
+    return res

@@ -1,0 +1,369 @@
+"""Reusable, vectorised normalisers and checks for Chinese dealer data.
+
+Two halves per value kind:
+
+* ``normalise_<kind>(series)`` turns a raw string column into the canonical string form
+  (``13812345678``, ``2024-03-05``, ``LFV2A21K6A4123458``...). A value it cannot make sense of is
+  left as it is, so that the check below rejects it and the message can quote it.
+* ``is_<kind>(series)`` is the check: a boolean Series, vectorised, registered with pandera so the
+  feed models can say ``Field(vin=())``.
+
+``explain(kind, value)`` gives the reason code and a human message for one failing value; it only
+runs on failures, so it may be plain Python.
+"""
+from __future__ import annotations
+
+import re
+from datetime import date, datetime
+
+import numpy as np
+import pandas as pd
+import pandera.extensions as extensions
+
+NULL_TOKENS = ["", "NULL", "null", "Null", "NONE", "None", "none", "NAN", "NaN", "nan", "N/A", "n/a",
+               "NA", "无", "空", "-", "--", "—", "/", "#N/A"]
+_NULL_RE = "^(?:" + "|".join(re.escape(t) for t in NULL_TOKENS) + ")$"
+
+
+# --------------------------------------------------------------------------- generic text
+
+def clean_text(s: pd.Series) -> pd.Series:
+    """NFKC (full-width digits/letters/parentheses to half-width), trim, Excel's leading
+    apostrophe removed, runs of white space collapsed, null tokens (NULL, 无, -) to NA."""
+    s = s.astype("str") if s.dtype != "str" else s
+    s = s.str.normalize("NFKC").str.strip()
+    s = s.str.replace(r"^'+", "", regex=True).str.replace(r"\s+", " ", regex=True).str.strip()
+    return s.mask(s.str.fullmatch(_NULL_RE, na=True))
+
+
+# --------------------------------------------------------------------------- mobiles, phones
+
+_MOBILE_RE = r"^1[3-9]\d{9}$"
+
+
+def normalise_mobile(s: pd.Series) -> pd.Series:
+    """``+86 138-1234-5678``, ``8613812345678``, ``138 1234 5678``, ``0086...`` -> ``13812345678``."""
+    d = s.str.replace(r"[\s\-().·]", "", regex=True)
+    d = d.str.replace(r"^(?:\+86|0086|86)(?=1\d{10}$)", "", regex=True)
+    return d
+
+
+def is_cn_mobile(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(_MOBILE_RE, na=False)
+
+
+def normalise_phone(s: pd.Series) -> pd.Series:
+    """Landlines: ``0755 8888 1234转123`` -> ``0755-88881234转123``; mobiles as mobiles."""
+    d = s.str.replace(r"(?i)\s*(?:ext\.?|x|分机)\s*(\d+)$", r"转\1", regex=True)
+    d = d.str.replace(r"[\s()]", "", regex=True).str.replace(r"^(?:\+86|0086)-?", "", regex=True)
+    d = d.str.replace(r"^(0\d{2,3})-?(\d{7,8})", r"\1-\2", regex=True)
+    mobile = normalise_mobile(d)
+    return mobile.where(is_cn_mobile(mobile), d)
+
+
+def is_cn_phone(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(r"^(?:0\d{2,3}-\d{7,8}|\d{7,8}|[48]00-?\d{3}-?\d{4}|1[3-9]\d{9})(?:转\d{1,6})?$",
+                           na=False)
+
+
+# --------------------------------------------------------------------------- check digits
+
+_RID_WEIGHTS = np.array([7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2], dtype=np.int64)
+_RID_CHECK = np.frombuffer(b"10X98765432", dtype=np.uint8)
+_SCI_RE = r"^[+-]?\d+(?:\.\d+)?E[+-]?\d+$"
+
+
+def _as_matrix(values: np.ndarray, width: int) -> np.ndarray:
+    """Fixed-width ASCII strings -> uint8 matrix (n, width)."""
+    if len(values) == 0:
+        return np.zeros((0, width), dtype=np.uint8)
+    return np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(-1, width)
+
+
+def normalise_id_number(s: pd.Series) -> pd.Series:
+    return s.str.replace(r"\s", "", regex=True).str.upper()
+
+
+def resident_id_ok(s: pd.Series) -> pd.Series:
+    """18-character PRC resident ID: format, birth date and ISO 7064 MOD 11-2 check digit."""
+    fmt = s.str.fullmatch(r"^\d{17}[\dX]$", na=False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if fmt.any():
+        vals = s.to_numpy(dtype=object)[fmt]
+        m = _as_matrix(vals, 18)
+        digits = (m[:, :17] - 48).astype(np.int64)
+        check = _RID_CHECK[(digits @ _RID_WEIGHTS) % 11]
+        ok = check == m[:, 17]
+        births = pd.to_datetime(pd.Series([v[6:14] for v in vals]), format="%Y%m%d", errors="coerce")
+        ok &= births.notna().to_numpy() & (births.dt.year.to_numpy(na_value=0) >= 1900)
+        out[fmt] = ok
+    return pd.Series(out, index=s.index)
+
+
+_USCC_ALPHABET = "0123456789ABCDEFGHJKLMNPQRTUWXY"
+_USCC_WEIGHTS = np.array([1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28], dtype=np.int64)
+_USCC_VALUE = np.full(256, -1, dtype=np.int64)
+for _i, _c in enumerate(_USCC_ALPHABET):
+    _USCC_VALUE[ord(_c)] = _i
+
+
+def uscc_ok(s: pd.Series) -> pd.Series:
+    """Unified social credit code (GB 32100): 18 characters, MOD 31 check character."""
+    fmt = s.str.fullmatch(r"^[0-9A-HJ-NPQRTUWXY]{18}$", na=False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if fmt.any():
+        v = _USCC_VALUE[_as_matrix(s.to_numpy(dtype=object)[fmt], 18)]
+        expect = (31 - (v[:, :17] @ _USCC_WEIGHTS) % 31) % 31
+        out[fmt] = expect == v[:, 17]
+    return pd.Series(out, index=s.index)
+
+
+def is_id_number(s: pd.Series) -> pd.Series:
+    """Resident ID or credit code with a valid check character, or another document number
+    (passport...). An 18-character number must carry a valid check character; a number Excel
+    turned into scientific notation is destroyed and never valid."""
+    eighteen = s.str.fullmatch(r"^[0-9A-Z]{18}$", na=False)
+    other = s.str.fullmatch(r"^[0-9A-Z]{5,20}$", na=False) & ~eighteen & ~s.str.fullmatch(r"^\d{15,17}$", na=False)
+    return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
+
+
+_VIN_VALUE = np.full(256, -1, dtype=np.int64)
+for _c, _v in zip("0123456789", range(10)):
+    _VIN_VALUE[ord(_c)] = _v
+for _c, _v in zip("ABCDEFGHJKLMNPRSTUVWXYZ", [1, 2, 3, 4, 5, 6, 7, 8, 1, 2, 3, 4, 5, 7, 9, 2, 3, 4, 5, 6, 7, 8, 9]):
+    _VIN_VALUE[ord(_c)] = _v
+_VIN_WEIGHTS = np.array([8, 7, 6, 5, 4, 3, 2, 10, 0, 9, 8, 7, 6, 5, 4, 3, 2], dtype=np.int64)
+_VIN_CHECK = np.frombuffer(b"0123456789X", dtype=np.uint8)
+
+
+def normalise_vin(s: pd.Series) -> pd.Series:
+    return s.str.replace(r"[\s\-]", "", regex=True).str.upper()
+
+
+def vin_check_digit(vins: list[str] | np.ndarray) -> np.ndarray:
+    """Expected position-9 characters (uint8) for 17-character VINs of the VIN alphabet."""
+    v = _VIN_VALUE[_as_matrix(np.asarray(vins, dtype=object), 17)]
+    return _VIN_CHECK[(v @ _VIN_WEIGHTS) % 11]
+
+
+def is_vin(s: pd.Series) -> pd.Series:
+    """17 characters without I, O, Q, and the ISO 3779 / GB 16735 check digit at position 9."""
+    fmt = s.str.fullmatch(r"^[A-HJ-NPR-Z0-9]{17}$", na=False).to_numpy(dtype=bool)
+    out = np.zeros(len(s), dtype=bool)
+    if fmt.any():
+        vals = s.to_numpy(dtype=object)[fmt]
+        out[fmt] = vin_check_digit(vals) == _as_matrix(vals, 17)[:, 8]
+    return pd.Series(out, index=s.index)
+
+
+# --------------------------------------------------------------------------- plates, postcodes, e-mail
+
+PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
+_PLATE_RE = (rf"^(?:[{PROVINCES}][A-HJ-NP-Z](?:[A-HJ-NP-Z0-9]{{4}}[A-HJ-NP-Z0-9挂学警港澳]"
+             rf"|[DF][A-HJ-NP-Z0-9]\d{{4}}|\d{{5}}[DF])|[A-Z]{{2}}\d{{5}}|使\d{{6}}|\d{{6}}领)$")
+
+
+def normalise_plate(s: pd.Series) -> pd.Series:
+    return s.str.replace(r"[\s·.\-]", "", regex=True).str.upper()
+
+
+def is_cn_plate(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(_PLATE_RE, na=False)
+
+
+def is_postcode(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(r"^\d{6}$", na=False)
+
+
+def normalise_email(s: pd.Series) -> pd.Series:
+    return s.str.replace(r"\s", "", regex=True).str.lower()
+
+
+def is_email(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}$", na=False)
+
+
+# --------------------------------------------------------------------------- numbers
+
+def normalise_decimal(s: pd.Series) -> pd.Series:
+    """``1,280.00``, ``￥1,280``, ``1280元`` -> ``1280.00`` / ``1280``."""
+    return s.str.replace(r"[,，\s¥￥]|元$|^CNY|^RMB", "", regex=True)
+
+
+def is_decimal(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(r"^-?\d{1,13}(?:\.\d{1,4})?$", na=False)
+
+
+def normalise_integer(s: pd.Series) -> pd.Series:
+    d = s.str.replace(r"[,，\s]|(?i:km|公里)$", "", regex=True)
+    return d.str.replace(r"^(-?\d+)\.0*$", r"\1", regex=True)
+
+
+def is_integer(s: pd.Series) -> pd.Series:
+    return s.str.fullmatch(r"^-?\d{1,12}$", na=False)
+
+
+# --------------------------------------------------------------------------- dates
+
+DEFAULT_DATE_FORMATS = ["%Y-%m-%d", "%Y/%m/%d", "%Y%m%d", "%Y.%m.%d", "%Y年%m月%d日"]
+DEFAULT_DATETIME_FORMATS = ["%Y-%m-%d %H:%M:%S", "%Y/%m/%d %H:%M:%S", "%Y-%m-%d %H:%M", "%Y/%m/%d %H:%M",
+                            "%Y-%m-%dT%H:%M:%S", "%Y%m%d %H:%M:%S", "%Y%m%d%H%M%S"]
+_EXCEL_EPOCH = pd.Timestamp("1899-12-30")
+_EXCEL_SERIAL_RE = r"^\d{5}(?:\.\d+)?$"  # 10000..99999 days: 1927..2173
+
+
+def parse_dates(s: pd.Series, formats: list[str] | None = None, with_time: bool = False) -> pd.Series:
+    """Parse every date form of the spec into Timestamps (NaT where impossible or unknown):
+    ``2024-03-05``, ``2024/3/5``, ``20240305``, ``2024-03-05 14:22:00``, Excel serials ``45356``."""
+    fmts = list(formats or []) + DEFAULT_DATETIME_FORMATS + DEFAULT_DATE_FORMATS
+    out = pd.Series(pd.NaT, index=s.index, dtype="datetime64[ns]")
+    todo = s.notna()
+    serial = todo & s.str.fullmatch(_EXCEL_SERIAL_RE, na=False)
+    if serial.any():
+        days = pd.to_numeric(s[serial], errors="coerce")
+        if not with_time:
+            days = np.floor(days)
+        out[serial] = _EXCEL_EPOCH + pd.to_timedelta(days, unit="D")
+        todo &= ~serial
+    for fmt in fmts:
+        if not todo.any():
+            break
+        parsed = pd.to_datetime(s[todo], format=fmt, errors="coerce")
+        hit = parsed.notna()
+        if hit.any():
+            out[hit[hit].index] = parsed[hit]
+            todo[hit[hit].index] = False
+    return out
+
+
+def normalise_date(s: pd.Series, formats: list[str] | None = None) -> pd.Series:
+    parsed = parse_dates(s, formats)
+    iso = parsed.dt.strftime("%Y-%m-%d")
+    return iso.where(parsed.notna(), s).astype("str")
+
+
+def normalise_datetime(s: pd.Series, formats: list[str] | None = None) -> pd.Series:
+    parsed = parse_dates(s, formats, with_time=True)
+    iso = parsed.dt.strftime("%Y-%m-%d %H:%M:%S")
+    return iso.where(parsed.notna(), s).astype("str")
+
+
+def is_iso_date(s: pd.Series) -> pd.Series:
+    """``YYYY-MM-DD`` and a real calendar date (``2024-02-30`` is not)."""
+    fmt = s.str.fullmatch(r"^(?:19|20|21)\d{2}-\d{2}-\d{2}$", na=False)
+    return fmt & pd.to_datetime(s.where(fmt), format="%Y-%m-%d", errors="coerce").notna()
+
+
+def is_iso_datetime(s: pd.Series) -> pd.Series:
+    fmt = s.str.fullmatch(r"^(?:19|20|21)\d{2}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}$", na=False)
+    return fmt & pd.to_datetime(s.where(fmt), format="%Y-%m-%d %H:%M:%S", errors="coerce").notna()
+
+
+# --------------------------------------------------------------------------- enumerations
+
+BOOL_WORDS = {"是": "Y", "否": "N", "Y": "Y", "N": "N", "YES": "Y", "NO": "N", "1": "Y", "0": "N",
+              "TRUE": "Y", "FALSE": "N", "同意": "Y", "不同意": "N", "T": "Y", "F": "N", "√": "Y", "×": "N"}
+
+
+def normalise_enum(s: pd.Series, mapping: dict[str, str]) -> pd.Series:
+    """Map raw words to canonical values; words not in the mapping stay as they are."""
+    if not mapping:
+        return s
+    keyed = s.str.upper()
+    upper_map = {str(k).upper(): v for k, v in mapping.items()}
+    mapped = keyed.map(upper_map)
+    return mapped.where(mapped.notna(), s).astype("str")
+
+
+# --------------------------------------------------------------------------- pandera registration
+
+def _reg(name: str, fn, **kw):
+    def check(pandas_obj, *args):
+        return fn(pandas_obj)
+    check.__name__ = name
+    return extensions.register_check_method(**kw)(check)
+
+
+for _name, _fn in {"cn_mobile": is_cn_mobile, "cn_phone": is_cn_phone, "id_number": is_id_number,
+                   "resident_id": resident_id_ok, "vin": is_vin, "cn_plate": is_cn_plate,
+                   "postcode": is_postcode, "email": is_email, "decimal": is_decimal,
+                   "integer": is_integer, "iso_date": is_iso_date, "iso_datetime": is_iso_datetime}.items():
+    try:
+        _reg(_name, _fn)
+    except ValueError:  # already registered (module reloaded)
+        pass
+
+
+# --------------------------------------------------------------------------- explanations
+
+def _explain_id(v: str) -> tuple[str, str]:
+    if re.fullmatch(_SCI_RE, v):
+        return "ID_SCI_NOTATION", f"{v!r} is a number Excel turned into scientific notation; the ID is lost"
+    if re.fullmatch(r"\d{17}[\dX]", v):
+        try:
+            datetime.strptime(v[6:14], "%Y%m%d")
+        except ValueError:
+            return "ID_BAD_BIRTHDATE", f"resident ID carries an impossible birth date {v[6:14]}"
+        return "ID_CHECK_DIGIT", "resident ID check digit (ISO 7064 MOD 11-2) does not match"
+    if len(v) == 18:
+        return "ID_CHECK_DIGIT", "18-character ID or credit code with a wrong check character"
+    return "ID_FORMAT", f"not a resident ID, credit code or document number ({len(v)} characters)"
+
+
+def _explain_vin(v: str) -> tuple[str, str]:
+    if re.fullmatch(_SCI_RE, v):
+        return "VIN_FORMAT", f"{v!r} is scientific notation, not a VIN"
+    if len(v) != 17:
+        return "VIN_LENGTH", f"VIN has {len(v)} characters, 17 expected"
+    if re.search(r"[IOQ]", v):
+        return "VIN_FORMAT", "VIN contains I, O or Q"
+    if not re.fullmatch(r"[A-HJ-NPR-Z0-9]{17}", v):
+        return "VIN_FORMAT", "VIN contains characters outside A-Z and 0-9"
+    expected = chr(vin_check_digit([v])[0])
+    return "VIN_CHECK_DIGIT", f"VIN check digit is {v[8]!r}, {expected!r} expected (ISO 3779)"
+
+
+def _explain_date(v: str) -> tuple[str, str]:
+    m = re.fullmatch(r"(\d{4})[-/.年]?(\d{1,2})[-/.月]?(\d{1,2})日?(?:[ T].*)?", v)
+    if m:
+        try:
+            date(int(m[1]), int(m[2]), int(m[3]))
+        except ValueError:
+            return "IMPOSSIBLE_DATE", f"{v!r} is not a calendar date"
+    return "BAD_DATE", f"{v!r} is not a date (YYYY-MM-DD, YYYY/M/D, YYYYMMDD, date-time or Excel serial)"
+
+
+_EXPLAIN = {
+    "cn_mobile": lambda v: ("BAD_MOBILE", "not an 11-digit CN mobile number"),
+    "cn_phone": lambda v: ("BAD_PHONE", "not a CN phone number"),
+    "id_number": _explain_id,
+    "resident_id": _explain_id,
+    "vin": _explain_vin,
+    "cn_plate": lambda v: ("BAD_PLATE", f"{v!r} is not a CN licence plate"),
+    "postcode": lambda v: ("BAD_POSTCODE", f"{v!r} is not a 6-digit postcode"),
+    "email": lambda v: ("BAD_EMAIL", f"{v!r} is not an e-mail address"),
+    "decimal": lambda v: ("BAD_DECIMAL", f"{v!r} is not a decimal amount"),
+    "integer": lambda v: ("BAD_INTEGER", f"{v!r} is not a whole number"),
+    "iso_date": _explain_date,
+    "iso_datetime": _explain_date,
+    "not_nullable": lambda v: ("MISSING_REQUIRED", "required value is blank"),
+    "encoding": lambda v: ("ENCODING_ERROR", "value contains bytes that are neither UTF-8 nor GB18030"),
+}
+
+
+def explain(check: str, value) -> tuple[str, str]:
+    """Reason code and message for one failing value of a check."""
+    if check.startswith("isin"):
+        return "BAD_ENUM", f"{value!r} is not one of the allowed values {check[5:-1]}"
+    fn = _EXPLAIN.get(check)
+    if fn is None:
+        return "INVALID", f"{value!r} fails {check}"
+    return fn("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
+
+
+def mask_mobile(m: str | None) -> str | None:
+    """``13812345678`` -> ``138****5678``."""
+    if not m:
+        return m
+    return m[:3] + "****" + m[-4:] if len(m) >= 7 else "****"
+

@@ -1,0 +1,204 @@
+"""pandera models of the canonical feeds (``shared/specs/dms-exports.md`` sections 2 and 3).
+
+Each field's ``metadata`` says what kind of value it holds (the normaliser and the store read it),
+whether it is required (an invalid required value quarantines the row, an invalid optional one is
+blanked and recorded as a value issue) and whether it is part of the feed's natural key.
+Models validate the *normalised string* frame: dates are ISO strings, mobiles 11 digits, etc.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import pandera.pandas as pa
+from pandera.typing import Series
+
+from . import checks  # noqa: F401  (registers the custom checks)
+
+_KIND_CHECKS = {
+    "mobile": {"cn_mobile": ()}, "phone": {"cn_phone": ()}, "id_number": {"id_number": ()},
+    "vin": {"vin": ()}, "plate": {"cn_plate": ()}, "postcode": {"postcode": ()}, "email": {"email": ()},
+    "date": {"iso_date": ()}, "datetime": {"iso_datetime": ()}, "decimal": {"decimal": ()},
+    "integer": {"integer": ()},
+}
+
+
+def col(kind: str = "text", *, required: bool = False, key: bool = False, values=None,
+        mapping: dict | None = None, max_len: int | None = None):
+    """Declare a canonical column. ``values``: allowed canonical values of an enumeration;
+    ``mapping``: built-in raw word -> canonical value (profiles may add their own)."""
+    kw = dict(_KIND_CHECKS.get(kind, {}))
+    if values is not None:
+        kw["isin"] = list(values)
+    if max_len:
+        kw["str_length"] = {"max_value": max_len}
+    required = required or key
+    return pa.Field(nullable=not required, **kw,
+                    metadata={"kind": kind, "required": required, "key": key,
+                              "values": list(values) if values is not None else None,
+                              "mapping": dict(mapping or {})})
+
+
+class FeedModel(pa.DataFrameModel):
+    class Config:
+        strict = False
+        coerce = False
+
+
+YN = {"values": ["Y", "N"], "mapping": checks.BOOL_WORDS}
+
+
+class Customers(FeedModel):
+    customer_id: Series[str] = col(key=True, max_len=64)
+    name: Series[str] = col(required=True)
+    customer_type: Series[str] = col("enum", values=["PERSON", "ORGANISATION"], mapping={
+        "个人": "PERSON", "私人": "PERSON", "PERSON": "PERSON", "单位": "ORGANISATION", "公司": "ORGANISATION",
+        "企业": "ORGANISATION", "集团": "ORGANISATION", "ORGANISATION": "ORGANISATION"})
+    gender: Series[str] = col("enum", values=["M", "F"], mapping={"男": "M", "女": "F", "M": "M", "F": "F"})
+    mobile: Series[str] = col("mobile")
+    phone: Series[str] = col("phone")
+    id_type: Series[str] = col("enum", values=["RESIDENT_ID", "PASSPORT", "USCC", "OTHER"], mapping={
+        "身份证": "RESIDENT_ID", "居民身份证": "RESIDENT_ID", "护照": "PASSPORT",
+        "统一社会信用代码": "USCC", "营业执照": "USCC", "组织机构代码": "USCC", "其他": "OTHER", "其它": "OTHER"})
+    id_number: Series[str] = col("id_number")
+    address: Series[str] = col()
+    postcode: Series[str] = col("postcode")
+    email: Series[str] = col("email")
+    birthday: Series[str] = col("date")
+    created_date: Series[str] = col("date")
+    advisor: Series[str] = col()
+    source_channel: Series[str] = col("enum", values=["展厅", "电话", "网络", "转介绍", "车展", "其他"],
+                                      mapping={"其它": "其他", "网站": "网络", "介绍": "转介绍"})
+    marketing_consent: Series[str] = col("bool", **YN)
+
+
+class Vehicles(FeedModel):
+    vin: Series[str] = col("vin", key=True)
+    engine_no: Series[str] = col()
+    plate: Series[str] = col("plate")
+    brand: Series[str] = col()
+    model: Series[str] = col()
+    color: Series[str] = col()
+    displacement: Series[str] = col()
+    production_date: Series[str] = col("date")
+    sale_date: Series[str] = col("date")
+    registration_date: Series[str] = col("date")
+    owner_customer_id: Series[str] = col()
+    mileage_km: Series[str] = col("integer")
+
+
+REPAIR_TYPES = ["首保", "定保", "保养", "三包", "索赔", "小修", "二保", "大修", "事故", "保险", "内部", "返修"]
+RO_STATUSES = ["在修", "已完工", "已结算", "已交车", "作废"]
+
+
+class RepairOrders(FeedModel):
+    ro_number: Series[str] = col(key=True, max_len=64)
+    opened_at: Series[str] = col("datetime", required=True)
+    closed_at: Series[str] = col("datetime")
+    delivered_at: Series[str] = col("datetime")
+    vin: Series[str] = col("vin", required=True)
+    plate: Series[str] = col("plate")
+    customer_id: Series[str] = col()
+    sender_name: Series[str] = col()
+    sender_mobile: Series[str] = col("mobile")
+    mileage_km: Series[str] = col("integer")
+    repair_type: Series[str] = col("enum", values=REPAIR_TYPES)
+    advisor: Series[str] = col()
+    labor_amount: Series[str] = col("decimal")
+    parts_amount: Series[str] = col("decimal")
+    total_amount: Series[str] = col("decimal")
+    complaint: Series[str] = col()
+    status: Series[str] = col("enum", values=RO_STATUSES)
+
+
+class RepairOrderLines(FeedModel):
+    ro_number: Series[str] = col(key=True, max_len=64)
+    line_no: Series[str] = col("integer", key=True)
+    line_type: Series[str] = col("enum", values=["工时", "配件", "外加工"])
+    code: Series[str] = col()
+    description: Series[str] = col()
+    quantity: Series[str] = col("decimal")
+    hours: Series[str] = col("decimal")
+    unit_price: Series[str] = col("decimal")
+    amount: Series[str] = col("decimal")
+    pay_type: Series[str] = col("enum", values=["客户付费", "索赔", "保险", "内部", "免费"])
+    causal_part: Series[str] = col("bool", **YN)
+
+
+class VehicleSales(FeedModel):
+    sale_no: Series[str] = col(key=True, max_len=64)
+    order_date: Series[str] = col("date")
+    invoice_date: Series[str] = col("date")
+    delivery_date: Series[str] = col("date")
+    vin: Series[str] = col("vin", required=True)
+    customer_id: Series[str] = col()
+    customer_name: Series[str] = col()
+    mobile: Series[str] = col("mobile")
+    id_number: Series[str] = col("id_number")
+    salesperson: Series[str] = col()
+    model: Series[str] = col()
+    price: Series[str] = col("decimal")
+    payment: Series[str] = col("enum", values=["全款", "贷款", "分期"], mapping={"按揭": "贷款"})
+
+
+CLAIM_TYPES = ["保修", "三包", "召回", "首保", "技术服务活动", "预授权"]
+
+
+class WarrantyClaims(FeedModel):
+    claim_no: Series[str] = col(key=True, max_len=64)
+    ro_number: Series[str] = col(required=True)
+    vin: Series[str] = col("vin", required=True)
+    mileage_km: Series[str] = col("integer")
+    claim_type: Series[str] = col("enum", values=CLAIM_TYPES)
+    complaint_code: Series[str] = col()
+    complaint: Series[str] = col()
+    cause_code: Series[str] = col()
+    cause: Series[str] = col()
+    correction: Series[str] = col()
+    defect_code: Series[str] = col()
+    causal_part_no: Series[str] = col()
+    labor_op_codes: Series[str] = col()
+    claim_amount: Series[str] = col("decimal")
+    authorization_no: Series[str] = col()
+
+
+@dataclass(frozen=True)
+class FeedDef:
+    name: str            # canonical feed name typed on the command line
+    token: str           # FEED token in file names
+    model: type[FeedModel]
+    table: str           # canonical table in the store
+    source: str = "DMS"
+    columns: dict = field(default_factory=dict, compare=False)
+
+    @property
+    def key(self) -> tuple[str, ...]:
+        return tuple(c for c, m in self.columns.items() if m["key"])
+
+    @property
+    def required(self) -> tuple[str, ...]:
+        return tuple(c for c, m in self.columns.items() if m["required"])
+
+
+def _feed(name, token, model, table, source="DMS") -> FeedDef:
+    schema = model.to_schema()
+    cols = {c: dict(schema.columns[c].metadata) for c in schema.columns}
+    return FeedDef(name, token, model, table, source, cols)
+
+
+FEEDS: dict[str, FeedDef] = {f.name: f for f in [
+    _feed("customers", "CUSTOMER", Customers, "dms_customer"),
+    _feed("vehicles", "VEHICLE", Vehicles, "dms_vehicle"),
+    _feed("repair_orders", "RO", RepairOrders, "dms_repair_order"),
+    _feed("repair_order_lines", "ROLINE", RepairOrderLines, "dms_repair_order_line"),
+    _feed("vehicle_sales", "SALE", VehicleSales, "dms_vehicle_sale"),
+    _feed("warranty_claims", "CLAIM", WarrantyClaims, "dms_warranty_claim"),
+]}
+FEEDS_BY_TOKEN = {f.token: f for f in FEEDS.values()}
+
+
+def get_feed(name_or_token: str) -> FeedDef:
+    f = FEEDS.get(name_or_token.lower()) or FEEDS_BY_TOKEN.get(name_or_token.upper())
+    if f is None:
+        from dealersync.errors import ConfigurationError
+        raise ConfigurationError(f"unknown feed {name_or_token!r}; known: {', '.join(FEEDS)}")
+    return f

@@ -1,0 +1,103 @@
+"""Export profiles: how one DMS names its columns, encodes its files and writes its values.
+
+Built-in profiles ship as TOML next to this module; an operator declares more in their own TOML
+file(s) (``profile_files`` in the settings), in the same form, without code::
+
+    [dms_c]
+    extends = "dms_a"                 # optional: start from another profile
+    encoding = "utf-8"
+    date_formats = ["%d.%m.%Y"]
+    require_done_marker = true
+    [dms_c.columns.customers]
+    customer_id = ["客户ID", "顾客编号"]  # one header or several aliases
+    [dms_c.values.customer_type]       # raw word -> canonical value, for a column of any feed
+    "私人客户" = "PERSON"
+"""
+from __future__ import annotations
+
+import copy
+import tomllib
+import unicodedata
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from dealersync.errors import ConfigurationError
+
+from .feeds import FEEDS
+
+_BUILTIN_DIR = Path(__file__).parent / "profiles"
+
+
+def header_key(h) -> str:
+    """Header comparison key: NFKC (full-width parentheses and letters), no white space, lower case."""
+    s = unicodedata.normalize("NFKC", "" if h is None else str(h))
+    return "".join(s.split()).lower().lstrip("\ufeff")
+
+
+@dataclass
+class Profile:
+    name: str
+    description: str = ""
+    encoding: str = "utf-8"
+    date_formats: list[str] = field(default_factory=list)
+    require_done_marker: bool = False
+    columns: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # feed -> canonical -> aliases
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> raw -> canonical
+
+    def aliases(self, feed: str) -> dict[str, str]:
+        """header key -> canonical column, for one feed (the canonical name itself is always an alias)."""
+        out = {header_key(c): c for c in FEEDS[feed].columns}
+        for canonical, names in self.columns.get(feed, {}).items():
+            for n in names:
+                out[header_key(n)] = canonical
+        return out
+
+
+def _from_dict(name: str, d: dict, known: dict[str, Profile], origin: str) -> Profile:
+    base = copy.deepcopy(known[d["extends"]]) if d.get("extends") else Profile(name)
+    if d.get("extends") and d["extends"] not in known:
+        raise ConfigurationError(f"{origin}: profile {name!r} extends unknown profile {d['extends']!r}")
+    base.name = name
+    for attr in ("description", "encoding", "require_done_marker"):
+        if attr in d:
+            setattr(base, attr, d[attr])
+    if "date_formats" in d:
+        base.date_formats = list(d["date_formats"])
+    for feed, cols in (d.get("columns") or {}).items():
+        if feed not in FEEDS:
+            raise ConfigurationError(f"{origin}: profile {name!r} names unknown feed {feed!r}")
+        target = base.columns.setdefault(feed, {})
+        for canonical, aliases in cols.items():
+            if canonical not in FEEDS[feed].columns:
+                raise ConfigurationError(
+                    f"{origin}: profile {name!r}, feed {feed}: unknown column {canonical!r}")
+            target[canonical] = [aliases] if isinstance(aliases, str) else list(aliases)
+    for column, mapping in (d.get("values") or {}).items():
+        base.values.setdefault(column, {}).update({str(k): str(v) for k, v in mapping.items()})
+    try:
+        "".encode(base.encoding)
+    except LookupError:
+        raise ConfigurationError(f"{origin}: profile {name!r}: unknown encoding {base.encoding!r}") from None
+    return base
+
+
+def _load_file(path: Path, known: dict[str, Profile]) -> None:
+    try:
+        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigurationError(f"profile file {path} does not exist") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"profile file {path}: {e}") from None
+    for name, d in data.items():
+        if not isinstance(d, dict):
+            raise ConfigurationError(f"profile file {path}: top-level {name!r} is not a profile table")
+        known[name] = _from_dict(name, d, known, str(path))
+
+
+def load_profiles(extra_files: list[Path] | tuple = ()) -> dict[str, Profile]:
+    known: dict[str, Profile] = {}
+    for p in sorted(_BUILTIN_DIR.glob("*.toml")):
+        _load_file(p, known)
+    for p in extra_files:
+        _load_file(Path(p), known)
+    return known
