@@ -248,3 +248,35 @@ def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> Fil
                          profile=res.profile, encoding=res.encoding)
     log.warning("%s rejected: %s", res.file, e)
     return res
+
+
+EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
+
+
+def expand_paths(paths: list[str | Path]) -> list[Path]:
+    """Files as given, and the export files inside given folders (sorted by name: day order)."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(EXPORT_SUFFIXES)
+                              and not f.name.startswith(".") and "_truth_" not in f.name))
+        else:
+            out.append(p)
+    return out
+
+
+def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: float = 0.0,
+                  require_done_marker: bool = False) -> list[Path]:
+    """Export files in ``folders`` that are complete and whose bytes are not in the ledger yet."""
+    now = time.time()
+    out = []
+    with engine.connect() as conn:
+        for f in expand_paths([d for d in folders if Path(d).is_dir()]):
+            if require_done_marker and not f.with_name(f.name + ".done").exists():
+                continue
+            if stable_seconds and now - f.stat().st_mtime < stable_seconds:
+                continue  # still being written
+            prior = repo.find_by_sha(conn, sha256_of(f))
+            if prior is None or prior["status"] not in (*repo.DONE_STATUSES, "REJECTED"):
+                out.append(f)
+    return out

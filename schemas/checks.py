@@ -123,7 +123,7 @@ def is_id_number(s: pd.Series) -> pd.Series:
     (passport...). An 18-character number must carry a valid check character; a number Excel
     turned into scientific notation is destroyed and never valid."""
     eighteen = s.str.fullmatch(r"^[0-9A-Z]{18}$", na=False)
-    other = s.str.fullmatch(r"^[0-9A-Z]{5,20}$", na=False) & ~eighteen & ~s.str.fullmatch(r"^\d{15,17}$", na=False)
+    other = s.str.fullmatch(r"^[0-9A-Z]{5,20}$", na=False) & ~eighteen & ~s.str.fullmatch(r"^\d{13,17}$", na=False)
     return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
 
 
@@ -160,7 +160,7 @@ def is_vin(s: pd.Series) -> pd.Series:
 
 PROVINCES = "京津沪渝冀豫云辽黑湘皖鲁新苏浙赣鄂桂甘晋蒙陕吉闽贵粤青藏川宁琼"
 _PLATE_RE = (rf"^(?:[{PROVINCES}][A-HJ-NP-Z](?:[A-HJ-NP-Z0-9]{{4}}[A-HJ-NP-Z0-9挂学警港澳]"
-             rf"|[DF][A-HJ-NP-Z0-9]\d{{4}}|\d{{5}}[DF])|[A-Z]{{2}}\d{{5}}|使\d{{6}}|\d{{6}}领)$")
+             rf"|[DF][A-HJ-NP-Z0-9]\d{{4}}|\d{{5}}[DF])|使\d{{6}}|\d{{6}}领)$")
 
 
 def normalise_plate(s: pd.Series) -> pd.Series:

@@ -76,6 +76,9 @@ def create_stage(conn: Connection, feed: FeedDef, load_id: int) -> Table:
 
 def stage_rows(conn: Connection, stage: Table, rows) -> None:
     """Append rows (tuples in stage column order; None for blank). COPY on PostgreSQL."""
+    rows = list(rows)
+    if not rows:
+        return
     cols = [c.name for c in stage.columns]
     if conn.dialect.name == "postgresql":
         raw = conn.connection.driver_connection
@@ -85,7 +88,7 @@ def stage_rows(conn: Connection, stage: Table, rows) -> None:
                     cp.write_row(r)
     else:
         marks = ", ".join("?" for _ in cols)
-        conn.exec_driver_sql(f"INSERT INTO {stage.name} ({', '.join(cols)}) VALUES ({marks})", list(rows))
+        conn.exec_driver_sql(f"INSERT INTO {stage.name} ({', '.join(cols)}) VALUES ({marks})", rows)
 
 
 def _winners(stage: Table, feed: FeedDef):

@@ -1,0 +1,215 @@
+"""``dealersync`` command line.
+
+Exit codes: 0 success; 2 bad input (a one-line message naming file, row and column);
+1 unexpected error.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from pathlib import Path
+
+from .errors import BadSourceData, ConfigurationError, DealersyncError
+
+EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
+
+
+def _prefect_env() -> None:
+    """Defaults for running flows on one machine with no internet and no server."""
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
+    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+
+
+def _engine(settings):
+    from store.db import make_engine, upgrade
+    engine = make_engine(settings.effective_database_url)
+    upgrade(engine)
+    return engine
+
+
+def _print_table(rows: list[dict], cols: list[str], out=sys.stdout) -> None:
+    if not rows:
+        print("(nothing)", file=out)
+        return
+    def width(s):  # CJK characters take two columns in a terminal
+        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
+    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
+    w = [max(width(c), *(width(x[i]) for x in cells)) for i, c in enumerate(cols)]
+    print("  ".join(c + " " * (w[i] - width(c)) for i, c in enumerate(cols)), file=out)
+    print("  ".join("-" * w[i] for i in range(len(cols))), file=out)
+    for x in cells:
+        print("  ".join(v + " " * (w[i] - width(v)) for i, v in enumerate(x)), file=out)
+
+
+SUMMARY_COLS = ["file", "feed", "status", "rows_read", "rows_loaded", "rows_quarantined", "rows_superseded",
+                "value_issues", "warnings", "seconds"]
+
+
+# ------------------------------------------------------------------------------------ commands
+
+def cmd_ingest(args, settings) -> int:
+    from schemas.profiles import load_profiles
+
+    from .ingest import expand_paths, ingest_file
+    engine = _engine(settings)
+    profiles = load_profiles(settings.profile_files)
+    files = expand_paths(args.paths)
+    if not files:
+        print(f"error: no export files found in {', '.join(args.paths)}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    rc = EXIT_OK
+    results = []
+    for f in files:
+        try:
+            res = ingest_file(engine, f, feed=args.feed, profile=args.profile or settings.profile,
+                              dealer=args.dealer, profiles=profiles, chunk_rows=settings.chunk_rows,
+                              default_dealer=settings.dealer_code, force=args.force,
+                              progress=None if args.json else _progress)
+        except BadSourceData as e:
+            print(f"error: {e}", file=sys.stderr)
+            rc = EXIT_BAD_INPUT
+            continue
+        if not args.json and sys.stderr.isatty():
+            print(file=sys.stderr)
+        if res.status == "rejected":
+            print(f"error: {res.message}", file=sys.stderr)
+            rc = EXIT_BAD_INPUT
+        results.append(res)
+        if args.json:
+            print(json.dumps(res.to_json(), ensure_ascii=False), flush=True)
+    if not args.json:
+        _print_table([r.to_json() for r in results], SUMMARY_COLS)
+        for r in results:
+            for w in r.file_warnings:
+                print(f"warning: {r.file}: {w}", file=sys.stderr)
+    return rc
+
+
+def _progress(res) -> None:
+    if sys.stderr.isatty():
+        print(f"\r{res.file}: {res.rows_read:,} rows read, {res.rows_quarantined:,} quarantined",
+              end="", file=sys.stderr, flush=True)
+
+
+def cmd_quarantine_list(args, settings) -> int:
+    from store import repository as repo
+    engine = _engine(settings)
+    with engine.connect() as conn:
+        rows = [dict(r) for r in repo.list_quarantine(conn, file=args.file, limit=args.limit)]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False, default=str))
+    else:
+        _print_table(rows, ["source_file", "row_number", "column_name", "raw_value", "reason_code", "message"])
+    return EXIT_OK
+
+
+def cmd_sample(args, settings) -> int:
+    from .sample import generate
+    written = generate(Path(args.out), rows=args.rows, seed=args.seed, profile=args.profile,
+                       dealer=args.dealer or settings.dealer_code)
+    for feed, p in written.items():
+        print(f"{feed:20s} {p}")
+    return EXIT_OK
+
+
+def cmd_db_upgrade(args, settings) -> int:
+    _engine(settings)
+    print(f"store is up to date: {_safe_url(settings.effective_database_url)}")
+    return EXIT_OK
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+    return make_url(url).render_as_string(hide_password=True)
+
+
+def cmd_run(args, settings) -> int:
+    """The main job: on first run, sample exports into the drop folder; then ingest every
+    folder through the Prefect flow and print a summary."""
+    _prefect_env()
+    drop = settings.effective_drop_dirs[0]
+    if not any(drop.glob("*_*_*.*")) if drop.exists() else True:
+        from .sample import generate
+        generate(drop, rows=args.sample_rows, seed=7, profile="dms_a", dealer=settings.dealer_code)
+        print(f"first run: sample exports written to {drop}")
+    _engine(settings)
+    from flows.ingest import ingest_dms_exports
+    results = ingest_dms_exports(folders=[str(p) for p in settings.effective_drop_dirs])
+    print(f"\ndealersync run: store {_safe_url(settings.effective_database_url)}")
+    _print_table(results, SUMMARY_COLS)
+    if not results:
+        print("nothing new to ingest (every file in the drop folder is already in the ledger)")
+    return EXIT_BAD_INPUT if any(r["status"] == "rejected" for r in results) else EXIT_OK
+
+
+# ------------------------------------------------------------------------------------ main
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="dealersync", description=__doc__.splitlines()[0])
+    p.add_argument("--debug", action="store_true", help="show tracebacks")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    s = sub.add_parser("ingest", help="ingest DMS export files or folders")
+    s.add_argument("paths", nargs="+")
+    s.add_argument("--feed", help="feed name (customers, repair_orders...) when the file name does not say")
+    s.add_argument("--profile", help="export profile (dms_a, dms_b or a custom one); default: detect")
+    s.add_argument("--dealer", help="dealer code when the file name does not say")
+    s.add_argument("--force", action="store_true", help="re-try files that were rejected before")
+    s.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
+    s.set_defaults(fn=cmd_ingest)
+
+    q = sub.add_parser("quarantine", help="quarantined rows")
+    qs = q.add_subparsers(dest="sub", required=True)
+    ql = qs.add_parser("list", help="list quarantined rows with their reasons")
+    ql.add_argument("--file", help="only this file (name or path)")
+    ql.add_argument("--limit", type=int)
+    ql.add_argument("--json", action="store_true")
+    ql.set_defaults(fn=cmd_quarantine_list)
+
+    s = sub.add_parser("sample", help="write realistic sample exports with ground truth")
+    s.add_argument("--out", required=True)
+    s.add_argument("--rows", type=int, default=200, help="number of people (customers)")
+    s.add_argument("--seed", type=int, default=7)
+    s.add_argument("--profile", default="dms_a", choices=["dms_a", "dms_b"])
+    s.add_argument("--dealer")
+    s.set_defaults(fn=cmd_sample)
+
+    d = sub.add_parser("db", help="store administration")
+    ds = d.add_subparsers(dest="sub", required=True)
+    du = ds.add_parser("upgrade", help="apply Alembic migrations")
+    du.set_defaults(fn=cmd_db_upgrade)
+
+    r = sub.add_parser("run", help="the main job: ingest every drop folder and print a summary")
+    r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")
+    r.set_defaults(fn=cmd_run)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    try:
+        from .config import get_settings
+        settings = get_settings()
+        return args.fn(args, settings)
+    except (BadSourceData, ConfigurationError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except DealersyncError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return EXIT_ERROR
+    except Exception as e:  # noqa: BLE001
+        if args.debug:
+            raise
+        print(f"unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        return EXIT_ERROR
+
+
+if __name__ == "__main__":
+    sys.exit(main())

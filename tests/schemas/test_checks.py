@@ -1,0 +1,176 @@
+"""Table-driven tests of every normaliser and check: (raw value, expected canonical, valid?)."""
+import pandas as pd
+import pytest
+
+from schemas import checks as ck
+
+
+def S(*values):
+    return ck.clean_text(pd.Series(list(values), dtype="str"))
+
+
+@pytest.mark.parametrize("raw,expected", [
+    (" 张 伟 ", "张 伟"), ("１３８", "138"), ("'13812345678", "13812345678"), ("排量（L）", "排量(L)"),
+    ("NULL", None), ("无", None), ("-", None), ("", None), ("  ", None), ("null", None), ("ＡＢＣ", "ABC"),
+])
+def test_clean_text(raw, expected):
+    out = S(raw).iloc[0]
+    assert (out if isinstance(out, str) else None) == expected
+
+
+@pytest.mark.parametrize("raw,norm,valid", [
+    ("13812345678", "13812345678", True),
+    ("138 1234 5678", "13812345678", True),
+    ("+86 138-1234-5678", "13812345678", True),
+    ("8613812345678", "13812345678", True),
+    ("008613812345678", "13812345678", True),
+    ("１３８１２３４５６７８", "13812345678", True),
+    ("'13812345678", "13812345678", True),
+    ("1381234567", "1381234567", False),      # 10 digits
+    ("12812345678", "12812345678", False),    # no 12x mobiles
+    ("010-62345678", "01062345678", False),   # a landline is not a mobile
+])
+def test_mobile(raw, norm, valid):
+    m = ck.normalise_mobile(S(raw))
+    assert m.iloc[0] == norm
+    assert bool(ck.is_cn_mobile(m).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,norm,valid", [
+    ("010-62345678", "010-62345678", True),
+    ("0755 8888 1234", "0755-88881234", True),
+    ("0755 8888 1234转123", "0755-88881234转123", True),
+    ("020-8765432 ext 8", "020-8765432转8", True),
+    ("400-800-8888", "400-800-8888", True),
+    ("13812345678", "13812345678", True),
+    ("12", "12", False),
+])
+def test_phone(raw, norm, valid):
+    p = ck.normalise_phone(S(raw))
+    assert p.iloc[0] == norm
+    assert bool(ck.is_cn_phone(p).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,resident,uscc,valid", [
+    ("11010519491231002X", True, False, True),
+    ("11010519491231002x", True, False, True),       # lower-case x seen in the wild
+    ("110105194912310021", False, False, False),     # wrong check digit
+    ("110105194902300027", False, False, False),     # impossible birth date (Feb 30)
+    ("4.4010619900101E+17", False, False, False),    # destroyed by Excel
+    ("91350100M000100Y43", False, True, True),       # credit code
+    ("91350100M000100Y44", False, False, False),     # credit code, wrong check
+    ("G12345678", False, False, True),               # passport
+    ("11010519491231", False, False, False),         # truncated ID
+])
+def test_id_numbers(raw, resident, uscc, valid):
+    s = ck.normalise_id_number(S(raw))
+    assert bool(ck.resident_id_ok(s).iloc[0]) is resident
+    assert bool(ck.uscc_ok(s).iloc[0]) is uscc
+    assert bool(ck.is_id_number(s).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,norm,valid", [
+    ("1M8GDM9AXKP042788", "1M8GDM9AXKP042788", True),   # the textbook example
+    ("1m8gdm9axkp042788", "1M8GDM9AXKP042788", True),
+    ("1M8G DM9A XKP042788", "1M8GDM9AXKP042788", True),
+    ("1M8GDM9A1KP042788", "1M8GDM9A1KP042788", False),  # check digit wrong
+    ("1M8GDM9AXKP04278", "1M8GDM9AXKP04278", False),    # 16 chars
+    ("1M8GDM9AXKP0427O8", "1M8GDM9AXKP0427O8", False),  # letter O
+])
+def test_vin(raw, norm, valid):
+    v = ck.normalise_vin(S(raw))
+    assert v.iloc[0] == norm
+    assert bool(ck.is_vin(v).iloc[0]) is valid
+
+
+def test_vin_check_digits_of_generated_vins_are_valid():
+    import numpy as np
+    from dealersync.sample import make_vins
+    vins = pd.Series(make_vins(np.random.default_rng(1), 500), dtype="str")
+    assert ck.is_vin(vins).all()
+    broken = vins.str.slice(0, 8) + vins.str.slice(8, 9).map(lambda c: "0" if c != "0" else "1") + vins.str.slice(9)
+    assert not ck.is_vin(broken).any()
+
+
+@pytest.mark.parametrize("raw,valid", [
+    ("京A12345", True), ("粤BD12345", True), ("粤B12345D", True), ("京A·12345", True), ("沪 a 12345", True),
+    ("京A1234", False), ("XX12345", False), ("粤I12345", False),
+])
+def test_plate(raw, valid):
+    assert bool(ck.is_cn_plate(ck.normalise_plate(S(raw))).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,valid", [("510000", True), ("51000", False), ("5100001", False), ("51000A", False)])
+def test_postcode(raw, valid):
+    assert bool(ck.is_postcode(S(raw)).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,valid", [(" A@B.cn", True), ("user.x+1@mail.example.com", True), ("a@b", False),
+                                       ("@b.cn", False)])
+def test_email(raw, valid):
+    assert bool(ck.is_email(ck.normalise_email(S(raw))).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,date,datetime_", [
+    ("2024-03-05", "2024-03-05", "2024-03-05 00:00:00"),
+    ("2024/3/5", "2024-03-05", "2024-03-05 00:00:00"),
+    ("20240305", "2024-03-05", "2024-03-05 00:00:00"),
+    ("2024-03-05 14:22:00", "2024-03-05", "2024-03-05 14:22:00"),
+    ("2024/3/5 9:05", "2024-03-05", "2024-03-05 09:05:00"),
+    ("45356", "2024-03-05", "2024-03-05 00:00:00"),          # Excel serial
+    ("45356.5", "2024-03-05", "2024-03-05 12:00:00"),
+    ("2024年3月5日", "2024-03-05", "2024-03-05 00:00:00"),
+    ("2024-02-30", None, None),                               # impossible
+    ("20241301", None, None),
+    ("yesterday", None, None),
+])
+def test_dates(raw, date, datetime_):
+    d = ck.normalise_date(S(raw))
+    dt = ck.normalise_datetime(S(raw))
+    assert bool(ck.is_iso_date(d).iloc[0]) is (date is not None)
+    assert bool(ck.is_iso_datetime(dt).iloc[0]) is (datetime_ is not None)
+    if date:
+        assert d.iloc[0] == date and dt.iloc[0] == datetime_
+
+
+def test_profile_date_formats_come_first():
+    assert ck.normalise_date(S("05.03.2024"), ["%d.%m.%Y"]).iloc[0] == "2024-03-05"
+
+
+@pytest.mark.parametrize("raw,norm,valid", [
+    ("1,280.00", "1280.00", True), ("￥1,280", "1280", True), ("1280元", "1280", True), ("-35.5", "-35.5", True),
+    ("12x", "12x", False), ("1.2.3", "1.2.3", False),
+])
+def test_decimal(raw, norm, valid):
+    d = ck.normalise_decimal(S(raw))
+    assert d.iloc[0] == norm and bool(ck.is_decimal(d).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,norm,valid", [("12,345", "12345", True), ("12345km", "12345", True),
+                                            ("12345.0", "12345", True), ("12.5", "12.5", False)])
+def test_integer(raw, norm, valid):
+    d = ck.normalise_integer(S(raw))
+    assert d.iloc[0] == norm and bool(ck.is_integer(d).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("raw,canonical", [("是", "Y"), ("否", "N"), ("y", "Y"), ("1", "Y"), ("0", "N"),
+                                           ("同意", "Y"), ("maybe", "maybe")])
+def test_bool_words(raw, canonical):
+    assert ck.normalise_enum(S(raw), ck.BOOL_WORDS).iloc[0] == canonical
+
+
+@pytest.mark.parametrize("check,value,reason", [
+    ("iso_date", "2024-02-30", "IMPOSSIBLE_DATE"), ("iso_date", "soon", "BAD_DATE"),
+    ("id_number", "4.4010619900101E+17", "ID_SCI_NOTATION"), ("id_number", "110105194912310021", "ID_CHECK_DIGIT"),
+    ("id_number", "110105194902300027", "ID_BAD_BIRTHDATE"), ("vin", "1M8GDM9A1KP042788", "VIN_CHECK_DIGIT"),
+    ("vin", "1M8GDM9AXKP04278", "VIN_LENGTH"), ("vin", "1M8GDM9AXKP0427O8", "VIN_FORMAT"),
+    ("not_nullable", None, "MISSING_REQUIRED"), ("cn_mobile", "123", "BAD_MOBILE"),
+    ("isin(['M', 'F'])", "X", "BAD_ENUM"), ("encoding", "a\ufffd", "ENCODING_ERROR"),
+])
+def test_explain_reason_codes(check, value, reason):
+    code, message = ck.explain(check, value)
+    assert code == reason and message
+
+
+def test_mask_mobile():
+    assert ck.mask_mobile("13812345678") == "138****5678"
