@@ -31,7 +31,8 @@ def _engine(settings):
     return engine
 
 
-def _print_table(rows: list[dict], cols: list[str], out=sys.stdout) -> None:
+def _print_table(rows: list[dict], cols: list[str], out=None) -> None:
+    out = out or sys.stdout
     if not rows:
         print("(nothing)", file=out)
         return

@@ -253,13 +253,23 @@ def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> Fil
 EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
 
 
+FEED_ORDER = ["CUSTOMER", "VEHICLE", "SALE", "RO", "ROLINE", "CLAIM"]
+
+
+def load_order(path: Path):
+    """Business day first, then parents before children (customers ... repair orders, lines, claims)."""
+    fn = parse_file_name(path.name)
+    rank = FEED_ORDER.index(fn.feed_token) if fn.feed_token in FEED_ORDER else len(FEED_ORDER)
+    return (fn.business_date or date.min, rank, fn.seq or 0, path.name)
+
+
 def expand_paths(paths: list[str | Path]) -> list[Path]:
-    """Files as given, and the export files inside given folders (sorted by name: day order)."""
+    """Files as given, and the export files inside given folders (in load order)."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted(f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(EXPORT_SUFFIXES)
-                              and not f.name.startswith(".") and "_truth_" not in f.name))
+            out.extend(sorted((f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(EXPORT_SUFFIXES)
+                               and not f.name.startswith(".") and "_truth_" not in f.name), key=load_order))
         else:
             out.append(p)
     return out

@@ -20,11 +20,18 @@ def make_engine(url: str, **kw) -> Engine:
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _):
+            # pysqlite would run DDL (the staging table) outside the transaction; take control of
+            # BEGIN ourselves so a file's whole load is one transaction (SQLAlchemy's documented recipe)
+            dbapi_conn.isolation_level = None
             cur = dbapi_conn.cursor()
             cur.execute("PRAGMA journal_mode=WAL")
             cur.execute("PRAGMA synchronous=NORMAL")
             cur.execute("PRAGMA foreign_keys=ON")
             cur.close()
+
+        @event.listens_for(engine, "begin")
+        def _begin(conn):
+            conn.exec_driver_sql("BEGIN")
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]
