@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from datetime import date, datetime
 
-from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, String, Table, Text, and_, cast,
+from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, String, Table, Text, cast,
                         delete, func, insert, literal, or_, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -100,10 +100,10 @@ def record_superseded(conn: Connection, stage: Table, feed: FeedDef, load_id: in
                       source_file: str) -> int:
     """Earlier occurrences of a key inside the file: loaded-then-superseded, recorded as warnings."""
     key = [stage.c[k] for k in feed.key]
-    last = select(*key, func.max(stage.c.source_row).label("last_row")).group_by(*key).subquery()
-    q = (select(stage.c.source_row, last.c.last_row, *key)
-         .join_from(stage, last, and_(*[stage.c[k] == last.c[k] for k in feed.key]))
-         .where(stage.c.source_row < last.c.last_row).order_by(stage.c.source_row))
+    ranked = select(stage.c.source_row, *key,
+                    func.max(stage.c.source_row).over(partition_by=key).label("last_row")).subquery()
+    q = (select(ranked.c.source_row, ranked.c.last_row, *[ranked.c[k] for k in feed.key])
+         .where(ranked.c.source_row < ranked.c.last_row).order_by(ranked.c.source_row))
     n = 0
     batch = []
     for r in conn.execute(q):
