@@ -187,7 +187,7 @@ class Table:
         """(1-based row number in the file, cells) for every non-blank row after the header."""
         assert self._rows is not None
         for rownum, cells in self._rows:
-            if any(c.strip() for c in cells):
+            if "".join(cells).strip():
                 yield rownum, cells
 
     def close(self):

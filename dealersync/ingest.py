@@ -4,6 +4,7 @@ Plain Python (no Prefect): the flow in ``flows/ingest.py`` wraps :func:`ingest_f
 """
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -13,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import pyarrow as pa
 from sqlalchemy.engine import Engine
 
 from connectors.files import open_table, parse_file_name, sha256_of
@@ -48,6 +50,7 @@ class FileResult:
     seconds: float = 0.0
     top_reasons: dict[str, int] = field(default_factory=dict)
     file_warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)   # seconds per phase
 
     def to_json(self) -> dict:
         return asdict(self)
@@ -127,12 +130,18 @@ def _process_chunk(recs, table, feed, profile, cmap, file_name):
     for i, c in enumerate(cells):
         if is_totals_row(c):
             bad[i] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
-        elif len(c) != width and not (len(c) > width and not any(x.strip() for x in c[width:])):
-            bad[i] = ("FIELD_COUNT", f"row has {len(c)} fields, the header has {width}")
-    data = {}
-    for col, pos in cmap.positions.items():
-        data[col] = pd.Series([c[pos] if pos < len(c) else "" for c in cells], dtype="str")
-    raw = pd.DataFrame(data, index=pd.RangeIndex(len(cells)))
+        elif len(c) != width:
+            if len(c) > width and not any(x.strip() for x in c[width:]):
+                cells[i] = c[:width]  # trailing empty cells: harmless
+            else:
+                bad[i] = ("FIELD_COUNT", f"row has {len(c)} fields, the header has {width}")
+    # transpose in C: rows of the header's width as they are, others padded / cut (they are
+    # quarantined anyway, by position)
+    even = cells if not bad else [c if len(c) == width else (c + [""] * width)[:width] for c in cells]
+    columns = list(zip(*even)) if even else [()] * width
+    raw = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(pa.array(columns[pos], type=pa.large_string())),
+                                       dtype="str") for col, pos in cmap.positions.items()},
+                       index=pd.RangeIndex(len(cells)))
     return validate_chunk(raw, rownums, feed, profile, source_file=file_name, header=table.header,
                           raw_cells=cells, bad_structure=bad)
 
@@ -196,8 +205,14 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
         with engine.begin() as conn:
             stage = repo.create_stage(conn, fd, load_id)
             stage_cols = list(fd.columns) + ["source_row"]
+            tm = res.timings = {"read": 0.0, "validate": 0.0, "stage": 0.0, "finalise": 0.0}
+            clock = time.perf_counter()
             for recs in _chunks(table.records(), chunk_rows):
+                tm["read"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 out = _process_chunk(recs, table, fd, prof, cmap, path.name)
+                tm["validate"] += time.perf_counter() - clock
+                clock = time.perf_counter()
                 res.rows_read += len(recs)
                 res.rows_quarantined += len(out.quarantine)
                 res.value_issues += len(out.issues)
@@ -209,8 +224,12 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
                 cols = [f[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else
                         f[c].astype(int).tolist() for c in stage_cols]
                 repo.stage_rows(conn, stage, zip(*cols))
+                tm["stage"] += time.perf_counter() - clock
                 if progress:
                     progress(res)
+                clock = time.perf_counter()
+            tm["read"] += time.perf_counter() - clock
+            clock = time.perf_counter()
             res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
             res.warnings = res.rows_superseded + repo.mileage_warnings(
                 conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
@@ -220,6 +239,8 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
             repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
                                    source_file=path.name, load_id=load_id)
             repo.drop_stage(conn, stage)
+            tm["finalise"] = time.perf_counter() - clock
+            res.timings = {k: round(v, 3) for k, v in tm.items()}
             res.rows_loaded = res.rows_read - res.rows_quarantined
             res.status = "loaded"
             res.file_warnings = file_warnings
@@ -229,6 +250,7 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
                              rows_read=res.rows_read, rows_loaded=res.rows_loaded,
                              rows_quarantined=res.rows_quarantined, rows_superseded=res.rows_superseded,
                              value_issues=res.value_issues, warnings=res.warnings, file_warnings=file_warnings,
+                             timings=json.dumps(res.timings),
                              duration_ms=int(res.seconds * 1000),
                              message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
                              if res.replaced_loads else None)

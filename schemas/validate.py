@@ -54,7 +54,7 @@ def normalise_frame(raw: pd.DataFrame, feed: FeedDef, profile: Profile) -> pd.Da
         elif kind == "decimal":
             s = ck.normalise_decimal(s)
         elif kind == "integer":
-            s = ck.normalise_integer(s).str.replace(r"^(-?)0+(\d)", r"\1\2", regex=True)
+            s = ck.normalise_integer(s).str.replace(r"^(-?)0+([0-9])", r"\1\2", regex=True)
         elif kind == "date":
             s = ck.normalise_date(s, profile.date_formats)
         elif kind == "datetime":
@@ -117,13 +117,14 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
                                raw_value=None, reason_code=reason, message=message, raw_row=raw_row(pos)))
 
     if len(fails):
+        raw_np = {c: raw[c].to_numpy(dtype=object, na_value=None) for c in set(fails["column"]) if c in raw}
         required = set(feed.required)
         fails = fails[~fails["index"].isin(q_pos)]
         req = fails[fails["column"].isin(required)]
         for pos, grp in req.groupby("index", sort=True):
             pos = int(pos)
-            explained = [(c, raw[c].iat[pos] if c in raw else None, *ck.explain(chk, raw[c].iat[pos] if c in raw else None))
-                         for c, chk in zip(grp["column"], grp["check"])]
+            values = [raw_np[c][pos] if c in raw_np else None for c in grp["column"]]
+            explained = [(c, v, *ck.explain(chk, v)) for c, chk, v in zip(grp["column"], grp["check"], values)]
             col, value, reason, _ = explained[0]
             message = "; ".join(f"{c}: {m}" for c, _, _, m in explained)
             quarantine.append(dict(source_file=source_file, row_number=int(rownums[pos]), column_name=col,
@@ -131,7 +132,7 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
             q_pos.add(pos)
         opt = fails[~fails["column"].isin(required) & ~fails["index"].isin(q_pos)]
         for pos, col, chk in zip(opt["index"], opt["column"], opt["check"]):
-            value = raw[col].iat[int(pos)]
+            value = raw_np[col][int(pos)]
             reason, message = ck.explain(chk, value)
             issues.append(dict(source_file=source_file, source_row=int(rownums[int(pos)]), column_name=col,
                                raw_value=_s(value), reason_code=reason, message=message, severity="ISSUE"))
@@ -157,5 +158,8 @@ def _s(v):
 
 
 def is_totals_row(cells: list[str]) -> bool:
+    """The trailing ``合计`` row: its first non-blank cell starts with a totals word."""
+    if cells and cells[0]:
+        return "计" in cells[0] and cells[0].replace(" ", "").startswith(TOTALS_WORDS)
     first = next((c.strip() for c in cells if c and c.strip()), "")
     return first.replace(" ", "").startswith(TOTALS_WORDS)

@@ -40,6 +40,7 @@ ingest_file = Table(
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
     Column("duration_ms", Integer),
+    Column("timings", Text, comment="JSON: seconds per phase (read, validate, stage, finalise)"),
     Index(None, "dealer_code", "feed", "business_date"),
 )
 

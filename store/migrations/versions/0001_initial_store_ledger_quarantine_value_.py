@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises: 
-Create Date: 2026-11-23 19:26:01.060642
+Create Date: 2026-11-23 19:50:43.896395
 """
 from alembic import op
 import sqlalchemy as sa
@@ -209,6 +209,7 @@ def upgrade() -> None:
     sa.Column('started_at', sa.DateTime(), nullable=False),
     sa.Column('finished_at', sa.DateTime(), nullable=True),
     sa.Column('duration_ms', sa.Integer(), nullable=True),
+    sa.Column('timings', sa.Text(), nullable=True, comment='JSON: seconds per phase (read, validate, stage, finalise)'),
     sa.PrimaryKeyConstraint('id', name=op.f('pk_ingest_file')),
     sa.UniqueConstraint('sha256', name=op.f('uq_ingest_file_sha256'))
     )

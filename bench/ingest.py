@@ -1,0 +1,170 @@
+"""Ingestion benchmark: N repair-order rows (dms_a CSV, GB18030, ~2% dirty rows) ingested end to
+end into SQLite and PostgreSQL, against a bare PostgreSQL COPY of the same file as the floor.
+
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--big 2000000] [--pg-url URL]
+
+Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+OUT = ROOT / "bench" / "out"
+PG_URL = os.environ.get("DEALERSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
+HEADER = ["工单号", "开单时间", "结算时间", "交车时间", "车架号", "车牌号", "客户编号", "送修人", "送修人电话", "进厂里程",
+          "维修类型", "服务顾问", "工时费", "材料费", "合计金额", "故障描述", "工单状态"]
+
+
+def generate(rows: int, seed: int = 1, dirty: float = 0.02) -> Path:
+    """Write the benchmark file once (cached by size and seed)."""
+    import numpy as np
+    import pandas as pd
+
+    from dealersync.sample import make_vins
+    folder = OUT / f"{rows}_{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "GZ0012_RO_20261103.csv"
+    if path.exists():
+        return path
+    rng = np.random.default_rng(seed)
+    chunk = 250_000
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        f.write((",".join(HEADER) + "\r\n").encode("gb18030"))
+        for start in range(0, rows, chunk):
+            n = min(chunk, rows - start)
+            vins = make_vins(rng, n)
+            opened = pd.Timestamp("2024-01-01") + pd.to_timedelta(rng.integers(0, 365 * 24 * 60, n), unit="m")
+            closed = opened + pd.to_timedelta(rng.integers(60, 3000, n), unit="m")
+            labor = rng.integers(100, 1500, n)
+            parts = rng.integers(0, 9000, n)
+            df = pd.DataFrame({
+                "ro": [f"RO{start + i:09d}" for i in range(n)],
+                "opened": opened.strftime("%Y-%m-%d %H:%M:%S"), "closed": closed.strftime("%Y-%m-%d %H:%M:%S"),
+                "delivered": closed.strftime("%Y/%m/%d %H:%M:%S"), "vin": vins,
+                "plate": [f"粤A{x:05d}" for x in rng.integers(0, 99999, n)],
+                "cust": [f"C{x:07d}" for x in rng.integers(0, rows // 3 + 1, n)],
+                "sender": np.array(["张伟", "王芳", "李娜", "刘洋", "陈静"])[rng.integers(0, 5, n)],
+                "mobile": [f"1{x:010d}" for x in rng.integers(3 * 10 ** 9, 9 * 10 ** 9, n)],
+                "km": rng.integers(1000, 200000, n).astype(str),
+                "type": np.array(["首保", "定保", "保养", "小修", "索赔", "事故"])[rng.integers(0, 6, n)],
+                "advisor": np.array(["李明", "王静", "陈强"])[rng.integers(0, 3, n)],
+                "labor": [f"{x}.00" for x in labor], "parts": [f"{x:,}.00" for x in parts],
+                "total": [f"{x:,}.00" for x in labor + parts],
+                "complaint": np.array(["异响", "保养", "漏油", "刹车软", "仪表灯亮"])[rng.integers(0, 5, n)],
+                "status": np.array(["已结算", "已交车", "在修"])[rng.integers(0, 3, n)]})
+            bad = np.flatnonzero(rng.random(n) < dirty)
+            kinds = rng.integers(0, 5, len(bad))
+            for kind, col, val in [(0, "vin", None), (1, "opened", "2024-02-30 10:00:00"), (2, "mobile", "138123"),
+                                   (3, "ro", ""), (4, "km", "12,3a")]:
+                rows_k = bad[kinds == kind]
+                if kind == 0:
+                    df.loc[rows_k, "vin"] = df.loc[rows_k, "vin"].str.slice(0, 8) + "Q" + df.loc[rows_k, "vin"].str.slice(9)
+                else:
+                    df.loc[rows_k, col] = val
+            f.write(df.to_csv(index=False, header=False, lineterminator="\r\n").encode("gb18030"))
+    tmp.rename(path)
+    return path
+
+
+def _peak_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def worker_ingest(path: str, url: str) -> dict:
+    from dealersync.ingest import ingest_file
+    from store.db import make_engine, upgrade
+    kw = {}
+    if url.startswith("postgresql"):
+        schema = f"bench_{uuid.uuid4().hex[:8]}"
+        import sqlalchemy as sa
+        admin = make_engine(url)
+        with admin.begin() as c:
+            c.execute(sa.text(f"CREATE SCHEMA {schema}"))
+        kw = {"connect_args": {"options": f"-csearch_path={schema}"}}
+    engine = make_engine(url, **kw)
+    upgrade(engine)
+    t0 = time.perf_counter()
+    res = ingest_file(engine, path)
+    secs = time.perf_counter() - t0
+    if kw:
+        with admin.begin() as c:
+            c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    assert res.rows_read == res.rows_loaded + res.rows_quarantined
+    return {"seconds": secs, "rows": res.rows_read, "loaded": res.rows_loaded, "quarantined": res.rows_quarantined,
+            "value_issues": res.value_issues, "peak_mb": _peak_mb()}
+
+
+def worker_copy(path: str, url: str) -> dict:
+    """The floor: PostgreSQL COPY of the raw file into a text table, no validation at all."""
+    import psycopg
+    conninfo = url.replace("postgresql+psycopg://", "postgresql://")
+    table = f"bench_copy_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(conninfo) as conn:
+        conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{i} text' for i in range(len(HEADER)))})")
+        t0 = time.perf_counter()
+        with conn.cursor() as cur, open(path, "rb") as f:
+            with cur.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'GB18030')") as cp:
+                while block := f.read(1 << 20):
+                    cp.write(block)
+        conn.commit()
+        secs = time.perf_counter() - t0
+        n = conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        conn.execute(f"DROP TABLE {table}")
+    return {"seconds": secs, "rows": n, "loaded": n, "quarantined": 0, "value_issues": 0, "peak_mb": _peak_mb()}
+
+
+def run_worker(kind: str, path: Path, url: str) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, str(path), url], capture_output=True,
+                         text=True, cwd=ROOT)
+    if out.returncode != 0:
+        raise SystemExit(f"{kind} worker failed:\n{out.stderr[-3000:]}")
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--big", type=int, default=2_000_000, help="second size for the peak-RSS check (0: skip)")
+    ap.add_argument("--pg-url", default=PG_URL)
+    ap.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "URL"))
+    a = ap.parse_args()
+    if a.worker:
+        kind, path, url = a.worker
+        print(json.dumps(worker_copy(path, url) if kind == "copy" else worker_ingest(path, url)))
+        return
+    results = []
+    sizes = [a.rows] + ([a.big] if a.big else [])
+    for rows in sizes:
+        t0 = time.perf_counter()
+        path = generate(rows)
+        print(f"# {path.name}: {path.stat().st_size / 1e6:.0f} MB ({time.perf_counter() - t0:.0f} s to generate or find)",
+              file=sys.stderr)
+        copy = run_worker("copy", path, a.pg_url)
+        results.append(("bare COPY (PostgreSQL)", rows, copy, copy["seconds"]))
+        with tempfile.TemporaryDirectory() as d:
+            for name, url in [("dealersync -> PostgreSQL", a.pg_url), ("dealersync -> SQLite", f"sqlite:///{d}/b.db")]:
+                if rows != a.rows and "SQLite" in name:
+                    continue
+                r = run_worker("ingest", path, url)
+                results.append((name, rows, r, copy["seconds"]))
+    print(f"\n{'run':26s} {'rows':>10s} {'seconds':>8s} {'rows/s':>9s} {'x COPY':>7s} {'peak RSS MB':>12s} "
+          f"{'quarantined':>11s} {'value issues':>12s}")
+    for name, rows, r, copy_s in results:
+        print(f"{name:26s} {rows:>10,d} {r['seconds']:8.1f} {r['rows'] / r['seconds']:9,.0f} "
+              f"{r['seconds'] / copy_s:7.2f} {r['peak_mb']:12.0f} {r['quarantined']:11,d} {r['value_issues']:12,d}")
+
+
+if __name__ == "__main__":
+    main()
