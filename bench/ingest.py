@@ -79,6 +79,10 @@ def generate(rows: int, seed: int = 1, dirty: float = 0.02) -> Path:
 
 
 def _peak_mb() -> float:
+    """This process's peak RSS. (ru_maxrss would do, but Linux carries it over exec from the parent.)"""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -103,7 +107,7 @@ def worker_ingest(path: str, url: str) -> dict:
             c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
     assert res.rows_read == res.rows_loaded + res.rows_quarantined
     return {"seconds": secs, "rows": res.rows_read, "loaded": res.rows_loaded, "quarantined": res.rows_quarantined,
-            "value_issues": res.value_issues, "peak_mb": _peak_mb()}
+            "value_issues": res.value_issues, "peak_mb": _peak_mb(), "timings": res.timings}
 
 
 def worker_copy(path: str, url: str) -> dict:
@@ -160,10 +164,11 @@ def main() -> None:
                 r = run_worker("ingest", path, url)
                 results.append((name, rows, r, copy["seconds"]))
     print(f"\n{'run':26s} {'rows':>10s} {'seconds':>8s} {'rows/s':>9s} {'x COPY':>7s} {'peak RSS MB':>12s} "
-          f"{'quarantined':>11s} {'value issues':>12s}")
+          f"{'quarantined':>11s} {'value issues':>12s}  seconds per phase")
     for name, rows, r, copy_s in results:
         print(f"{name:26s} {rows:>10,d} {r['seconds']:8.1f} {r['rows'] / r['seconds']:9,.0f} "
-              f"{r['seconds'] / copy_s:7.2f} {r['peak_mb']:12.0f} {r['quarantined']:11,d} {r['value_issues']:12,d}")
+              f"{r['seconds'] / copy_s:7.2f} {r['peak_mb']:12.0f} {r['quarantined']:11,d} {r['value_issues']:12,d}  "
+              + " ".join(f"{k} {v:.1f}" for k, v in (r.get("timings") or {}).items()))
 
 
 if __name__ == "__main__":

@@ -196,8 +196,15 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
+        from pydantic import ValidationError
+
         from .config import get_settings
-        settings = get_settings()
+        try:
+            settings = get_settings()
+        except ValidationError as e:
+            first = e.errors()[0]
+            raise ConfigurationError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']} "
+                                     f"(from DEALERSYNC_* or dealersync.toml)") from None
         return args.fn(args, settings)
     except (BadSourceData, ConfigurationError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -230,16 +230,28 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
                 clock = time.perf_counter()
             tm["read"] += time.perf_counter() - clock
             clock = time.perf_counter()
+            tm["finalise"] = 0.0
+            repo.analyze_stage(conn, stage)
+
+            def lap(name):
+                nonlocal clock
+                now = time.perf_counter()
+                tm[name] = now - clock
+                tm["finalise"] += now - clock
+                clock = now
             res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
+            lap("superseded")
             res.warnings = res.rows_superseded + repo.mileage_warnings(
                 conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
+            lap("row_rules")
             if res.rows_superseded:
                 reasons["SUPERSEDED"] += res.rows_superseded
             res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
+            lap("replace")
             repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
                                    source_file=path.name, load_id=load_id)
             repo.drop_stage(conn, stage)
-            tm["finalise"] = time.perf_counter() - clock
+            lap("upsert")
             res.timings = {k: round(v, 3) for k, v in tm.items()}
             res.rows_loaded = res.rows_read - res.rows_quarantined
             res.status = "loaded"

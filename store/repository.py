@@ -91,6 +91,16 @@ def stage_rows(conn: Connection, stage: Table, rows) -> None:
         conn.exec_driver_sql(f"INSERT INTO {stage.name} ({', '.join(cols)}) VALUES ({marks})", rows)
 
 
+def analyze_stage(conn: Connection, stage: Table) -> None:
+    """Give the planner the staged table's real size (a temp table has no statistics), and enough
+    memory for the file-wide aggregates to stay in memory."""
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+        conn.exec_driver_sql(f"ANALYZE {stage.name}")
+    else:
+        conn.exec_driver_sql(f"ANALYZE {stage.name}")
+
+
 def _winners(stage: Table, feed: FeedDef):
     """source_row of the last occurrence of each key in the file."""
     return select(func.max(stage.c.source_row)).group_by(*[stage.c[k] for k in feed.key])
@@ -182,10 +192,10 @@ def mileage_warnings(conn: Connection, stage: Table, feed: FeedDef, *, dealer_co
          WHERE mileage_km IS NOT NULL
            AND source_row IN (SELECT max(source_row) FROM {stage.name} GROUP BY ro_number)
         UNION ALL
-        SELECT vin, opened_at, mileage_km, NULL, 0 FROM {target}
-         WHERE dealer_code = :dealer AND mileage_km IS NOT NULL
-           AND vin IN (SELECT vin FROM {stage.name})
-           AND ro_number NOT IN (SELECT ro_number FROM {stage.name})
+        SELECT t.vin, t.opened_at, t.mileage_km, NULL, 0 FROM {target} t
+         WHERE t.dealer_code = :dealer AND t.mileage_km IS NOT NULL
+           AND t.vin IN (SELECT vin FROM {stage.name})
+           AND NOT EXISTS (SELECT 1 FROM {stage.name} x WHERE x.ro_number = t.ro_number)
     ), o AS (
         SELECT vin, opened_at, km, source_row, is_new,
                max(km) OVER (PARTITION BY vin ORDER BY opened_at
