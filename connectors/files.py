@@ -16,7 +16,7 @@ import zipfile
 from dataclasses import dataclass, field
 from datetime import date, datetime, time
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from dealersync.errors import BadSourceData
 
@@ -182,6 +182,7 @@ class Table:
     title_rows: list[int] = field(default_factory=list)
     stats: DecodeStats = field(default_factory=DecodeStats)
     _rows: Iterator | None = None
+    _closer: Callable[[], None] | None = None
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """(1-based row number in the file, cells) for every non-blank row after the header."""
@@ -191,9 +192,8 @@ class Table:
                 yield rownum, cells
 
     def close(self):
-        closer = getattr(self, "_closer", None)
-        if closer:
-            closer()
+        if self._closer:
+            self._closer()
 
 
 def _csv_rows(fh, encoding: str, stats: DecodeStats) -> Iterator[tuple[int, list[str]]]:
@@ -204,7 +204,7 @@ def _csv_rows(fh, encoding: str, stats: DecodeStats) -> Iterator[tuple[int, list
         start = reader.line_num + 1
 
 
-def _xlsx_rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], callable]:
+def _xlsx_rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], Callable[[], None]]:
     import openpyxl
     try:
         wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
@@ -219,7 +219,7 @@ def _xlsx_rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], callable]:
     return gen(), wb.close
 
 
-def open_table(path: Path, header_score, *, encoding_hint: str | None = None, max_header_scan: int = 15) -> Table:
+def open_table(path: Path, header_score, *, max_header_scan: int = 15) -> Table:
     """Open ``path`` and find its header row: the first of the first rows with the best
     ``header_score(cells)``; rows above it are title rows."""
     path = Path(path)
@@ -274,10 +274,8 @@ def open_table(path: Path, header_score, *, encoding_hint: str | None = None, ma
         yield from head[best + 1:]
         yield from rows
 
-    t = Table(path, kind, encoding, [c.strip() for c in header], header_row,
-              [r for r, _ in head[:best]], stats, chained())
-    t._closer = closer
-    return t
+    return Table(path, kind, encoding, [c.strip() for c in header], header_row,
+                 [r for r, _ in head[:best]], stats, chained(), closer)
 
 
 def _check_decodable(sample: bytes, encoding: str, path: Path) -> None:

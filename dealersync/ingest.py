@@ -23,7 +23,7 @@ from schemas.profiles import Profile, header_key, load_profiles
 from schemas.validate import is_totals_row, validate_chunk
 from store import repository as repo
 
-from .errors import BadSourceData
+from .errors import BadSourceData, ConfigurationError
 
 log = logging.getLogger("dealersync.ingest")
 
@@ -95,7 +95,6 @@ def choose_profile(header: list[str], feed: FeedDef, profiles: dict[str, Profile
                    wanted: str | None) -> Profile:
     if wanted:
         if wanted not in profiles:
-            from .errors import ConfigurationError
             raise ConfigurationError(f"unknown profile {wanted!r}; known: {', '.join(sorted(profiles))}")
         return profiles[wanted]
     keys = {header_key(h) for h in header}
@@ -239,6 +238,14 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
                 tm[name] = now - clock
                 tm["finalise"] += now - clock
                 clock = now
+            st = table.stats
+            if st.fallback_lines - st.undecodable_lines:
+                other = "UTF-8" if (table.encoding or "").startswith("gb") else "GB18030"
+                file_warnings.append(f"{st.fallback_lines - st.undecodable_lines} line(s) were {other}, "
+                                     f"not {table.encoding}, and were read as {other}")
+            if st.undecodable_lines:
+                file_warnings.append(f"{st.undecodable_lines} line(s) hold bytes that are neither UTF-8 nor "
+                                     "GB18030 (see ENCODING_ERROR issues)")
             res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
             lap("superseded")
             res.warnings = res.rows_superseded + repo.mileage_warnings(

@@ -96,9 +96,7 @@ def analyze_stage(conn: Connection, stage: Table) -> None:
     memory for the file-wide aggregates to stay in memory."""
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-        conn.exec_driver_sql(f"ANALYZE {stage.name}")
-    else:
-        conn.exec_driver_sql(f"ANALYZE {stage.name}")
+    conn.exec_driver_sql(f"ANALYZE {stage.name}")
 
 
 def _winners(stage: Table, feed: FeedDef):

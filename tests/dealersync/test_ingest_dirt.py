@@ -95,6 +95,7 @@ def test_a_few_undecodable_bytes_name_row_and_column(sqlite_engine, tmp_path):
     assert res.rows_loaded == 3
     enc = [i for i in issues(sqlite_engine) if i["reason_code"] == "ENCODING_ERROR"]
     assert [(i["source_row"], i["column_name"]) for i in enc] == [(3, "address")]
+    assert any("neither UTF-8 nor GB18030" in w for w in res.file_warnings)
     assert rows(sqlite_engine, "dms_customer", "where customer_id='C2'")[0]["address"] is None
 
 
@@ -111,8 +112,9 @@ def test_utf8_line_inside_a_gb18030_file(sqlite_engine, tmp_path):
     good = csv_bytes(CUST_A, [cust("C1", name="张伟"), cust("C2", name="李娜")], "gb18030")
     utf8_line = csv_bytes(CUST_A, [cust("C3", name="王芳")], "utf-8").split(b"\r\n", 1)[1]
     p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", good + utf8_line)
-    balanced(ingest_file(sqlite_engine, p))
+    res = balanced(ingest_file(sqlite_engine, p))
     assert [r["name"] for r in rows(sqlite_engine, "dms_customer")] == ["张伟", "李娜", "王芳"]
+    assert any("1 line(s) were UTF-8" in w for w in res.file_warnings)
 
 
 def test_unreadable_everywhere_is_rejected(sqlite_engine, tmp_path):
