@@ -97,6 +97,8 @@ def choose_profile(header: list[str], feed: FeedDef, profiles: dict[str, Profile
         if wanted not in profiles:
             raise ConfigurationError(f"unknown profile {wanted!r}; known: {', '.join(sorted(profiles))}")
         return profiles[wanted]
+    if feed.source == "OEM" and "oem" in profiles:
+        return profiles["oem"]
     keys = {header_key(h) for h in header}
     return max(profiles.values(), key=lambda p: len(keys & set(p.aliases(feed.name))))
 
@@ -294,7 +296,8 @@ def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> Fil
 EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
 
 
-FEED_ORDER = ["CUSTOMER", "VEHICLE", "SALE", "RO", "ROLINE", "CLAIM"]
+FEED_ORDER = ["CUSTOMER", "VEHICLE", "SALE", "RO", "ROLINE", "CLAIM", "LABOROPS", "RECALL", "DELIVERY",
+              "CLAIMRESULT"]
 
 
 def load_order(path: Path):

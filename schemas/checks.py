@@ -69,6 +69,11 @@ def is_cn_mobile(s: pd.Series) -> pd.Series:
     return s.str.fullmatch(_MOBILE_RE, na=False)
 
 
+def is_masked_mobile(s: pd.Series) -> pd.Series:
+    """A mobile as the OEM sends it, masked: ``138****5678``."""
+    return s.str.fullmatch(r"^1[3-9][0-9]\*{4}[0-9]{4}$", na=False)
+
+
 def normalise_phone(s: pd.Series) -> pd.Series:
     """Landlines: ``0755 8888 1234转123`` -> ``0755-88881234转123``; mobiles as mobiles."""
     d = s.str.replace(r"(?i) ?(?:ext\.?|x|分机) ?([0-9]+)$", r"转\1", regex=True)
@@ -305,7 +310,7 @@ def _reg(name: str, fn, **kw):
     return extensions.register_check_method(**kw)(check)
 
 
-for _name, _fn in {"cn_mobile": is_cn_mobile, "cn_phone": is_cn_phone, "id_number": is_id_number,
+for _name, _fn in {"cn_mobile": is_cn_mobile, "masked_mobile": is_masked_mobile, "cn_phone": is_cn_phone, "id_number": is_id_number,
                    "resident_id": resident_id_ok, "vin": is_vin, "cn_plate": is_cn_plate,
                    "postcode": is_postcode, "email": is_email, "decimal": is_decimal,
                    "integer": is_integer, "iso_date": is_iso_date, "iso_datetime": is_iso_datetime}.items():
@@ -357,6 +362,7 @@ def _explain_date(v: str) -> tuple[str, str]:
 _EXPLAIN = {
     "cn_mobile": lambda v: ("BAD_MOBILE", "not an 11-digit CN mobile number"),
     "cn_phone": lambda v: ("BAD_PHONE", "not a CN phone number"),
+    "masked_mobile": lambda v: ("BAD_MASKED_MOBILE", f"{v!r} is not a masked mobile like 138****5678"),
     "id_number": _explain_id,
     "resident_id": _explain_id,
     "vin": _explain_vin,

@@ -18,7 +18,7 @@ _KIND_CHECKS = {
     "mobile": {"cn_mobile": ()}, "phone": {"cn_phone": ()}, "id_number": {"id_number": ()},
     "vin": {"vin": ()}, "plate": {"cn_plate": ()}, "postcode": {"postcode": ()}, "email": {"email": ()},
     "date": {"iso_date": ()}, "datetime": {"iso_datetime": ()}, "decimal": {"decimal": ()},
-    "integer": {"integer": ()},
+    "integer": {"integer": ()}, "masked_mobile": {"masked_mobile": ()},
 }
 
 
@@ -161,6 +161,45 @@ class WarrantyClaims(FeedModel):
     authorization_no: Series[str] = col()
 
 
+# ---------------------------------------------------------------- OEM drops (spec section 3), UTF-8 CSV
+
+class Recalls(FeedModel):
+    campaign_code: Series[str] = col(key=True, max_len=64)
+    campaign_name: Series[str] = col()
+    vin: Series[str] = col("vin", key=True)
+    start_date: Series[str] = col("date")
+    end_date: Series[str] = col("date")
+
+
+class Deliveries(FeedModel):
+    vin: Series[str] = col("vin", key=True)
+    retail_date: Series[str] = col("date", required=True)
+    customer_name: Series[str] = col()
+    masked_mobile: Series[str] = col("masked_mobile")
+
+
+CLAIM_RESULT_STATUSES = ["SUBMITTED", "UNDER_REVIEW", "APPROVED", "PARTIALLY_APPROVED", "REJECTED", "RETURNED",
+                         "SETTLED", "CANCELLED", "DEBITED", "APPEALED", "CLOSED"]
+
+
+class ClaimResults(FeedModel):
+    claim_no: Series[str] = col(key=True, max_len=64)
+    oem_claim_no: Series[str] = col()
+    status: Series[str] = col("enum", required=True, values=CLAIM_RESULT_STATUSES, mapping={
+        "已上报": "SUBMITTED", "审核中": "UNDER_REVIEW", "理赔": "APPROVED", "批准": "APPROVED", "部分理赔": "PARTIALLY_APPROVED",
+        "拒赔": "REJECTED", "退回": "RETURNED", "结算": "SETTLED", "已结算": "SETTLED", "作废": "CANCELLED",
+        "索赔扣款": "DEBITED", "复判": "APPEALED", "关闭": "CLOSED", **{v: v for v in CLAIM_RESULT_STATUSES}})
+    paid_amount: Series[str] = col("decimal")
+    reason: Series[str] = col()
+
+
+class LaborOperations(FeedModel):
+    code: Series[str] = col(key=True, max_len=64)
+    description: Series[str] = col()
+    standard_hours: Series[str] = col("decimal")
+    valid_from: Series[str] = col("date", key=True)
+
+
 @dataclass(frozen=True)
 class FeedDef:
     name: str            # canonical feed name typed on the command line
@@ -192,7 +231,13 @@ FEEDS: dict[str, FeedDef] = {f.name: f for f in [
     _feed("repair_order_lines", "ROLINE", RepairOrderLines, "dms_repair_order_line"),
     _feed("vehicle_sales", "SALE", VehicleSales, "dms_vehicle_sale"),
     _feed("warranty_claims", "CLAIM", WarrantyClaims, "dms_warranty_claim"),
+    _feed("recalls", "RECALL", Recalls, "oem_recall", "OEM"),
+    _feed("deliveries", "DELIVERY", Deliveries, "oem_delivery", "OEM"),
+    _feed("claim_results", "CLAIMRESULT", ClaimResults, "oem_claim_result", "OEM"),
+    _feed("labor_operations", "LABOROPS", LaborOperations, "oem_labor_op", "OEM"),
 ]}
+DMS_FEEDS = [f for f in FEEDS.values() if f.source == "DMS"]
+OEM_FEEDS = [f for f in FEEDS.values() if f.source == "OEM"]
 FEEDS_BY_TOKEN = {f.token: f for f in FEEDS.values()}
 
 

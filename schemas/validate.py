@@ -39,7 +39,7 @@ def normalise_frame(raw: pd.DataFrame, feed: FeedDef, profile: Profile) -> pd.Da
     for col, meta in feed.columns.items():
         s = ck.clean_text(raw[col]) if col in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
         kind = meta["kind"]
-        if kind == "mobile":
+        if kind in ("mobile", "masked_mobile"):
             s = ck.normalise_mobile(s)
         elif kind == "phone":
             s = ck.normalise_phone(s)
