@@ -1,0 +1,249 @@
+"""SFTP connector over paramiko: pinned host keys, timeouts, atomic downloads and uploads.
+
+* Host keys come from a known_hosts file only; an unknown or changed key is refused (a
+  ``RejectPolicy``) with a message naming the host and the fingerprint it offered.
+* The constructor does no I/O; ``check()`` is the preflight.
+* Downloads go to a temporary file beside the target, are hashed while written, fsynced and
+  renamed into place: a reader never sees half a file, a failure leaves no file behind.
+* Uploads go to a temporary remote name and are renamed when complete.
+* Remote names with ``..``, separators or absolute paths are refused.
+"""
+from __future__ import annotations
+
+import fnmatch
+import hashlib
+import os
+import posixpath
+import socket
+import stat as statmod
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable
+
+import paramiko
+
+from dealersync.errors import BadSourceData, ConfigurationError, TransientError
+
+WINDOW_SIZE = 64 * 1024 * 1024      # paramiko's 2 MB default window throttles bulk transfers
+MAX_PACKET = 32 * 1024              # the largest packet OpenSSH accepts for SFTP data
+BLOCK = 1024 * 1024
+
+
+@dataclass(frozen=True)
+class SftpSettings:
+    host: str
+    user: str
+    known_hosts: Path
+    port: int = 22
+    key_file: Path | None = None
+    password: str | None = None       # taken from a SecretStr by the caller, never logged
+    remote_root: str = "/"
+    connect_timeout: float = 15.0
+    auth_timeout: float = 15.0
+    read_timeout: float = 60.0
+    keepalive: int = 30
+
+    def __repr__(self) -> str:  # never show the password
+        return f"SftpSettings({self.user}@{self.host}:{self.port}, root={self.remote_root!r})"
+
+    @classmethod
+    def from_settings(cls, s) -> "SftpSettings":
+        if not (s.sftp_host and s.sftp_user and s.sftp_known_hosts):
+            raise ConfigurationError("SFTP needs DEALERSYNC_SFTP_HOST, _USER and _KNOWN_HOSTS")
+        return cls(host=s.sftp_host, port=s.sftp_port, user=s.sftp_user, known_hosts=Path(s.sftp_known_hosts),
+                   key_file=Path(s.sftp_key_file) if s.sftp_key_file else None,
+                   password=s.sftp_password.get_secret_value() if s.sftp_password else None,
+                   remote_root=s.sftp_remote_root)
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    name: str
+    path: str
+    size: int
+    mtime: int
+
+
+def fingerprint(key: paramiko.PKey) -> str:
+    return f"{key.get_name()} {key.fingerprint}"
+
+
+class _PinnedPolicy(paramiko.RejectPolicy):
+    """Reject unknown hosts, remembering the key offered so the message can name it."""
+
+    def __init__(self):
+        self.offered: paramiko.PKey | None = None
+
+    def missing_host_key(self, client, hostname, key):
+        self.offered = key
+        raise paramiko.SSHException(f"host {hostname} is not in known_hosts (offered {fingerprint(key)})")
+
+
+def safe_name(name: str) -> str:
+    """A remote file name we are willing to act on: no separators, no '..', not absolute."""
+    if not name or name in (".", "..") or "/" in name or "\\" in name or ".." in name or "\x00" in name:
+        raise BadSourceData(f"refusing remote name {name!r}", file=name, reason="UNSAFE_REMOTE_NAME")
+    return name
+
+
+class SftpConnector:
+    """Open a session per operation (``with connector.session() as s``); reconnects are cheap
+    next to the risk of a stale connection in a job that runs for years."""
+
+    def __init__(self, settings: SftpSettings, client_factory: Callable[[], paramiko.SSHClient] = paramiko.SSHClient):
+        self.settings = settings
+        self._factory = client_factory
+
+    # ------------------------------------------------------------------ connection
+    def session(self) -> "SftpSession":
+        s = self.settings
+        if not Path(s.known_hosts).is_file():
+            raise ConfigurationError(f"known_hosts file {s.known_hosts} does not exist")
+        client = self._factory()
+        client.load_host_keys(str(s.known_hosts))
+        policy = _PinnedPolicy()
+        client.set_missing_host_key_policy(policy)
+        try:
+            client.connect(s.host, port=s.port, username=s.user, password=s.password,
+                           key_filename=str(s.key_file) if s.key_file else None, timeout=s.connect_timeout,
+                           auth_timeout=s.auth_timeout, banner_timeout=s.connect_timeout,
+                           allow_agent=False, look_for_keys=False)
+        except paramiko.BadHostKeyException as e:
+            client.close()
+            raise ConfigurationError(f"host key of {s.host}:{s.port} does not match known_hosts: offered "
+                                     f"{fingerprint(e.key)}, expected {fingerprint(e.expected_key)}") from None
+        except paramiko.AuthenticationException:
+            client.close()
+            raise ConfigurationError(f"authentication failed for {s.user}@{s.host}:{s.port}") from None
+        except paramiko.SSHException as e:
+            client.close()
+            if policy.offered is not None:
+                raise ConfigurationError(f"host {s.host}:{s.port} is not in {s.known_hosts}; refusing it "
+                                         f"(offered {fingerprint(policy.offered)})") from None
+            raise TransientError(f"SSH to {s.host}:{s.port} failed: {e}") from None
+        except (OSError, EOFError) as e:  # refused, reset, timed out, unreachable
+            client.close()
+            raise TransientError(f"cannot reach {s.host}:{s.port}: {e}") from None
+        transport = client.get_transport()
+        transport.set_keepalive(s.keepalive)
+        sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
+        sftp.get_channel().settimeout(s.read_timeout)
+        return SftpSession(client, sftp, s)
+
+    def check(self) -> dict:
+        """Preflight: connect, authenticate, list the remote root."""
+        t0 = time.monotonic()
+        with self.session() as ses:
+            entries = ses.sftp.listdir(self.settings.remote_root)
+            key = ses.client.get_transport().get_remote_server_key()
+        return {"host": self.settings.host, "port": self.settings.port, "user": self.settings.user,
+                "host_key": fingerprint(key), "remote_root": self.settings.remote_root,
+                "entries": len(entries), "seconds": round(time.monotonic() - t0, 3)}
+
+
+class SftpSession:
+    def __init__(self, client: paramiko.SSHClient, sftp: paramiko.SFTPClient, settings: SftpSettings):
+        self.client, self.sftp, self.settings = client, sftp, settings
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    def close(self):
+        try:
+            self.sftp.close()
+        finally:
+            self.client.close()
+
+    def remote(self, *parts: str) -> str:
+        return posixpath.join(self.settings.remote_root, *parts)
+
+    def list(self, folder: str, patterns: list[str]) -> list[RemoteFile]:
+        """Regular files in ``folder`` matching any glob, sorted by name."""
+        out = []
+        try:
+            entries = self.sftp.listdir_attr(folder)
+        except FileNotFoundError:
+            return []
+        except PermissionError:
+            raise ConfigurationError(f"permission denied listing {folder} on {self.settings.host}") from None
+        for a in entries:
+            if not statmod.S_ISREG(a.st_mode or 0):
+                continue
+            if any(fnmatch.fnmatchcase(a.filename, p) for p in patterns):
+                try:
+                    safe_name(a.filename)
+                except BadSourceData:
+                    continue
+                out.append(RemoteFile(a.filename, posixpath.join(folder, a.filename), a.st_size or 0, int(a.st_mtime or 0)))
+        return sorted(out, key=lambda f: f.name)
+
+    def exists(self, path: str) -> bool:
+        try:
+            self.sftp.stat(path)
+            return True
+        except FileNotFoundError:
+            return False
+
+    def download(self, remote: RemoteFile, local_dir: Path) -> tuple[Path, str]:
+        """Download to ``local_dir/<name>`` atomically; returns (path, sha256). On any failure the
+        temporary file is removed and nothing appears under the final name."""
+        local_dir.mkdir(parents=True, exist_ok=True)
+        final = local_dir / safe_name(remote.name)
+        tmp = local_dir / f".{remote.name}.part"
+        h = hashlib.sha256()
+        try:
+            with self.sftp.open(remote.path, "rb") as src, open(tmp, "wb") as dst:
+                src.prefetch(remote.size)
+                while True:
+                    block = src.read(BLOCK)
+                    if not block:
+                        break
+                    h.update(block)
+                    dst.write(block)
+                dst.flush()
+                os.fsync(dst.fileno())
+            got = tmp.stat().st_size
+            if got != remote.size:
+                raise TransientError(f"{remote.path}: got {got} bytes, listed {remote.size}; will retry")
+            os.replace(tmp, final)
+        except PermissionError:
+            tmp.unlink(missing_ok=True)
+            raise ConfigurationError(f"permission denied reading {remote.path} on {self.settings.host}") from None
+        except (socket.timeout, EOFError, paramiko.SSHException, ConnectionError) as e:
+            tmp.unlink(missing_ok=True)
+            raise TransientError(f"{remote.path}: transfer interrupted ({type(e).__name__}: {e})") from None
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return final, h.hexdigest()
+
+    def upload(self, local: Path, remote_dir: str, name: str | None = None) -> str:
+        """Upload under a temporary name, then rename: the partner never sees a partial file."""
+        name = safe_name(name or local.name)
+        tmp = posixpath.join(remote_dir, f".{name}.part")
+        final = posixpath.join(remote_dir, name)
+        try:
+            self._makedirs(remote_dir)
+            self.sftp.put(str(local), tmp, confirm=True)
+            if self.exists(final):
+                self.sftp.remove(final)  # a changed report of the same name replaces the old one
+            self.sftp.posix_rename(tmp, final)
+        except PermissionError:
+            raise ConfigurationError(f"permission denied writing {remote_dir} on {self.settings.host}") from None
+        except (socket.timeout, EOFError, paramiko.SSHException, ConnectionError) as e:
+            raise TransientError(f"upload of {local.name} interrupted ({type(e).__name__}: {e})") from None
+        return final
+
+    def _makedirs(self, path: str) -> None:
+        parts = [p for p in path.split("/") if p]
+        cur = "/" if path.startswith("/") else ""
+        for p in parts:
+            cur = posixpath.join(cur, p) if cur else p
+            try:
+                self.sftp.stat(cur)
+            except FileNotFoundError:
+                self.sftp.mkdir(cur)
