@@ -54,7 +54,8 @@ class SftpSettings:
         return cls(host=s.sftp_host, port=s.sftp_port, user=s.sftp_user, known_hosts=Path(s.sftp_known_hosts),
                    key_file=Path(s.sftp_key_file) if s.sftp_key_file else None,
                    password=s.sftp_password.get_secret_value() if s.sftp_password else None,
-                   remote_root=s.sftp_remote_root)
+                   remote_root=s.sftp_remote_root, connect_timeout=s.sftp_connect_timeout,
+                   auth_timeout=s.sftp_connect_timeout, read_timeout=s.sftp_read_timeout)
 
 
 @dataclass(frozen=True)

@@ -148,6 +148,33 @@ def cmd_run(args, settings) -> int:
     return EXIT_BAD_INPUT if any(r["status"] == "rejected" for r in results) else EXIT_OK
 
 
+def cmd_sftp(args, settings) -> int:
+    from connectors.sftp import SftpConnector, SftpSettings
+    connector = SftpConnector(SftpSettings.from_settings(settings))
+    if args.sub == "check":
+        info = connector.check()
+        print(json.dumps(info, ensure_ascii=False) if args.json else
+              "\n".join(f"{k:12s} {v}" for k, v in info.items()))
+        return EXIT_OK
+    from . import sftp_jobs
+    engine = _engine(settings)
+    if args.sub == "pull":
+        results = sftp_jobs.pull_all(engine, connector, settings)
+        rows = [{"file": r["file"], "size": r["size"], "status": (r["ingest"] or {}).get("status"),
+                 "rows_read": (r["ingest"] or {}).get("rows_read"),
+                 "rows_quarantined": (r["ingest"] or {}).get("rows_quarantined")} for r in results]
+    else:
+        files = [Path(f) for f in args.files] or sorted(p for p in settings.outbox.glob("*") if p.is_file())
+        results = sftp_jobs.push(engine, connector, files, dealer=settings.dealer_code)
+        rows = results
+    if args.json:
+        for r in results:
+            print(json.dumps(r, ensure_ascii=False, default=str))
+    else:
+        _print_table(rows, list(rows[0]) if rows else ["file"])
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------ main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -184,6 +211,17 @@ def build_parser() -> argparse.ArgumentParser:
     ds = d.add_subparsers(dest="sub", required=True)
     du = ds.add_parser("upgrade", help="apply Alembic migrations")
     du.set_defaults(fn=cmd_db_upgrade)
+
+    f = sub.add_parser("sftp", help="the OEM's SFTP server: check, pull drops, push reports")
+    fs = f.add_subparsers(dest="sub", required=True)
+    for name, text in [("check", "connect, verify the pinned host key, list the remote root"),
+                       ("pull", "download new stable drops and ingest them"),
+                       ("push", "upload reports (default: everything in the outbox) to /inbound/<dealer>/")]:
+        x = fs.add_parser(name, help=text)
+        x.add_argument("--json", action="store_true")
+        if name == "push":
+            x.add_argument("files", nargs="*")
+        x.set_defaults(fn=cmd_sftp)
 
     r = sub.add_parser("run", help="the main job: ingest every drop folder and print a summary")
     r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")

@@ -45,6 +45,20 @@ class Settings(BaseSettings):
     sftp_password: SecretStr | None = None
     sftp_known_hosts: Path | None = None
     sftp_remote_root: str = "/"
+    sftp_stable_seconds: float = Field(10.0, ge=0, description="a remote file must keep size and mtime this long")
+    sftp_require_done_marker: bool = False
+    sftp_dms_folder: str | None = Field(None, description="remote folder where the DMS drops its exports, if any")
+    sftp_connect_timeout: float = 15.0
+    sftp_read_timeout: float = 60.0
+
+    @property
+    def sftp_inbox(self) -> Path:
+        return self.data_dir / "sftp" / "inbox"
+
+    @property
+    def outbox(self) -> Path:
+        """Reports waiting to be uploaded to the OEM's /inbound/<dealer>/ folder."""
+        return self.data_dir / "outbox"
 
     @field_validator("drop_dirs", "profile_files", mode="before")
     @classmethod

@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas.feeds import FEEDS, FeedDef
 
-from .tables import FEED_TABLES, ingest_file, quarantine, value_issue
+from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue
 
 DONE_STATUSES = ("LOADED", "REPLACED")
 
@@ -242,3 +242,34 @@ def count_rows(conn: Connection, feed_name: str, dealer_code: str | None = None)
     return conn.execute(q).scalar_one()
 
 
+
+
+# ------------------------------------------------------------------------------------ SFTP transfers
+
+def pulled_before(conn: Connection, host: str, remote_path: str, size: int, mtime: int) -> bool:
+    """True when this remote file, at this size and mtime, was already pulled."""
+    q = select(func.count()).select_from(sftp_transfer).where(
+        sftp_transfer.c.direction == "PULL", sftp_transfer.c.host == host, sftp_transfer.c.remote_path == remote_path,
+        sftp_transfer.c.size == size, sftp_transfer.c.remote_mtime == mtime, sftp_transfer.c.status == "DONE")
+    return conn.execute(q).scalar_one() > 0
+
+
+def pushed_before(conn: Connection, host: str, remote_path: str, sha256: str):
+    return conn.execute(select(sftp_transfer).where(
+        sftp_transfer.c.direction == "PUSH", sftp_transfer.c.host == host, sftp_transfer.c.remote_path == remote_path,
+        sftp_transfer.c.sha256 == sha256, sftp_transfer.c.status == "DONE")).mappings().first()
+
+
+def record_transfer(conn: Connection, **values) -> None:
+    """Idempotent on (direction, host, remote path, sha256): a repeat only refreshes the receipt."""
+    key = ("direction", "host", "remote_path", "sha256")
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sftp_transfer).values(**values)
+    conn.execute(ins.on_conflict_do_update(index_elements=list(key),
+                                           set_={k: v for k, v in values.items() if k not in key}))
+
+
+def transfers(conn: Connection, direction: str | None = None):
+    q = select(sftp_transfer).order_by(sftp_transfer.c.id)
+    if direction:
+        q = q.where(sftp_transfer.c.direction == direction)
+    return conn.execute(q).mappings().all()

@@ -72,6 +72,24 @@ value_issue = Table(
     Column("severity", String(8), nullable=False),  # ISSUE (value blanked) or WARNING (row rule)
 )
 
+sftp_transfer = Table(
+    "sftp_transfer", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("direction", String(4), nullable=False),          # PULL or PUSH
+    Column("host", String(255), nullable=False),
+    Column("remote_path", Text, nullable=False),
+    Column("size", BigInteger, nullable=False),
+    Column("remote_mtime", BigInteger),
+    Column("sha256", String(64), nullable=False),
+    Column("local_path", Text),
+    Column("load_id", Integer, comment="ingest_file.id of a pulled file"),
+    Column("status", String(16), nullable=False),            # DONE
+    Column("started_at", DateTime, nullable=False),
+    Column("finished_at", DateTime),
+    Column("seconds", Numeric(12, 3)),
+    UniqueConstraint("direction", "host", "remote_path", "sha256"),
+)
+
 _KIND_TYPES = {"date": Date, "datetime": DateTime, "decimal": lambda: Numeric(16, 4), "integer": BigInteger,
                "bool": Boolean}
 

@@ -132,11 +132,11 @@ def stop_sshd(s: Sshd) -> None:
 
 
 class CuttingProxy:
-    """Forwards 127.0.0.1:<port> to the sshd; the first ``cuts`` connections are closed after
-    ``after_bytes`` bytes from the server (a dropped line mid-transfer)."""
+    """Forwards 127.0.0.1:<port> to the sshd; the connections numbered in ``cut`` (1-based) are
+    closed after ``after_bytes`` bytes from the server (a dropped line mid-transfer)."""
 
-    def __init__(self, target_port: int, after_bytes: int, cuts: int = 1):
-        self.target, self.after, self.cuts = target_port, after_bytes, cuts
+    def __init__(self, target_port: int, after_bytes: int, cut=(1,)):
+        self.target, self.after, self.cut = target_port, after_bytes, set(cut)
         self.sock = socket.socket()
         self.sock.bind(("127.0.0.1", 0))
         self.sock.listen(8)
@@ -151,7 +151,7 @@ class CuttingProxy:
             except OSError:
                 return
             self.connections += 1
-            cut = self.connections <= self.cuts
+            cut = self.connections in self.cut
             s = socket.create_connection(("127.0.0.1", self.target))
             threading.Thread(target=self._pipe, args=(c, s, None), daemon=True).start()
             threading.Thread(target=self._pipe, args=(s, c, self.after if cut else None), daemon=True).start()

@@ -83,7 +83,7 @@ def test_list_and_atomic_download(sshd, tmp_path):
 def test_connection_cut_mid_download_leaves_nothing_and_retry_completes(sshd, tmp_path):
     data = os.urandom(8_000_000)
     sshd.write_remote("outbound/cut/GZ0012_DELIVERY_20261103.csv", data)
-    proxy = CuttingProxy(sshd.port, after_bytes=2_000_000, cuts=1)
+    proxy = CuttingProxy(sshd.port, after_bytes=2_000_000, cut=(1,))
     try:
         c = conn(sshd, port=proxy.port)
         # the proxy forwards to the real sshd; known_hosts names the proxy's port too

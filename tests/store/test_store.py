@@ -116,4 +116,4 @@ def test_migrations_are_idempotent(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0002"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0003"

@@ -1,0 +1,136 @@
+"""Pull the OEM's (and the DMS's) drops from SFTP into the ingestion, push reports to the OEM inbox.
+
+Plain Python; ``flows/sftp.py`` wraps these in Prefect. Every transfer is recorded in the
+``sftp_transfer`` ledger only once it is complete, so a crash or a retry repeats the transfer
+at most, never half of it: a file already pulled (same remote path, size and mtime) is not
+downloaded again, identical bytes already pushed are not sent again.
+"""
+from __future__ import annotations
+
+import logging
+import time
+from datetime import datetime
+from pathlib import Path
+
+from sqlalchemy.engine import Engine
+
+from connectors.files import sha256_of
+from connectors.sftp import RemoteFile, SftpConnector
+from schemas.feeds import OEM_FEEDS
+
+from .errors import TransientError
+from .ingest import ingest_file
+
+log = logging.getLogger("dealersync.sftp")
+EXTENSIONS = (".csv", ".csv.gz", ".xlsx")
+
+
+def feed_patterns(dealer: str, tokens: list[str]) -> list[str]:
+    return [f"{dealer}_{t}_*{ext}" for t in tokens for ext in EXTENSIONS]
+
+
+def stable_files(session, folder: str, patterns: list[str], *, stable_seconds: float,
+                 require_done_marker: bool = False, sleep=time.sleep) -> list[RemoteFile]:
+    """Files whose size and mtime did not change over ``stable_seconds`` (a file still being
+    written is left for the next run), and that carry their ``.done`` marker when required."""
+    first = session.list(folder, patterns)
+    if stable_seconds > 0 and first:
+        sleep(stable_seconds)
+        again = {(f.name, f.size, f.mtime) for f in session.list(folder, patterns)}
+        first = [f for f in first if (f.name, f.size, f.mtime) in again]
+    if require_done_marker:
+        markers = {f.name for f in session.list(folder, [p + ".done" for p in patterns])}
+        first = [f for f in first if f.name + ".done" in markers]
+    return first
+
+
+def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Path, tokens: list[str] | None = None,
+         folder: str | None = None, stable_seconds: float = 5.0, require_done_marker: bool = False,
+         attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 50_000) -> list[dict]:
+    """Download new stable drops of ``dealer`` and ingest them. Returns one dict per file."""
+    from store import repository as repo
+    tokens = tokens or [f.token for f in OEM_FEEDS]
+    host = connector.settings.host
+    results = []
+    with connector.session() as ses:
+        remote_folder = folder or ses.remote("outbound", dealer)
+        candidates = stable_files(ses, remote_folder, feed_patterns(dealer, tokens), stable_seconds=stable_seconds,
+                                  require_done_marker=require_done_marker)
+    for f in candidates:
+        with engine.connect() as conn:
+            if repo.pulled_before(conn, host, f.path, f.size, f.mtime):
+                continue
+        t0 = time.monotonic()
+        started = datetime.now().replace(microsecond=0)
+        path, sha = _download_with_retries(connector, f, local_dir, attempts)
+        res = ingest_file(engine, path, dealer=dealer, profiles=profiles, chunk_rows=chunk_rows) if ingest else None
+        with engine.begin() as conn:
+            repo.record_transfer(conn, direction="PULL", host=host, remote_path=f.path, size=f.size,
+                                 remote_mtime=f.mtime, sha256=sha, local_path=str(path),
+                                 load_id=res.load_id if res else None, status="DONE", started_at=started,
+                                 finished_at=datetime.now().replace(microsecond=0),
+                                 seconds=round(time.monotonic() - t0, 3))
+        results.append({"file": f.name, "remote": f.path, "size": f.size, "sha256": sha, "local": str(path),
+                        "ingest": res.to_json() if res else None})
+        log.info("pulled %s (%d bytes)", f.path, f.size)
+    return results
+
+
+def _download_with_retries(connector: SftpConnector, f: RemoteFile, local_dir: Path, attempts: int):
+    delay = 1.0
+    for attempt in range(1, attempts + 1):
+        try:
+            with connector.session() as ses:
+                return ses.download(f, local_dir)
+        except TransientError as e:
+            if attempt == attempts:
+                raise
+            log.warning("%s (attempt %d of %d); retrying in %.0f s", e, attempt, attempts, delay)
+            time.sleep(delay)
+            delay *= 2
+    raise AssertionError("unreachable")
+
+
+def push(engine: Engine, connector: SftpConnector, files: list[Path], *, dealer: str,
+         folder: str | None = None) -> list[dict]:
+    """Upload reports to ``/inbound/<dealer>/``; identical bytes already uploaded are skipped."""
+    from store import repository as repo
+    host = connector.settings.host
+    results = []
+    with connector.session() as ses:
+        remote_dir = folder or ses.remote("inbound", dealer)
+        for f in files:
+            f = Path(f)
+            sha = sha256_of(f)
+            target = f"{remote_dir.rstrip('/')}/{f.name}"
+            with engine.connect() as conn:
+                prior = repo.pushed_before(conn, host, target, sha)
+            if prior is not None:
+                results.append({"file": f.name, "remote": target, "status": "skipped", "sha256": sha,
+                                "receipt": str(prior["finished_at"])})
+                continue
+            t0 = time.monotonic()
+            started = datetime.now().replace(microsecond=0)
+            ses.upload(f, remote_dir)
+            finished = datetime.now().replace(microsecond=0)
+            with engine.begin() as conn:
+                repo.record_transfer(conn, direction="PUSH", host=host, remote_path=target, size=f.stat().st_size,
+                                     remote_mtime=None, sha256=sha, local_path=str(f), load_id=None, status="DONE",
+                                     started_at=started, finished_at=finished, seconds=round(time.monotonic() - t0, 3))
+            results.append({"file": f.name, "remote": target, "status": "uploaded", "sha256": sha,
+                            "receipt": str(finished)})
+    return results
+
+
+def pull_all(engine: Engine, connector: SftpConnector, settings) -> list[dict]:
+    """The configured pulls: the OEM's drops from ``/outbound/<dealer>/`` and, when
+    ``sftp_dms_folder`` is set, the DMS exports from there."""
+    from schemas.feeds import DMS_FEEDS
+    from schemas.profiles import load_profiles
+    common = dict(dealer=settings.dealer_code, local_dir=settings.sftp_inbox, stable_seconds=settings.sftp_stable_seconds,
+                  require_done_marker=settings.sftp_require_done_marker, profiles=load_profiles(settings.profile_files),
+                  chunk_rows=settings.chunk_rows)
+    results = pull(engine, connector, **common)
+    if settings.sftp_dms_folder:
+        results += pull(engine, connector, tokens=[f.token for f in DMS_FEEDS], folder=settings.sftp_dms_folder, **common)
+    return results
