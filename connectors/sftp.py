@@ -25,9 +25,10 @@ import paramiko
 
 from dealersync.errors import BadSourceData, ConfigurationError, TransientError
 
-WINDOW_SIZE = 64 * 1024 * 1024      # paramiko's 2 MB default window throttles bulk transfers
-MAX_PACKET = 32 * 1024              # the largest packet OpenSSH accepts for SFTP data
+WINDOW_SIZE = 64 * 1024 * 1024  # paramiko's 2 MB default window throttles bulk transfers
+MAX_PACKET = 256 * 1024         # fewer, larger SSH packets: paramiko's cost is per packet
 BLOCK = 1024 * 1024
+READ_REQUEST = 128 * 1024       # SFTP read size (OpenSSH serves up to ~256 KB; paramiko asks 32 KB)
 
 
 @dataclass(frozen=True)
@@ -198,6 +199,7 @@ class SftpSession:
         h = hashlib.sha256()
         try:
             with self.sftp.open(remote.path, "rb") as src, open(tmp, "wb") as dst:
+                src.MAX_REQUEST_SIZE = READ_REQUEST
                 src.prefetch(remote.size)
                 while True:
                     block = src.read(BLOCK)

@@ -8,7 +8,9 @@ downloaded again, identical bytes already pushed are not sent again.
 from __future__ import annotations
 
 import logging
+import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime
 from pathlib import Path
 
@@ -19,7 +21,7 @@ from connectors.sftp import RemoteFile, SftpConnector
 from schemas.feeds import OEM_FEEDS
 
 from .errors import TransientError
-from .ingest import ingest_file
+from .ingest import ingest_file, load_order
 
 log = logging.getLogger("dealersync.sftp")
 EXTENSIONS = (".csv", ".csv.gz", ".xlsx")
@@ -46,7 +48,8 @@ def stable_files(session, folder: str, patterns: list[str], *, stable_seconds: f
 
 def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Path, tokens: list[str] | None = None,
          folder: str | None = None, stable_seconds: float = 5.0, require_done_marker: bool = False,
-         attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 50_000) -> list[dict]:
+         attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 50_000,
+         workers: int = 2) -> list[dict]:
     """Download new stable drops of ``dealer`` and ingest them. Returns one dict per file."""
     from store import repository as repo
     tokens = tokens or [f.token for f in OEM_FEEDS]
@@ -56,39 +59,78 @@ def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Pa
         remote_folder = folder or ses.remote("outbound", dealer)
         candidates = stable_files(ses, remote_folder, feed_patterns(dealer, tokens), stable_seconds=stable_seconds,
                                   require_done_marker=require_done_marker)
-    for f in candidates:
-        with engine.connect() as conn:
-            if repo.pulled_before(conn, host, f.path, f.size, f.mtime):
-                continue
-        t0 = time.monotonic()
-        started = datetime.now().replace(microsecond=0)
-        path, sha = _download_with_retries(connector, f, local_dir, attempts)
-        res = ingest_file(engine, path, dealer=dealer, profiles=profiles, chunk_rows=chunk_rows) if ingest else None
-        with engine.begin() as conn:
-            repo.record_transfer(conn, direction="PULL", host=host, remote_path=f.path, size=f.size,
-                                 remote_mtime=f.mtime, sha256=sha, local_path=str(path),
-                                 load_id=res.load_id if res else None, status="DONE", started_at=started,
-                                 finished_at=datetime.now().replace(microsecond=0),
-                                 seconds=round(time.monotonic() - t0, 3))
-        results.append({"file": f.name, "remote": f.path, "size": f.size, "sha256": sha, "local": str(path),
-                        "ingest": res.to_json() if res else None})
-        log.info("pulled %s (%d bytes)", f.path, f.size)
+    with engine.connect() as conn:
+        todo = [f for f in candidates if not repo.pulled_before(conn, host, f.path, f.size, f.mtime)]
+    todo.sort(key=lambda f: load_order(Path(f.name)))
+    local = threading.local()
+    downloaders: list[_Downloader] = []
+
+    def fetch(f: RemoteFile):
+        d = getattr(local, "downloader", None)
+        if d is None:
+            d = local.downloader = _Downloader(connector, attempts)
+            downloaders.append(d)
+        t0, started = time.monotonic(), datetime.now().replace(microsecond=0)
+        path, sha = d.download(f, local_dir)
+        return f, path, sha, started, t0
+
+    # transfers overlap (each worker its own session); ingestion and the ledger stay in file order
+    try:
+        with ThreadPoolExecutor(max_workers=max(1, workers), thread_name_prefix="sftp") as pool:
+            for f, path, sha, started, t0 in pool.map(fetch, todo):
+                results.append(_record_pull(engine, f, path, sha, started, t0, host, dealer, ingest, profiles,
+                                            chunk_rows))
+    finally:
+        for d in downloaders:
+            d.close()
     return results
 
 
-def _download_with_retries(connector: SftpConnector, f: RemoteFile, local_dir: Path, attempts: int):
-    delay = 1.0
-    for attempt in range(1, attempts + 1):
-        try:
-            with connector.session() as ses:
-                return ses.download(f, local_dir)
-        except TransientError as e:
-            if attempt == attempts:
-                raise
-            log.warning("%s (attempt %d of %d); retrying in %.0f s", e, attempt, attempts, delay)
-            time.sleep(delay)
-            delay *= 2
-    raise AssertionError("unreachable")
+def _record_pull(engine, f: RemoteFile, path: Path, sha: str, started: datetime, t0: float, host: str, dealer: str,
+                 ingest: bool, profiles, chunk_rows: int) -> dict:
+    from store import repository as repo
+    res = ingest_file(engine, path, dealer=dealer, profiles=profiles, chunk_rows=chunk_rows) if ingest else None
+    with engine.begin() as conn:
+        repo.record_transfer(conn, direction="PULL", host=host, remote_path=f.path, size=f.size,
+                             remote_mtime=f.mtime, sha256=sha, local_path=str(path),
+                             load_id=res.load_id if res else None, status="DONE", started_at=started,
+                             finished_at=datetime.now().replace(microsecond=0),
+                             seconds=round(time.monotonic() - t0, 3))
+    log.info("pulled %s (%d bytes)", f.path, f.size)
+    return {"file": f.name, "remote": f.path, "size": f.size, "sha256": sha, "local": str(path),
+            "ingest": res.to_json() if res else None}
+
+
+class _Downloader:
+    """One SFTP session for a whole pull; a dropped connection is reopened and the file
+    downloaded again from the start (never resumed into a possibly corrupt temp file)."""
+
+    def __init__(self, connector: SftpConnector, attempts: int):
+        self.connector, self.attempts, self.session = connector, attempts, None
+
+    def download(self, f: RemoteFile, local_dir: Path):
+        delay = 1.0
+        for attempt in range(1, self.attempts + 1):
+            try:
+                if self.session is None:
+                    self.session = self.connector.session()
+                return self.session.download(f, local_dir)
+            except TransientError as e:
+                self.close()
+                if attempt == self.attempts:
+                    raise
+                log.warning("%s (attempt %d of %d); retrying in %.0f s", e, attempt, self.attempts, delay)
+                time.sleep(delay)
+                delay *= 2
+        raise AssertionError("unreachable")
+
+    def close(self):
+        if self.session is not None:
+            try:
+                self.session.close()
+            except Exception:  # noqa: BLE001  (closing a dead connection)
+                pass
+            self.session = None
 
 
 def push(engine: Engine, connector: SftpConnector, files: list[Path], *, dealer: str,
