@@ -169,10 +169,15 @@ def pull_all(engine: Engine, connector: SftpConnector, settings) -> list[dict]:
     ``sftp_dms_folder`` is set, the DMS exports from there."""
     from schemas.feeds import DMS_FEEDS
     from schemas.profiles import load_profiles
+    profiles = load_profiles(settings.profile_files)
+
+    def marker(profile_name: str | None) -> bool:  # the setting, or the profile's own rule
+        prof = profiles.get(profile_name or "")
+        return settings.sftp_require_done_marker or bool(prof and prof.require_done_marker)
     common = dict(dealer=settings.dealer_code, local_dir=settings.sftp_inbox, stable_seconds=settings.sftp_stable_seconds,
-                  require_done_marker=settings.sftp_require_done_marker, profiles=load_profiles(settings.profile_files),
-                  chunk_rows=settings.chunk_rows)
-    results = pull(engine, connector, **common)
+                  profiles=profiles, chunk_rows=settings.chunk_rows)
+    results = pull(engine, connector, require_done_marker=marker("oem"), **common)
     if settings.sftp_dms_folder:
-        results += pull(engine, connector, tokens=[f.token for f in DMS_FEEDS], folder=settings.sftp_dms_folder, **common)
+        results += pull(engine, connector, tokens=[f.token for f in DMS_FEEDS], folder=settings.sftp_dms_folder,
+                        require_done_marker=marker(settings.profile), **common)
     return results

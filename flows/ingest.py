@@ -31,7 +31,7 @@ def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None
     upgrade(engine)
     files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=s.stable_seconds)
     results = [ingest_one(str(f), feed, profile, dealer) for f in files]
-    create_table_artifact(key="ingest-summary", table=summary_rows(results),
+    create_table_artifact(key="ingest-summary", table=summary_rows(results) or [{"file": "(nothing new)"}],
                           description=f"{len(results)} file(s) ingested")
     return results
 

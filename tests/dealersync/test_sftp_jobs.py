@@ -159,3 +159,25 @@ def test_cli_sftp_check_pull_push(sshd, tmp_path, monkeypatch, capsys):
     monkeypatch.setenv("DEALERSYNC_SFTP_KNOWN_HOSTS", str(bad))
     assert main(["sftp", "check"]) == 2
     assert "not in" in capsys.readouterr().err
+
+
+def test_dms_exports_on_sftp_go_through_the_same_ingestion(sshd, tmp_path, monkeypatch):
+    from dealersync.config import Settings
+    from dealersync.sftp_jobs import pull_all
+    from store.db import make_engine, upgrade
+    from tests.dealersync.test_ingest_dirt import CUST_A, csv_bytes, cust
+    sshd.write_remote("dms/GZ0066/GZ0066_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust(), cust(cid="")]))
+    sshd.write_remote("dms/GZ0066/GZ0066_RO_20261103.csv", b"not yet complete")  # no .done marker yet
+    prof = tmp_path / "p.toml"
+    prof.write_text('[dms_x]\nextends = "dms_a"\nrequire_done_marker = true\n', encoding="utf-8")
+    sshd.write_remote("dms/GZ0066/GZ0066_CUSTOMER_20261103.csv.done", b"")
+    s = Settings(data_dir=tmp_path / "data", dealer_code="GZ0066", sftp_host="127.0.0.1", sftp_port=sshd.port,
+                 sftp_user="dsftp", sftp_key_file=sshd.user_key, sftp_known_hosts=sshd.known_hosts,
+                 sftp_remote_root=str(sshd.root), sftp_stable_seconds=0, sftp_dms_folder=f"{sshd.root}/dms/GZ0066",
+                 profile="dms_x", profile_files=[prof])
+    engine = make_engine(s.effective_database_url)
+    upgrade(engine)
+    from connectors.sftp import SftpConnector, SftpSettings
+    got = pull_all(engine, SftpConnector(SftpSettings.from_settings(s)), s)
+    assert [(r["file"], r["ingest"]["rows_loaded"], r["ingest"]["rows_quarantined"]) for r in got] == [
+        ("GZ0066_CUSTOMER_20261103.csv", 1, 1)]

@@ -1,0 +1,58 @@
+"""The flows are thin wrappers; these tests run them for real on the ephemeral server and check
+their results and the artifacts the UI shows."""
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture
+def settings_env(tmp_path, monkeypatch):
+    monkeypatch.setenv("DEALERSYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DEALERSYNC_DATABASE_URL", raising=False)
+    monkeypatch.chdir(tmp_path)
+    return tmp_path
+
+
+def _artifacts(key):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    with get_client(sync_client=True) as c:
+        return c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+
+def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings_env):
+    from dealersync.sample import generate
+    from flows.ingest import ingest_dms_exports
+    drop = settings_env / "drop"
+    generate(drop, rows=40, seed=2)
+    first = ingest_dms_exports(folders=[str(drop)])
+    assert len(first) == 6 and all(r["status"] == "loaded" for r in first)
+    assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
+    assert ingest_dms_exports(folders=[str(drop)]) == []   # a retry or re-run changes nothing
+    data = [str(a.data) for a in _artifacts("ingest-summary")]
+    assert any("top reasons" in d and "repair_orders" in d for d in data)
+    assert any("(nothing new)" in d for d in data)
+
+
+def test_sftp_flows(prefect_server, settings_env, monkeypatch):
+    from tests.connectors.sshd import start_sshd, stop_sshd
+    from tests.dealersync.test_sftp_jobs import RECALL
+    sshd = start_sshd()
+    try:
+        for k, v in {"SFTP_HOST": "127.0.0.1", "SFTP_PORT": str(sshd.port), "SFTP_USER": "dsftp",
+                     "SFTP_KEY_FILE": str(sshd.user_key), "SFTP_KNOWN_HOSTS": str(sshd.known_hosts),
+                     "SFTP_REMOTE_ROOT": str(sshd.root), "SFTP_STABLE_SECONDS": "0", "DEALER_CODE": "GZ0012"}.items():
+            monkeypatch.setenv(f"DEALERSYNC_{k}", v)
+        sshd.write_remote("outbound/GZ0012/GZ0012_RECALL_20261103.csv", RECALL)
+        from flows.sftp import pull_sftp_drops, push_sftp_reports
+        got = pull_sftp_drops()
+        assert [r["ingest"]["rows_loaded"] for r in got] == [1]
+        assert pull_sftp_drops() == []
+        outbox = settings_env / "data" / "outbox"
+        outbox.mkdir(parents=True)
+        (outbox / "GZ0012_SALESDAY_20261103.csv").write_text("d,n\r\n2026-11-03,3\r\n")
+        assert [r["status"] for r in push_sftp_reports()] == ["uploaded"]
+        assert [r["status"] for r in push_sftp_reports()] == ["skipped"]
+        assert any("uploaded" in str(a.data) for a in _artifacts("sftp-push"))
+    finally:
+        stop_sshd(sshd)
