@@ -237,12 +237,14 @@ def main(argv: list[str] | None = None) -> int:
         from pydantic import ValidationError
 
         from .config import get_settings
+        from .privacy import install_log_filter
         try:
             settings = get_settings()
         except ValidationError as e:
             first = e.errors()[0]
             raise ConfigurationError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']} "
                                      f"(from DEALERSYNC_* or dealersync.toml)") from None
+        install_log_filter(settings)
         return args.fn(args, settings)
     except (BadSourceData, ConfigurationError) as e:
         print(f"error: {e}", file=sys.stderr)

@@ -13,3 +13,12 @@ def transient_only(task, task_run, state) -> bool:
             return e.retryable
         return isinstance(e, (OperationalError, ConnectionError, TimeoutError))
     return False
+
+
+def settings_with_privacy():
+    """The settings, with the log filter that masks personal data and secrets installed."""
+    from dealersync.config import get_settings
+    from dealersync.privacy import install_log_filter
+    s = get_settings()
+    install_log_filter(s)
+    return s

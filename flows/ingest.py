@@ -4,18 +4,17 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from dealersync.config import get_settings
 from dealersync.ingest import ingest_file, pending_files
 from schemas.profiles import load_profiles
 from store.db import make_engine, upgrade
 
-from .common import transient_only
+from .common import settings_with_privacy, transient_only
 
 
 @task(name="ingest-file", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_only,
       task_run_name="ingest {path}")
 def ingest_one(path: str, feed: str | None = None, profile: str | None = None, dealer: str | None = None) -> dict:
-    s = get_settings()
+    s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     return ingest_file(engine, path, feed=feed, profile=profile or s.profile, dealer=dealer,
                        profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
@@ -26,7 +25,7 @@ def ingest_one(path: str, feed: str | None = None, profile: str | None = None, d
 def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None, profile: str | None = None,
                        dealer: str | None = None) -> list[dict]:
     """Ingest every export file in ``folders`` (default: the configured drop folders) not yet in the ledger."""
-    s = get_settings()
+    s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
     files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=s.stable_seconds)

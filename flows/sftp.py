@@ -8,14 +8,13 @@ from prefect.artifacts import create_table_artifact
 
 from connectors.sftp import SftpConnector, SftpSettings
 from dealersync import sftp_jobs
-from dealersync.config import get_settings
 from store.db import make_engine, upgrade
 
-from .common import transient_only
+from .common import settings_with_privacy, transient_only
 
 
 def _setup():
-    s = get_settings()
+    s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
     return s, engine, SftpConnector(SftpSettings.from_settings(s))
@@ -48,7 +47,7 @@ def pull_sftp_drops() -> list[dict]:
 @flow(name="push_sftp_reports")
 def push_sftp_reports(files: list[str] | None = None) -> list[dict]:
     """Upload reports (default: the outbox) to /inbound/<dealer>/; identical bytes are not resent."""
-    s = get_settings()
+    s = settings_with_privacy()
     files = files or [str(p) for p in sorted(s.outbox.glob("*")) if p.is_file()]
     results = push_task(files)
     create_table_artifact(key="sftp-push", table=results or [{"file": "(nothing to send)"}])
