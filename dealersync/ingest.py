@@ -170,8 +170,9 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     res.business_date = bdate.isoformat() if bdate else None
     profiles = profiles if profiles is not None else load_profiles()
 
+    st = path.stat()
     sha = sha256_of(path)
-    size = path.stat().st_size
+    size = st.st_size
     with engine.begin() as conn:
         prior = repo.find_by_sha(conn, sha)
         if prior is not None and (prior["status"] in repo.DONE_STATUSES or (prior["status"] == "REJECTED" and not force)):
@@ -181,7 +182,8 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
             res.seconds = round(time.monotonic() - t0, 3)
             return res
         load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=size, sha256=sha,
-                                  source=fd.source, feed=fd.name, dealer_code=res.dealer, business_date=bdate)
+                                  source=fd.source, feed=fd.name, dealer_code=res.dealer, business_date=bdate,
+                                  mtime_ns=st.st_mtime_ns)
     res.load_id = load_id
 
     try:
@@ -328,8 +330,11 @@ def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: 
         for f in expand_paths([d for d in folders if Path(d).is_dir()]):
             if require_done_marker and not f.with_name(f.name + ".done").exists():
                 continue
-            if stable_seconds and now - f.stat().st_mtime < stable_seconds:
+            st = f.stat()
+            if stable_seconds and now - st.st_mtime < stable_seconds:
                 continue  # still being written
+            if repo.seen_unchanged(conn, str(f.resolve()), st.st_size, st.st_mtime_ns):
+                continue  # same path, size and mtime as an ingested file: no need to hash it again
             prior = repo.find_by_sha(conn, sha256_of(f))
             if prior is None or prior["status"] not in (*repo.DONE_STATUSES, "REJECTED"):
                 out.append(f)

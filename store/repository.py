@@ -27,11 +27,20 @@ def find_by_sha(conn: Connection, sha256: str):
     return conn.execute(select(ingest_file).where(ingest_file.c.sha256 == sha256)).mappings().first()
 
 
+def seen_unchanged(conn: Connection, path: str, size: int, mtime_ns: int) -> bool:
+    """This path, with this size and mtime, is already in the ledger as done or rejected."""
+    q = select(func.count()).select_from(ingest_file).where(
+        ingest_file.c.path == path, ingest_file.c.size == size, ingest_file.c.mtime_ns == mtime_ns,
+        ingest_file.c.status.in_((*DONE_STATUSES, "REJECTED")))
+    return conn.execute(q).scalar_one() > 0
+
+
 def start_load(conn: Connection, *, path: str, file_name: str, size: int, sha256: str, source: str,
-               feed: str, dealer_code: str, business_date: date | None) -> int:
+               feed: str, dealer_code: str, business_date: date | None, mtime_ns: int | None = None) -> int:
     """Insert (or re-arm after a crash) the ledger row of a file in status LOADING."""
     row = find_by_sha(conn, sha256)
-    values = dict(path=path, file_name=file_name, size=size, source=source, feed=feed, dealer_code=dealer_code,
+    values = dict(path=path, file_name=file_name, size=size, mtime_ns=mtime_ns, source=source, feed=feed,
+                  dealer_code=dealer_code,
                   business_date=business_date, status="LOADING", started_at=now(), finished_at=None,
                   message=None, rows_read=0, rows_loaded=0, rows_quarantined=0, rows_superseded=0,
                   value_issues=0, warnings=0)

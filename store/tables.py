@@ -20,6 +20,7 @@ ingest_file = Table(
     Column("path", Text, nullable=False),
     Column("file_name", String(255), nullable=False),
     Column("size", BigInteger, nullable=False),
+    Column("mtime_ns", BigInteger, comment="local file mtime when ingested; with path and size it spares re-hashing"),
     Column("sha256", String(64), nullable=False, unique=True),
     Column("source", String(8), nullable=False, default="DMS"),
     Column("feed", String(32)),

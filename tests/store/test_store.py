@@ -2,6 +2,8 @@
 atomicity on a crash, upsert on natural keys, chunking, migrations."""
 from __future__ import annotations
 
+import os
+
 import pytest
 import sqlalchemy as sa
 
@@ -116,4 +118,19 @@ def test_migrations_are_idempotent(engine):
     upgrade(engine)
     upgrade(engine)
     with engine.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0003"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0004"
+
+
+def test_pending_files_skips_unchanged_files_without_hashing(engine, tmp_path, monkeypatch):
+    import dealersync.ingest as ing
+    drop = tmp_path / "drop"
+    drop.mkdir()
+    p = write(drop, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust()]))
+    assert ing.pending_files(engine, [drop]) == [p]
+    ingest_file(engine, p)
+    hashed = []
+    monkeypatch.setattr(ing, "sha256_of", lambda f: hashed.append(f) or "x")
+    assert ing.pending_files(engine, [drop]) == [] and hashed == []
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))   # touched: hashed again
+    monkeypatch.undo()
+    assert ing.pending_files(engine, [drop]) == []                         # same bytes: still nothing to do
