@@ -71,14 +71,18 @@ def add_issues(conn: Connection, load_id: int, feed: str, dealer_code: str, reco
 
 # ------------------------------------------------------------------------------------ staging
 
-def _stage_columns(feed: FeedDef):
-    return [Column(c, Text) for c in feed.columns] + [Column("source_row", Integer, nullable=False)]
+def _stage_columns(feed: FeedDef, pg: bool):
+    # byte-order comparison: PostgreSQL's sorts and groupings over the stage run much faster with
+    # the "C" collation than with a libc locale (C.UTF-8 included); SQLite compares bytes anyway
+    text_type = Text(collation="C") if pg else Text()
+    return [Column(c, text_type) for c in feed.columns] + [Column("source_row", Integer, nullable=False)]
 
 
 def create_stage(conn: Connection, feed: FeedDef, load_id: int) -> Table:
     """A temporary table holding the file's valid rows until the final upsert."""
-    kw = {"postgresql_on_commit": "DROP"} if conn.dialect.name == "postgresql" else {}
-    t = Table(f"stage_{feed.name}_{load_id}", MetaData(), *_stage_columns(feed), prefixes=["TEMPORARY"], **kw)
+    pg = conn.dialect.name == "postgresql"
+    kw = {"postgresql_on_commit": "DROP"} if pg else {}
+    t = Table(f"stage_{feed.name}_{load_id}", MetaData(), *_stage_columns(feed, pg), prefixes=["TEMPORARY"], **kw)
     t.create(conn)
     return t
 
