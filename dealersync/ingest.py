@@ -8,6 +8,7 @@ import json
 import logging
 import time
 from collections import Counter
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
@@ -205,76 +206,52 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
         if table.encoding and prof.encoding and table.encoding.replace("-sig", "") != prof.encoding.lower():
             file_warnings.append(f"profile {prof.name} says {prof.encoding}, content is {table.encoding}")
         reasons: Counter = Counter()
+        phase = Phases()
         with engine.begin() as conn:
             stage = repo.create_stage(conn, fd, load_id)
             stage_cols = list(fd.columns) + ["source_row"]
-            tm = res.timings = {"read": 0.0, "validate": 0.0, "stage": 0.0, "finalise": 0.0}
-            clock = time.perf_counter()
-            for recs in _chunks(table.records(), chunk_rows):
-                tm["read"] += time.perf_counter() - clock
-                clock = time.perf_counter()
-                out = _process_chunk(recs, table, fd, prof, cmap, path.name)
-                tm["validate"] += time.perf_counter() - clock
-                clock = time.perf_counter()
+            for recs in phase.timed(_chunks(table.records(), chunk_rows), "read"):
+                with phase("validate"):
+                    out = _process_chunk(recs, table, fd, prof, cmap, path.name)
                 res.rows_read += len(recs)
                 res.rows_quarantined += len(out.quarantine)
                 res.value_issues += len(out.issues)
                 reasons.update(q["reason_code"] for q in out.quarantine)
                 reasons.update(i["reason_code"] for i in out.issues)
-                repo.add_quarantine(conn, load_id, out.quarantine)
-                repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
-                f = out.frame
-                cols = [f[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else
-                        f[c].astype(int).tolist() for c in stage_cols]
-                repo.stage_rows(conn, stage, zip(*cols))
-                tm["stage"] += time.perf_counter() - clock
+                with phase("stage"):
+                    repo.add_quarantine(conn, load_id, out.quarantine)
+                    repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
+                    f = out.frame
+                    cols = [f[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else
+                            f[c].astype(int).tolist() for c in stage_cols]
+                    repo.stage_rows(conn, stage, zip(*cols))
                 if progress:
                     progress(res)
-                clock = time.perf_counter()
-            tm["read"] += time.perf_counter() - clock
-            clock = time.perf_counter()
-            tm["finalise"] = 0.0
-            repo.analyze_stage(conn, stage)
-
-            def lap(name):
-                nonlocal clock
-                now = time.perf_counter()
-                tm[name] = now - clock
-                tm["finalise"] += now - clock
-                clock = now
-            st = table.stats
-            if st.fallback_lines - st.undecodable_lines:
-                other = "UTF-8" if (table.encoding or "").startswith("gb") else "GB18030"
-                file_warnings.append(f"{st.fallback_lines - st.undecodable_lines} line(s) were {other}, "
-                                     f"not {table.encoding}, and were read as {other}")
-            if st.undecodable_lines:
-                file_warnings.append(f"{st.undecodable_lines} line(s) hold bytes that are neither UTF-8 nor "
-                                     "GB18030 (see ENCODING_ERROR issues)")
-            res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
-            lap("superseded")
-            res.warnings = res.rows_superseded + repo.mileage_warnings(
-                conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
-            lap("row_rules")
+            with phase("superseded"):
+                repo.analyze_stage(conn, stage)
+                res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
+            with phase("row_rules"):
+                res.warnings = res.rows_superseded + repo.mileage_warnings(
+                    conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
+            with phase("replace"):
+                res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
+            with phase("upsert"):
+                repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
+                                       source_file=path.name, load_id=load_id)
+                repo.drop_stage(conn, stage)
             if res.rows_superseded:
                 reasons["SUPERSEDED"] += res.rows_superseded
-            res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
-            lap("replace")
-            repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
-                                   source_file=path.name, load_id=load_id)
-            repo.drop_stage(conn, stage)
-            lap("upsert")
-            res.timings = {k: round(v, 3) for k, v in tm.items()}
+            res.timings = phase.summary(finalise=("superseded", "row_rules", "replace", "upsert"))
             res.rows_loaded = res.rows_read - res.rows_quarantined
             res.status = "loaded"
-            res.file_warnings = file_warnings
+            res.file_warnings = file_warnings + _decode_warnings(table)
             res.top_reasons = dict(reasons.most_common(5))
             res.seconds = round(time.monotonic() - t0, 3)
             repo.finish_load(conn, load_id, status="LOADED", profile=prof.name, encoding=table.encoding,
                              rows_read=res.rows_read, rows_loaded=res.rows_loaded,
                              rows_quarantined=res.rows_quarantined, rows_superseded=res.rows_superseded,
-                             value_issues=res.value_issues, warnings=res.warnings, file_warnings=file_warnings,
-                             timings=json.dumps(res.timings),
-                             duration_ms=int(res.seconds * 1000),
+                             value_issues=res.value_issues, warnings=res.warnings, file_warnings=res.file_warnings,
+                             timings=json.dumps(res.timings), duration_ms=int(res.seconds * 1000),
                              message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
                              if res.replaced_loads else None)
     finally:
@@ -282,6 +259,52 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     log.info("%s: %s, read %d, loaded %d, quarantined %d", path.name, res.status, res.rows_read,
              res.rows_loaded, res.rows_quarantined)
     return res
+
+
+class Phases:
+    """Seconds spent per phase of a load: ``with phases("validate"): ...``."""
+
+    def __init__(self):
+        self.seconds: dict[str, float] = {}
+
+    @contextmanager
+    def __call__(self, name: str):
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[name] = self.seconds.get(name, 0.0) + time.perf_counter() - start
+
+    def timed(self, iterable, name: str):
+        """Iterate, counting the time spent producing each item as ``name``."""
+        it = iter(iterable)
+        while True:
+            with self(name):
+                item = next(it, _END)
+            if item is _END:
+                return
+            yield item
+
+    def summary(self, **groups: tuple[str, ...]) -> dict[str, float]:
+        out = dict(self.seconds)
+        for group, names in groups.items():
+            out[group] = sum(self.seconds.get(n, 0.0) for n in names)
+        return {k: round(v, 3) for k, v in out.items()}
+
+
+_END = object()
+
+
+def _decode_warnings(table) -> list[str]:
+    st, out = table.stats, []
+    if st.fallback_lines - st.undecodable_lines:
+        other = "UTF-8" if (table.encoding or "").startswith("gb") else "GB18030"
+        out.append(f"{st.fallback_lines - st.undecodable_lines} line(s) were {other}, not {table.encoding}, "
+                   f"and were read as {other}")
+    if st.undecodable_lines:
+        out.append(f"{st.undecodable_lines} line(s) hold bytes that are neither UTF-8 nor GB18030 "
+                   "(see ENCODING_ERROR issues)")
+    return out
 
 
 def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> FileResult:
