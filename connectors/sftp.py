@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import fnmatch
 import hashlib
+import logging
 import os
 import posixpath
 import socket
@@ -28,6 +29,7 @@ from dealersync.errors import BadSourceData, ConfigurationError, TransientError
 WINDOW_SIZE = 64 * 1024 * 1024  # paramiko's 2 MB default window throttles bulk transfers
 MAX_PACKET = 256 * 1024         # fewer, larger SSH packets: paramiko's cost is per packet
 BLOCK = 1024 * 1024
+log = logging.getLogger("dealersync.sftp")
 READ_REQUEST = 128 * 1024       # SFTP read size (OpenSSH serves up to ~256 KB; paramiko asks 32 KB)
 
 
@@ -178,7 +180,8 @@ class SftpSession:
             if any(fnmatch.fnmatchcase(a.filename, p) for p in patterns):
                 try:
                     safe_name(a.filename)
-                except BadSourceData:
+                except BadSourceData as e:
+                    log.warning("%s:%s: %s; left alone", self.settings.host, folder, e)
                     continue
                 out.append(RemoteFile(a.filename, posixpath.join(folder, a.filename), a.st_size or 0, int(a.st_mtime or 0)))
         return sorted(out, key=lambda f: f.name)

@@ -68,16 +68,18 @@ def test_unreachable_is_transient(sshd, tmp_path):
         conn(sshd, port=free_port()).check()
 
 
-def test_list_and_atomic_download(sshd, tmp_path):
+def test_list_and_atomic_download(sshd, tmp_path, caplog):
     data = os.urandom(3_000_000)
     sshd.write_remote("outbound/GZ0012/GZ0012_RECALL_20261103.csv", data)
     sshd.write_remote("outbound/GZ0012/notes.txt", b"x")
+    sshd.write_remote("outbound/GZ0012/GZ0012_RECALL_..20261104.csv", b"x")   # refused, with a warning
     with conn(sshd).session() as s:
         files = s.list(s.remote("outbound/GZ0012"), ["GZ0012_RECALL_*.csv"])
         assert [f.name for f in files] == ["GZ0012_RECALL_20261103.csv"] and files[0].size == len(data)
         path, sha = s.download(files[0], tmp_path / "inbox")
     assert path.read_bytes() == data and sha == hashlib.sha256(data).hexdigest()
     assert sorted(p.name for p in (tmp_path / "inbox").iterdir()) == ["GZ0012_RECALL_20261103.csv"]
+    assert "GZ0012_RECALL_..20261104.csv" in caplog.text and "refusing" in caplog.text
 
 
 def test_connection_cut_mid_download_leaves_nothing_and_retry_completes(sshd, tmp_path):
