@@ -209,7 +209,6 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
         phase = Phases()
         with engine.begin() as conn:
             stage = repo.create_stage(conn, fd, load_id)
-            stage_cols = list(fd.columns) + ["source_row"]
             for recs in phase.timed(_chunks(table.records(), chunk_rows), "read"):
                 with phase("validate"):
                     out = _process_chunk(recs, table, fd, prof, cmap, path.name)
@@ -221,10 +220,7 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
                 with phase("stage"):
                     repo.add_quarantine(conn, load_id, out.quarantine)
                     repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
-                    f = out.frame
-                    cols = [f[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else
-                            f[c].astype(int).tolist() for c in stage_cols]
-                    repo.stage_rows(conn, stage, zip(*cols))
+                    repo.stage_frame(conn, stage, out.frame)
                 if progress:
                     progress(res)
             with phase("superseded"):

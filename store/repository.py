@@ -87,21 +87,28 @@ def create_stage(conn: Connection, feed: FeedDef, load_id: int) -> Table:
     return t
 
 
-def stage_rows(conn: Connection, stage: Table, rows) -> None:
-    """Append rows (tuples in stage column order; None for blank). COPY on PostgreSQL."""
-    rows = list(rows)
-    if not rows:
+def stage_frame(conn: Connection, stage: Table, frame) -> None:
+    """Append a chunk's valid rows (a DataFrame with the stage's columns; NA for blank).
+    PostgreSQL: the chunk as CSV written by pyarrow (C++) straight into COPY; SQLite: executemany."""
+    if len(frame) == 0:
         return
     cols = [c.name for c in stage.columns]
     if conn.dialect.name == "postgresql":
+        import pyarrow as pa
+        import pyarrow.csv as pacsv
+        sink = pa.BufferOutputStream()
+        # unquoted empty = NULL, quoted "" = empty string: COPY's CSV rules
+        pacsv.write_csv(pa.Table.from_pandas(frame[cols], preserve_index=False), sink,
+                        pacsv.WriteOptions(include_header=False))
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
-            with cur.copy(f"COPY {stage.name} ({', '.join(cols)}) FROM STDIN") as cp:
-                for r in rows:
-                    cp.write_row(r)
+            with cur.copy(f"COPY {stage.name} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as cp:
+                cp.write(memoryview(sink.getvalue()))
     else:
+        data = [frame[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else frame[c].astype(int).tolist()
+                for c in cols]
         marks = ", ".join("?" for _ in cols)
-        conn.exec_driver_sql(f"INSERT INTO {stage.name} ({', '.join(cols)}) VALUES ({marks})", rows)
+        conn.exec_driver_sql(f"INSERT INTO {stage.name} ({', '.join(cols)}) VALUES ({marks})", list(zip(*data)))
 
 
 def analyze_stage(conn: Connection, stage: Table) -> None:

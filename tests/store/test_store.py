@@ -134,3 +134,20 @@ def test_pending_files_skips_unchanged_files_without_hashing(engine, tmp_path, m
     os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))   # touched: hashed again
     monkeypatch.undo()
     assert ing.pending_files(engine, [drop]) == []                         # same bytes: still nothing to do
+
+
+def test_awkward_values_round_trip_exactly(engine, tmp_path):
+    """Commas, quotes, backslashes, tabs-as-spaces and CJK punctuation survive staging (COPY CSV on
+    PostgreSQL) unchanged; blank stays NULL."""
+    names = ['张伟, "老张"', "back\\slash\\N", "王芳；李娜", "O'Brien 有限公司", "a\"b\"\"c"]
+    data = [cust(f"C{i}", name=n, address="") for i, n in enumerate(names)]
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, data))
+    res = ingest_file(engine, p)
+    assert res.rows_loaded == len(names)
+    from store.tables import FEED_TABLES
+    t = FEED_TABLES["customers"]
+    with engine.connect() as c:
+        got = c.execute(sa.select(t.c.customer_id, t.c.name, t.c.address).order_by(t.c.source_row)).all()
+    expected = [n.replace("；", ";") for n in names]   # NFKC makes full-width punctuation half-width
+    assert [r.name for r in got] == expected
+    assert all(r.address is None for r in got)
