@@ -161,11 +161,8 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     if not path.is_file():
         raise BadSourceData("no such file", file=str(path), reason="NO_FILE")
     token = feed or fname.feed_token
-    if not token:
-        raise BadSourceData("cannot tell the feed from the file name (<Dealer>_<FEED>_<YYYYMMDD>.csv); "
-                            "give --feed", file=path.name, reason="UNKNOWN_FEED")
-    fd = get_feed(token)
-    res.feed = fd.name
+    fd = get_feed(token) if token else None
+    res.feed = fd.name if fd else None
     res.dealer = (dealer or fname.dealer or default_dealer).upper()
     bdate: date | None = fname.business_date
     res.business_date = bdate.isoformat() if bdate else None
@@ -173,19 +170,27 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
 
     st = path.stat()
     sha = sha256_of(path)
-    size = st.st_size
+    # a rejected file is tried again when the operator says more about it (--feed, --profile) or forces it
+    retry_rejected = force or bool(feed) or bool(profile)
     with engine.begin() as conn:
         prior = repo.find_by_sha(conn, sha)
-        if prior is not None and (prior["status"] in repo.DONE_STATUSES or (prior["status"] == "REJECTED" and not force)):
-            res.status = "skipped"
+        if prior is not None and (prior["status"] in repo.DONE_STATUSES
+                                  or (prior["status"] == "REJECTED" and not retry_rejected)):
+            res.status = "skipped" if prior["status"] != "REJECTED" else "rejected"
             res.load_id = prior["id"]
-            res.message = f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, {prior['status']})"
+            res.message = (f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, "
+                           f"{prior['status']})" if prior["status"] != "REJECTED" else
+                           f"rejected before (load {prior['id']}): {prior['message']}")
             res.seconds = round(time.monotonic() - t0, 3)
             return res
-        load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=size, sha256=sha,
-                                  source=fd.source, feed=fd.name, dealer_code=res.dealer, business_date=bdate,
-                                  mtime_ns=st.st_mtime_ns)
+        load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=st.st_size, sha256=sha,
+                                  source=fd.source if fd else "DMS", feed=res.feed, dealer_code=res.dealer,
+                                  business_date=bdate, mtime_ns=st.st_mtime_ns)
     res.load_id = load_id
+    if fd is None:
+        return _reject(engine, res, BadSourceData(
+            "cannot tell the feed from the file name (<Dealer>_<FEED>_<YYYYMMDD>.csv); give --feed",
+            file=path.name, reason="UNKNOWN_FEED"), t0)
 
     try:
         candidates = [profiles[profile]] if profile and profile in profiles else list(profiles.values())

@@ -1,10 +1,13 @@
 """Flow ``ingest_dms_exports``: a folder in, each new file ingested in its own task."""
 from __future__ import annotations
 
+from pathlib import Path
+
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from dealersync.ingest import ingest_file, pending_files
+from dealersync.errors import BadSourceData
+from dealersync.ingest import FileResult, ingest_file, pending_files
 from schemas.profiles import load_profiles
 from store.db import make_engine, upgrade
 
@@ -16,9 +19,12 @@ from .common import settings_with_privacy, transient_only
 def ingest_one(path: str, feed: str | None = None, profile: str | None = None, dealer: str | None = None) -> dict:
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
-    return ingest_file(engine, path, feed=feed, profile=profile or s.profile, dealer=dealer,
-                       profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
-                       default_dealer=s.dealer_code).to_json()
+    try:
+        return ingest_file(engine, path, feed=feed, profile=profile or s.profile, dealer=dealer,
+                           profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
+                           default_dealer=s.dealer_code).to_json()
+    except BadSourceData as e:  # one bad file never stops the others
+        return FileResult(file=Path(path).name, path=path, status="rejected", message=str(e)).to_json()
 
 
 @flow(name="ingest_dms_exports", log_prints=True)

@@ -44,9 +44,17 @@ def test_unknown_feed_exits_2(tmp_path, capsys):
     p = write(tmp_path, "export.csv", csv_bytes(CUST_A, [cust()]))
     assert main(["ingest", str(p)]) == 2
     assert "give --feed" in capsys.readouterr().err
+    assert main(["ingest", str(p)]) == 2                      # reported again, from the ledger
+    assert "rejected before" in capsys.readouterr().err
     assert main(["ingest", str(p), "--feed", "customers", "--dealer", "gz0099", "--json"]) == 0
     o = json.loads(capsys.readouterr().out)
     assert (o["feed"], o["dealer"], o["rows_loaded"]) == ("customers", "GZ0099", 1)
+    from sqlalchemy import select
+    from dealersync.config import get_settings
+    from store.db import make_engine
+    from store.tables import ingest_file
+    with make_engine(get_settings().effective_database_url).connect() as c:
+        assert [r.status for r in c.execute(select(ingest_file.c.status))] == ["LOADED"]  # one ledger row
 
 
 def test_quarantine_list(tmp_path, capsys):

@@ -25,8 +25,10 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     from flows.ingest import ingest_dms_exports
     drop = settings_env / "drop"
     generate(drop, rows=40, seed=2)
+    (drop / "export_from_someone.csv").write_text("a,b\n1,2\n", encoding="utf-8")   # not a known feed name
     first = ingest_dms_exports(folders=[str(drop)])
-    assert len(first) == 6 and all(r["status"] == "loaded" for r in first)
+    assert sorted(r["status"] for r in first) == ["loaded"] * 6 + ["rejected"]   # the others still load
+    first = [r for r in first if r["status"] == "loaded"]
     assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
     assert ingest_dms_exports(folders=[str(drop)]) == []   # a retry or re-run changes nothing
     data = [str(a.data) for a in _artifacts("ingest-summary")]
