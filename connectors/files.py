@@ -26,7 +26,7 @@ FILE_NAME_RE = re.compile(
 UNDECODABLE = "\ufffd"
 _SNIFF_BYTES = 1 << 20
 _BLOCK_BYTES = 4 << 20
-csv.field_size_limit(1 << 24)
+csv.field_size_limit(1 << 22)   # 4 MB: no real cell is larger; an unclosed quote hits it
 
 
 @dataclass
@@ -196,12 +196,28 @@ class Table:
             self._closer()
 
 
-def _csv_rows(fh, encoding: str, stats: DecodeStats) -> Iterator[tuple[int, list[str]]]:
+MAX_RECORD_LINES = 200   # a record spanning more physical lines is an unclosed quote, not an address
+
+
+def _csv_rows(fh, encoding: str, stats: DecodeStats, name: str) -> Iterator[tuple[int, list[str]]]:
     reader = csv.reader(decoded_lines(fh, encoding, stats))
     start = 1
-    for cells in reader:
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as e:
+            raise _unclosed_quote(name, start, str(e)) from None
+        if reader.line_num - start >= MAX_RECORD_LINES:
+            raise _unclosed_quote(name, start, f"one record runs over lines {start}-{reader.line_num}")
         yield start, cells
         start = reader.line_num + 1
+
+
+def _unclosed_quote(name: str, line: int, detail: str) -> BadSourceData:
+    return BadSourceData(f"a quoted value opened at line {line} is never closed ({detail}); the rows after it "
+                         "cannot be told apart, so the file is rejected", file=name, row=line, reason="UNCLOSED_QUOTE")
 
 
 def _xlsx_rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], Callable[[], None]]:
@@ -248,7 +264,7 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15) -> Table:
         _check_decodable(sample, encoding, path)
         fh.close()
         fh = _open_binary(path, kind)
-        rows = _csv_rows(fh, encoding, stats)
+        rows = _csv_rows(fh, encoding, stats, path.name)
         closer = fh.close
 
     head: list[tuple[int, list[str]]] = []

@@ -210,56 +210,65 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
             file_warnings.append(f"title row(s) {', '.join(map(str, table.title_rows))} above the header skipped")
         if table.encoding and prof.encoding and table.encoding.replace("-sig", "") != prof.encoding.lower():
             file_warnings.append(f"profile {prof.name} says {prof.encoding}, content is {table.encoding}")
-        reasons: Counter = Counter()
-        phase = Phases()
-        with engine.begin() as conn:
-            stage = repo.create_stage(conn, fd, load_id)
-            for recs in phase.timed(_chunks(table.records(), chunk_rows), "read"):
-                with phase("validate"):
-                    out = _process_chunk(recs, table, fd, prof, cmap, path.name)
-                res.rows_read += len(recs)
-                res.rows_quarantined += len(out.quarantine)
-                res.value_issues += len(out.issues)
-                reasons.update(q["reason_code"] for q in out.quarantine)
-                reasons.update(i["reason_code"] for i in out.issues)
-                with phase("stage"):
-                    repo.add_quarantine(conn, load_id, out.quarantine)
-                    repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
-                    repo.stage_frame(conn, stage, out.frame)
-                if progress:
-                    progress(res)
-            with phase("superseded"):
-                repo.analyze_stage(conn, stage)
-                res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
-            with phase("row_rules"):
-                res.warnings = res.rows_superseded + repo.mileage_warnings(
-                    conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
-            with phase("replace"):
-                res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
-            with phase("upsert"):
-                repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
-                                       source_file=path.name, load_id=load_id)
-                repo.drop_stage(conn, stage)
-            if res.rows_superseded:
-                reasons["SUPERSEDED"] += res.rows_superseded
-            res.timings = phase.summary(finalise=("superseded", "row_rules", "replace", "upsert"))
-            res.rows_loaded = res.rows_read - res.rows_quarantined
-            res.status = "loaded"
-            res.file_warnings = file_warnings + _decode_warnings(table)
-            res.top_reasons = dict(reasons.most_common(5))
-            res.seconds = round(time.monotonic() - t0, 3)
-            repo.finish_load(conn, load_id, status="LOADED", profile=prof.name, encoding=table.encoding,
-                             rows_read=res.rows_read, rows_loaded=res.rows_loaded,
-                             rows_quarantined=res.rows_quarantined, rows_superseded=res.rows_superseded,
-                             value_issues=res.value_issues, warnings=res.warnings, file_warnings=res.file_warnings,
-                             timings=json.dumps(res.timings), duration_ms=int(res.seconds * 1000),
-                             message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
-                             if res.replaced_loads else None)
+        try:
+            _load(engine, res, table, fd, prof, cmap, path, bdate, load_id, chunk_rows, progress, file_warnings, t0)
+        except BadSourceData as e:  # structure broken mid-file: the transaction rolled back, nothing loaded
+            return _reject(engine, res, e, t0)
     finally:
         table.close()
     log.info("%s: %s, read %d, loaded %d, quarantined %d", path.name, res.status, res.rows_read,
              res.rows_loaded, res.rows_quarantined)
     return res
+
+
+def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: ColumnMap, path: Path,
+          bdate: date | None, load_id: int, chunk_rows: int, progress, file_warnings: list[str], t0: float) -> None:
+    """Stream, validate, stage and upsert the file in one transaction; fills ``res``."""
+    reasons: Counter = Counter()
+    phase = Phases()
+    with engine.begin() as conn:
+        stage = repo.create_stage(conn, fd, load_id)
+        for recs in phase.timed(_chunks(table.records(), chunk_rows), "read"):
+            with phase("validate"):
+                out = _process_chunk(recs, table, fd, prof, cmap, path.name)
+            res.rows_read += len(recs)
+            res.rows_quarantined += len(out.quarantine)
+            res.value_issues += len(out.issues)
+            reasons.update(q["reason_code"] for q in out.quarantine)
+            reasons.update(i["reason_code"] for i in out.issues)
+            with phase("stage"):
+                repo.add_quarantine(conn, load_id, out.quarantine)
+                repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
+                repo.stage_frame(conn, stage, out.frame)
+            if progress:
+                progress(res)
+        with phase("superseded"):
+            repo.analyze_stage(conn, stage)
+            res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
+        with phase("row_rules"):
+            res.warnings = res.rows_superseded + repo.mileage_warnings(
+                conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
+        with phase("replace"):
+            res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
+        with phase("upsert"):
+            repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
+                                   source_file=path.name, load_id=load_id)
+            repo.drop_stage(conn, stage)
+        if res.rows_superseded:
+            reasons["SUPERSEDED"] += res.rows_superseded
+        res.timings = phase.summary(finalise=("superseded", "row_rules", "replace", "upsert"))
+        res.rows_loaded = res.rows_read - res.rows_quarantined
+        res.status = "loaded"
+        res.file_warnings = file_warnings + _decode_warnings(table)
+        res.top_reasons = dict(reasons.most_common(5))
+        res.seconds = round(time.monotonic() - t0, 3)
+        repo.finish_load(conn, load_id, status="LOADED", profile=prof.name, encoding=table.encoding,
+                         rows_read=res.rows_read, rows_loaded=res.rows_loaded,
+                         rows_quarantined=res.rows_quarantined, rows_superseded=res.rows_superseded,
+                         value_issues=res.value_issues, warnings=res.warnings, file_warnings=res.file_warnings,
+                         timings=json.dumps(res.timings), duration_ms=int(res.seconds * 1000),
+                         message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
+                         if res.replaced_loads else None)
 
 
 class Phases:
@@ -311,6 +320,9 @@ def _decode_warnings(table) -> list[str]:
 def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> FileResult:
     res.status = "rejected"
     res.message = str(e)
+    # nothing of a rejected file is loaded, whatever was read before the fault showed
+    res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
+    res.warnings = 0
     res.seconds = round(time.monotonic() - t0, 3)
     with engine.begin() as conn:
         repo.finish_load(conn, res.load_id, status="REJECTED", message=str(e), duration_ms=int(res.seconds * 1000),

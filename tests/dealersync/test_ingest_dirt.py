@@ -336,3 +336,18 @@ def test_sample_exports_all_balance(sqlite_engine, tmp_path):
                 continue
             res = balanced(ingest_file(sqlite_engine, path))
             assert res.status == "loaded" and res.feed == feed and res.rows_loaded > 0, res
+
+
+@pytest.mark.parametrize("tail_rows,tail_text", [(300, "x" * 20), (50, "y" * 100_000)])
+def test_unclosed_quote_rejects_the_file_naming_the_line(sqlite_engine, tmp_path, tail_rows, tail_text):
+    """A stray opening quote would swallow every later row into one value: reject, name the line."""
+    body = csv_bytes(CUST_A, [cust("C1"), cust("C2")])
+    broken = 'C3,"张伟,个人,13812345678,身份证,,广州,,,\r\n'.encode("gb18030")
+    tail = b"".join(f"C{i},{tail_text},个人,,,,,,,\r\n".encode("gb18030") for i in range(4, 4 + tail_rows))
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", body + broken + tail)
+    res = ingest_file(sqlite_engine, p)
+    assert res.status == "rejected" and (res.rows_read, res.rows_loaded) == (0, 0)
+    assert "line 4" in res.message and "never closed" in res.message and p.name in res.message
+    assert rows(sqlite_engine, "dms_customer") == []
+    with sqlite_engine.connect() as c:
+        assert [r["status"] for r in repo.ledger(c)] == ["REJECTED"]
