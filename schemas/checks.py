@@ -262,16 +262,32 @@ def parse_dates(s: pd.Series, formats: list[str] | None = None, with_time: bool 
     return out
 
 
+_ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
+def _normalise_temporal(s: pd.Series, formats: list[str] | None, with_time: bool) -> pd.Series:
+    """Parse and re-format what is not canonical yet. Values already in the canonical form are
+    left as they are (the check validates the calendar), unless the profile has formats of its own."""
+    canonical = (pd.Series(False, index=s.index) if formats else
+                 s.str.fullmatch(_ISO_DATETIME if with_time else _ISO_DATE, na=False))
+    todo = s.notna() & ~canonical
+    if not todo.any():
+        return s
+    part = s[todo]
+    parsed = parse_dates(part, formats, with_time=with_time)
+    text = parsed.dt.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
+    out = s.copy()
+    out[todo] = text.where(parsed.notna(), part).astype("str")
+    return out
+
+
 def normalise_date(s: pd.Series, formats: list[str] | None = None) -> pd.Series:
-    parsed = parse_dates(s, formats)
-    iso = parsed.dt.strftime("%Y-%m-%d")
-    return iso.where(parsed.notna(), s).astype("str")
+    return _normalise_temporal(s, formats, with_time=False)
 
 
 def normalise_datetime(s: pd.Series, formats: list[str] | None = None) -> pd.Series:
-    parsed = parse_dates(s, formats, with_time=True)
-    iso = parsed.dt.strftime("%Y-%m-%d %H:%M:%S")
-    return iso.where(parsed.notna(), s).astype("str")
+    return _normalise_temporal(s, formats, with_time=True)
 
 
 def is_iso_date(s: pd.Series) -> pd.Series:
