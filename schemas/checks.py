@@ -402,11 +402,3 @@ def explain(check: str, value) -> tuple[str, str]:
     if fn is None:
         return "INVALID", f"{value!r} fails {check}"
     return fn("" if value is None or (isinstance(value, float) and np.isnan(value)) else str(value))
-
-
-def mask_mobile(m: str | None) -> str | None:
-    """``13812345678`` -> ``138****5678``."""
-    if not m:
-        return m
-    return m[:3] + "****" + m[-4:] if len(m) >= 7 else "****"
-

@@ -67,7 +67,7 @@ def normalise_frame(raw: pd.DataFrame, feed: FeedDef, profile: Profile) -> pd.Da
 
 
 def _failures(norm: pd.DataFrame, feed: FeedDef) -> pd.DataFrame:
-    """(index, column, check, value) of every failing cell, by lazy pandera validation."""
+    """(index, column, check) of every failing cell, by lazy pandera validation."""
     try:
         feed.model.validate(norm, lazy=True)
         return pd.DataFrame(columns=["index", "column", "check"])

@@ -254,16 +254,6 @@ def ledger(conn: Connection):
     return conn.execute(select(ingest_file).order_by(ingest_file.c.id)).mappings().all()
 
 
-def count_rows(conn: Connection, feed_name: str, dealer_code: str | None = None) -> int:
-    t = FEED_TABLES[feed_name]
-    q = select(func.count()).select_from(t)
-    if dealer_code:
-        q = q.where(t.c.dealer_code == dealer_code)
-    return conn.execute(q).scalar_one()
-
-
-
-
 # ------------------------------------------------------------------------------------ SFTP transfers
 
 def pulled_before(conn: Connection, host: str, remote_path: str, size: int, mtime: int) -> bool:

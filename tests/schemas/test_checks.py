@@ -170,7 +170,3 @@ def test_bool_words(raw, canonical):
 def test_explain_reason_codes(check, value, reason):
     code, message = ck.explain(check, value)
     assert code == reason and message
-
-
-def test_mask_mobile():
-    assert ck.mask_mobile("13812345678") == "138****5678"
