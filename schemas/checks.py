@@ -217,8 +217,10 @@ def is_decimal(s: pd.Series) -> pd.Series:
 
 
 def normalise_integer(s: pd.Series) -> pd.Series:
+    """``12,345`` / ``12345km`` / ``12345.0`` / ``007`` -> canonical digits (so keys compare equal)."""
     d = s.str.replace(r"[,， ]|(?i:km|公里)$", "", regex=True)
-    return d.str.replace(r"^(-?[0-9]+)\.0*$", r"\1", regex=True)
+    d = d.str.replace(r"^(-?[0-9]+)\.0*$", r"\1", regex=True)
+    return d.str.replace(r"^(-?)0+([0-9])", r"\1\2", regex=True)
 
 
 def is_integer(s: pd.Series) -> pd.Series:

@@ -54,7 +54,7 @@ def normalise_frame(raw: pd.DataFrame, feed: FeedDef, profile: Profile) -> pd.Da
         elif kind == "decimal":
             s = ck.normalise_decimal(s)
         elif kind == "integer":
-            s = ck.normalise_integer(s).str.replace(r"^(-?)0+([0-9])", r"\1\2", regex=True)
+            s = ck.normalise_integer(s)
         elif kind == "date":
             s = ck.normalise_date(s, profile.date_formats)
         elif kind == "datetime":

@@ -147,7 +147,8 @@ def test_decimal(raw, norm, valid):
 
 
 @pytest.mark.parametrize("raw,norm,valid", [("12,345", "12345", True), ("12345km", "12345", True),
-                                            ("12345.0", "12345", True), ("12.5", "12.5", False)])
+                                            ("12345.0", "12345", True), ("12.5", "12.5", False),
+                                            ("007", "7", True), ("0", "0", True), ("-012", "-12", True)])
 def test_integer(raw, norm, valid):
     d = ck.normalise_integer(S(raw))
     assert d.iloc[0] == norm and bool(ck.is_integer(d).iloc[0]) is valid
