@@ -20,6 +20,7 @@ from typing import Callable, Iterator
 
 from dealersync.errors import BadSourceData
 
+EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
 FILE_NAME_RE = re.compile(
     r"^(?P<dealer>[A-Za-z0-9]+)_(?P<feed>[A-Za-z]+)_(?P<date>\d{8})(?:_(?P<seq>\d+))?\.(?P<ext>csv\.gz|csv|xlsx)$",
     re.IGNORECASE)

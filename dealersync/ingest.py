@@ -18,8 +18,8 @@ import pandas as pd
 import pyarrow as pa
 from sqlalchemy.engine import Engine
 
-from connectors.files import open_table, parse_file_name, sha256_of
-from schemas.feeds import FeedDef, get_feed
+from connectors.files import EXPORT_SUFFIXES, open_table, parse_file_name, sha256_of
+from schemas.feeds import FEEDS, FeedDef, get_feed
 from schemas.profiles import Profile, header_key, load_profiles
 from schemas.validate import is_totals_row, validate_chunk
 from store import repository as repo
@@ -174,13 +174,14 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     retry_rejected = force or bool(feed) or bool(profile)
     with engine.begin() as conn:
         prior = repo.find_by_sha(conn, sha)
-        if prior is not None and (prior["status"] in repo.DONE_STATUSES
-                                  or (prior["status"] == "REJECTED" and not retry_rejected)):
-            res.status = "skipped" if prior["status"] != "REJECTED" else "rejected"
+        if prior is not None and prior["status"] in repo.DONE_STATUSES:
+            res.status = "skipped"
+            res.message = f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, {prior['status']})"
+        elif prior is not None and prior["status"] == "REJECTED" and not retry_rejected:
+            res.status = "rejected"
+            res.message = f"rejected before (load {prior['id']}): {prior['message']}"
+        if res.status != "pending":
             res.load_id = prior["id"]
-            res.message = (f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, "
-                           f"{prior['status']})" if prior["status"] != "REJECTED" else
-                           f"rejected before (load {prior['id']}): {prior['message']}")
             res.seconds = round(time.monotonic() - t0, 3)
             return res
         load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=st.st_size, sha256=sha,
@@ -331,11 +332,7 @@ def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> Fil
     return res
 
 
-EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
-
-
-FEED_ORDER = ["CUSTOMER", "VEHICLE", "SALE", "RO", "ROLINE", "CLAIM", "LABOROPS", "RECALL", "DELIVERY",
-              "CLAIMRESULT"]
+FEED_ORDER = [f.token for f in FEEDS.values()]  # FEEDS is declared in load order
 
 
 def load_order(path: Path):

@@ -16,19 +16,20 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from connectors.files import sha256_of
+from connectors.files import EXPORT_SUFFIXES, sha256_of
 from connectors.sftp import RemoteFile, SftpConnector
-from schemas.feeds import OEM_FEEDS
+from schemas.feeds import DMS_FEEDS, OEM_FEEDS
+from schemas.profiles import load_profiles
+from store import repository as repo
 
 from .errors import TransientError
 from .ingest import ingest_file, load_order
 
 log = logging.getLogger("dealersync.sftp")
-EXTENSIONS = (".csv", ".csv.gz", ".xlsx")
 
 
 def feed_patterns(dealer: str, tokens: list[str]) -> list[str]:
-    return [f"{dealer}_{t}_*{ext}" for t in tokens for ext in EXTENSIONS]
+    return [f"{dealer}_{t}_*{ext}" for t in tokens for ext in EXPORT_SUFFIXES]
 
 
 def stable_files(session, folder: str, patterns: list[str], *, stable_seconds: float,
@@ -51,7 +52,6 @@ def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Pa
          attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 50_000,
          workers: int = 2) -> list[dict]:
     """Download new stable drops of ``dealer`` and ingest them. Returns one dict per file."""
-    from store import repository as repo
     tokens = tokens or [f.token for f in OEM_FEEDS]
     host = connector.settings.host
     results = []
@@ -70,7 +70,7 @@ def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Pa
         if d is None:
             d = local.downloader = _Downloader(connector, attempts)
             downloaders.append(d)
-        t0, started = time.monotonic(), datetime.now().replace(microsecond=0)
+        t0, started = time.monotonic(), repo.now()
         path, sha = d.download(f, local_dir)
         return f, path, sha, started, t0
 
@@ -88,13 +88,12 @@ def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Pa
 
 def _record_pull(engine, f: RemoteFile, path: Path, sha: str, started: datetime, t0: float, host: str, dealer: str,
                  ingest: bool, profiles, chunk_rows: int) -> dict:
-    from store import repository as repo
     res = ingest_file(engine, path, dealer=dealer, profiles=profiles, chunk_rows=chunk_rows) if ingest else None
     with engine.begin() as conn:
         repo.record_transfer(conn, direction="PULL", host=host, remote_path=f.path, size=f.size,
                              remote_mtime=f.mtime, sha256=sha, local_path=str(path),
                              load_id=res.load_id if res else None, status="DONE", started_at=started,
-                             finished_at=datetime.now().replace(microsecond=0),
+                             finished_at=repo.now(),
                              seconds=round(time.monotonic() - t0, 3))
     log.info("pulled %s (%d bytes)", f.path, f.size)
     return {"file": f.name, "remote": f.path, "size": f.size, "sha256": sha, "local": str(path),
@@ -136,7 +135,6 @@ class _Downloader:
 def push(engine: Engine, connector: SftpConnector, files: list[Path], *, dealer: str,
          folder: str | None = None) -> list[dict]:
     """Upload reports to ``/inbound/<dealer>/``; identical bytes already uploaded are skipped."""
-    from store import repository as repo
     host = connector.settings.host
     results = []
     with connector.session() as ses:
@@ -152,9 +150,9 @@ def push(engine: Engine, connector: SftpConnector, files: list[Path], *, dealer:
                                 "receipt": str(prior["finished_at"])})
                 continue
             t0 = time.monotonic()
-            started = datetime.now().replace(microsecond=0)
+            started = repo.now()
             ses.upload(f, remote_dir)
-            finished = datetime.now().replace(microsecond=0)
+            finished = repo.now()
             with engine.begin() as conn:
                 repo.record_transfer(conn, direction="PUSH", host=host, remote_path=target, size=f.stat().st_size,
                                      remote_mtime=None, sha256=sha, local_path=str(f), load_id=None, status="DONE",
@@ -167,8 +165,6 @@ def push(engine: Engine, connector: SftpConnector, files: list[Path], *, dealer:
 def pull_all(engine: Engine, connector: SftpConnector, settings) -> list[dict]:
     """The configured pulls: the OEM's drops from ``/outbound/<dealer>/`` and, when
     ``sftp_dms_folder`` is set, the DMS exports from there."""
-    from schemas.feeds import DMS_FEEDS
-    from schemas.profiles import load_profiles
     profiles = load_profiles(settings.profile_files)
 
     def marker(profile_name: str | None) -> bool:  # the setting, or the profile's own rule

@@ -224,17 +224,18 @@ def _feed(name, token, model, table, source="DMS") -> FeedDef:
     return FeedDef(name, token, model, table, source, cols)
 
 
+# in load order: parents before children, code tables before what refers to them
 FEEDS: dict[str, FeedDef] = {f.name: f for f in [
     _feed("customers", "CUSTOMER", Customers, "dms_customer"),
     _feed("vehicles", "VEHICLE", Vehicles, "dms_vehicle"),
+    _feed("vehicle_sales", "SALE", VehicleSales, "dms_vehicle_sale"),
     _feed("repair_orders", "RO", RepairOrders, "dms_repair_order"),
     _feed("repair_order_lines", "ROLINE", RepairOrderLines, "dms_repair_order_line"),
-    _feed("vehicle_sales", "SALE", VehicleSales, "dms_vehicle_sale"),
     _feed("warranty_claims", "CLAIM", WarrantyClaims, "dms_warranty_claim"),
+    _feed("labor_operations", "LABOROPS", LaborOperations, "oem_labor_op", "OEM"),
     _feed("recalls", "RECALL", Recalls, "oem_recall", "OEM"),
     _feed("deliveries", "DELIVERY", Deliveries, "oem_delivery", "OEM"),
     _feed("claim_results", "CLAIMRESULT", ClaimResults, "oem_claim_result", "OEM"),
-    _feed("labor_operations", "LABOROPS", LaborOperations, "oem_labor_op", "OEM"),
 ]}
 DMS_FEEDS = [f for f in FEEDS.values() if f.source == "DMS"]
 OEM_FEEDS = [f for f in FEEDS.values() if f.source == "OEM"]
