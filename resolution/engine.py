@@ -1,0 +1,265 @@
+"""Blocking, probabilistic (Fellegi-Sunter) scoring and constrained clustering on DuckDB.
+
+A ``Model`` declares blocking keys and comparisons in SQL over two records ``l`` and ``r``. Candidate
+pairs come from the blocking keys (a key value shared by more than ``cap`` records is not identifying
+and is left out); each pair gets one level per comparison; ``u`` probabilities are measured on random
+pairs, term-frequency adjusted where declared, and ``m`` probabilities are estimated by expectation
+maximisation over the distinct level patterns. The match weight is the sum of log2(m/u). A model's
+``decide`` turns levels and weight into MERGE / REVIEW / HOUSEHOLD / NONE; clustering then joins MERGE
+pairs best-first, refusing any join that would put conflicting identities (two valid IDs, a manual
+split) into one cluster.
+"""
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+
+MERGE, REVIEW, HOUSEHOLD, NONE = "MERGE", "REVIEW", "HOUSEHOLD", "NONE"
+
+
+@dataclass
+class Comparison:
+    name: str
+    levels: list[tuple[str, str]]          # (label, SQL condition over l.* / r.*); the first true wins
+    missing: str                           # SQL: the comparison has nothing to say (weight 0)
+    tf_column: str | None = None           # term-frequency adjust the first level on this column
+    m_start: list[float] | None = None     # EM start for the levels (+ the final "else" level)
+
+
+@dataclass
+class Model:
+    name: str
+    version: str
+    blocking: list[tuple[str, str, int]]   # (label, SQL key expression over one record, cap)
+    comparisons: list[Comparison]
+    decide: Callable[["Scored"], np.ndarray]
+    merge_weight: float = 10.0
+    review_weight: float = 4.0
+    em_iterations: int = 25
+    random_pairs: int = 300_000
+    where: str = "TRUE"                    # a filter every candidate pair must pass (types agree...)
+
+
+@dataclass
+class Scored:
+    pairs: pd.DataFrame                    # l, r (record positions), one int8 column per comparison, weight
+    levels: dict[str, list[str]]           # comparison -> level labels (index = level code; -1 = missing)
+    model: Model
+    timings: dict[str, float] = field(default_factory=dict)
+    params: dict = field(default_factory=dict)
+
+    def level(self, comparison: str, *labels: str) -> np.ndarray:
+        codes = [self.levels[comparison].index(x) for x in labels]
+        return np.isin(self.pairs[comparison].to_numpy(), codes)
+
+    def missing(self, comparison: str) -> np.ndarray:
+        return self.pairs[comparison].to_numpy() == -1
+
+
+def connect(threads: int | None = None):
+    import duckdb
+    con = duckdb.connect()
+    if threads:
+        con.execute(f"SET threads={int(threads)}")
+    con.execute("SET preserve_insertion_order=false")
+    return con
+
+
+def _level_sql(c: Comparison) -> str:
+    parts = [f"WHEN {c.missing} THEN -1"] + [f"WHEN {cond} THEN {i}" for i, (_, cond) in enumerate(c.levels)]
+    return f"CAST(CASE {' '.join(parts)} ELSE {len(c.levels)} END AS TINYINT) AS {c.name}"
+
+
+def candidate_pairs(con, model: Model, records: str = "rec", only_new: bool = False) -> int:
+    """Table ``cand(l, r)``: distinct pairs l < r sharing a blocking key (with ``only_new``: pairs where
+    at least one side is a new record, i.e. ``rec.is_new``)."""
+    selects = []
+    for label, expr, cap in model.blocking:
+        k = f"k_{label}"
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {k} AS SELECT * FROM "
+                    f"(SELECT rid, {expr} AS k, is_new FROM {records}) WHERE k IS NOT NULL")
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {k}_ok AS SELECT k FROM {k} GROUP BY k "
+                    f"HAVING count(*) BETWEEN 2 AND {int(cap)}" + (" AND bool_or(is_new)" if only_new else ""))
+        new = " AND (a.is_new OR b.is_new)" if only_new else ""
+        selects.append(f"SELECT a.rid AS l, b.rid AS r FROM {k} a JOIN {k} b ON a.k = b.k AND a.rid < b.rid{new} "
+                       f"WHERE a.k IN (SELECT k FROM {k}_ok)")
+    con.execute(f"CREATE OR REPLACE TEMP TABLE cand AS SELECT DISTINCT l, r FROM ({' UNION ALL '.join(selects)})")
+    for label, _, _ in model.blocking:
+        con.execute(f"DROP TABLE IF EXISTS k_{label}; DROP TABLE IF EXISTS k_{label}_ok")
+    return con.execute("SELECT count(*) FROM cand").fetchall()[0][0]
+
+
+def _compare(con, model: Model, pairs: str, records: str = "rec") -> pd.DataFrame:
+    cols = ", ".join(_level_sql(c) for c in model.comparisons)
+    tf = ", ".join(f"l.{c.tf_column} AS tf_{c.name}" for c in model.comparisons if c.tf_column)
+    sql = (f"SELECT p.l, p.r, {cols}{', ' + tf if tf else ''} FROM {pairs} p "
+           f"JOIN {records} l ON l.rid = p.l JOIN {records} r ON r.rid = p.r WHERE {model.where}")
+    return con.execute(sql).df()
+
+
+def _random_pairs(con, model: Model, n: int, records: str, seed: int) -> pd.DataFrame:
+    total = con.execute(f"SELECT count(*) FROM {records}").fetchall()[0][0]
+    rng = np.random.default_rng(seed)
+    a = rng.integers(0, total, n)
+    b = rng.integers(0, total, n)
+    keep = a != b
+    con.register("rnd_df", pd.DataFrame({"l": np.minimum(a, b)[keep], "r": np.maximum(a, b)[keep]}))
+    con.execute("CREATE OR REPLACE TEMP TABLE rnd AS SELECT * FROM rnd_df")
+    con.unregister("rnd_df")
+    return _compare(con, model, "rnd", records)
+
+
+def estimate(con, model: Model, cand: pd.DataFrame, records: str = "rec", seed: int = 1) -> dict:
+    """u from random pairs, m by EM over the candidate pairs' distinct level patterns (u fixed)."""
+    rnd = _random_pairs(con, model, model.random_pairs, records, seed)
+    u, m = {}, {}
+    for c in model.comparisons:
+        k = len(c.levels) + 1
+        counts = np.bincount(rnd[c.name].to_numpy()[rnd[c.name].to_numpy() >= 0], minlength=k).astype(float)
+        u[c.name] = (counts + 0.5) / (counts.sum() + 0.5 * k)
+        start = c.m_start or ([0.9] + [0.05 / max(1, k - 2)] * (k - 2) + [0.05])
+        m[c.name] = np.array(start, dtype=float) / sum(start)
+    names = [c.name for c in model.comparisons]
+    pat = cand.groupby(names, observed=True).size().reset_index(name="n")
+    n = pat["n"].to_numpy(dtype=float)
+    lam = 0.3
+    for _ in range(model.em_iterations):
+        lm = np.full(len(pat), math.log(lam))
+        lu = np.full(len(pat), math.log(1 - lam))
+        for c in model.comparisons:
+            lv = pat[c.name].to_numpy()
+            ok = lv >= 0
+            lm[ok] += np.log(m[c.name][lv[ok]])
+            lu[ok] += np.log(u[c.name][lv[ok]])
+        p = 1 / (1 + np.exp(np.clip(lu - lm, -50, 50)))
+        w = p * n
+        lam = float(np.clip(w.sum() / n.sum(), 1e-6, 1 - 1e-6))
+        for c in model.comparisons:
+            lv = pat[c.name].to_numpy()
+            k = len(c.levels) + 1
+            ok = lv >= 0
+            acc = np.bincount(lv[ok], weights=w[ok], minlength=k) + 1e-3
+            m[c.name] = acc / acc.sum()
+    return {"u": u, "m": m, "lambda": lam}
+
+
+def score(con, model: Model, params: dict | None = None, records: str = "rec", only_new: bool = False,
+          seed: int = 1) -> Scored:
+    t = {}
+    t0 = time.perf_counter()
+    n_cand = candidate_pairs(con, model, records, only_new=only_new)
+    t["blocking"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    cand = _compare(con, model, "cand", records)
+    t["comparison"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    if params is None:
+        params = estimate(con, model, cand, records, seed)
+    t["training"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    weight = np.zeros(len(cand))
+    total = con.execute(f"SELECT count(*) FROM {records}").fetchall()[0][0]
+    for c in model.comparisons:
+        lv = cand[c.name].to_numpy()
+        ok = lv >= 0
+        bf = np.log2(params["m"][c.name] / params["u"][c.name])
+        contrib = np.where(ok, bf[np.where(ok, lv, 0)], 0.0)
+        if c.tf_column:
+            # the first level's weight from the value's own frequency instead of the average one
+            freq = con.execute(f"SELECT {c.tf_column} AS v, count(*) AS n FROM {records} "
+                               f"WHERE {c.tf_column} IS NOT NULL GROUP BY 1").df()
+            f = cand[f"tf_{c.name}"].map(dict(zip(freq["v"], freq["n"]))).to_numpy(dtype=float, na_value=np.nan)
+            u_tf = np.where(np.isnan(f), params["u"][c.name][0], np.maximum(f / total, 1e-7))
+            first = ok & (lv == 0)
+            contrib = np.where(first, np.log2(params["m"][c.name][0] / np.maximum(u_tf, params["u"][c.name][0] / 50)),
+                               contrib)
+        weight += contrib
+    prior = math.log2(params["lambda"] / (1 - params["lambda"])) if params.get("lambda") else 0.0
+    cand = cand.drop(columns=[c for c in cand.columns if c.startswith("tf_")])
+    cand["weight"] = weight + prior
+    scored = Scored(cand, {c.name: [lbl for lbl, _ in c.levels] + ["else"] for c in model.comparisons}, model, t,
+                    params)
+    cand["decision"] = model.decide(scored)
+    t["decision"] = time.perf_counter() - t0
+    scored.timings["candidates"] = n_cand
+    return scored
+
+
+# ----------------------------------------------------------------------------------- clustering
+
+class Clusters:
+    """Union-find over record positions with cannot-link constraints: two clusters holding different
+    valid IDs (or records a manual decision split) are never joined."""
+
+    def __init__(self, n: int, ids: np.ndarray | None = None):
+        self.parent = np.arange(n)
+        self.ids: dict[int, set] = {}
+        if ids is not None:
+            for i in np.flatnonzero(pd.notna(ids)):
+                self.ids[int(i)] = {ids[i]}
+        self.cannot: dict[int, set[int]] = {}
+
+    def find(self, x: int) -> int:
+        p = self.parent
+        root = x
+        while p[root] != root:
+            root = p[root]
+        while p[x] != root:
+            p[x], x = root, p[x]
+        return int(root)
+
+    def forbid(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        self.cannot.setdefault(ra, set()).add(rb)
+        self.cannot.setdefault(rb, set()).add(ra)
+
+    def can_join(self, ra: int, rb: int) -> bool:
+        ia, ib = self.ids.get(ra), self.ids.get(rb)
+        if ia and ib and ia.isdisjoint(ib):
+            return False
+        ca = self.cannot.get(ra)
+        if ca and any(self.find(x) == rb for x in ca):
+            return False
+        return True
+
+    def union(self, a: int, b: int, force: bool = False) -> bool:
+        ra, rb = self.find(a), self.find(b)
+        if ra == rb:
+            return True
+        if not force and not self.can_join(ra, rb):
+            return False
+        if ra > rb:
+            ra, rb = rb, ra
+        self.parent[rb] = ra
+        if rb in self.ids:
+            self.ids.setdefault(ra, set()).update(self.ids.pop(rb))
+        if rb in self.cannot:
+            self.cannot.setdefault(ra, set()).update(self.cannot.pop(rb))
+        return True
+
+    def labels(self) -> np.ndarray:
+        p = self.parent
+        while True:
+            q = p[p]
+            if np.array_equal(q, p):
+                return q
+            p = q
+
+
+def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None,
+            force_link: list[tuple[int, int]] = (), force_split: list[tuple[int, int]] = ()) -> np.ndarray:
+    """Cluster label (smallest member position) for each of n records, from MERGE pairs best-first."""
+    cl = Clusters(n, ids)
+    for a, b in force_split:
+        cl.forbid(a, b)
+    for a, b in force_link:
+        cl.union(a, b, force=True)
+    merge = pairs[pairs["decision"] == MERGE].sort_values("weight", ascending=False)
+    for a, b in zip(merge["l"].to_numpy(), merge["r"].to_numpy()):
+        cl.union(int(a), int(b))
+    return cl.labels()

@@ -1,0 +1,120 @@
+"""One-pass resolution of a batch of records (the ``resolve-file`` mode and the bench), and the
+evaluation measures."""
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from . import engine
+from .models import DEALER, SHARED_MOBILE_NAMES
+from .normalise import normalise_records
+
+FILE_HEADER = ["source", "source_id", "customer_type", "name", "company", "mobile", "phone", "id_number",
+               "email", "address", "vin", "plate"]
+
+
+@dataclass
+class Result:
+    labels: np.ndarray            # cluster label per input row (position of the cluster's first record)
+    scored: engine.Scored
+    norm: pd.DataFrame
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+def load_records(con, norm: pd.DataFrame, is_new: np.ndarray | None = None, table: str = "rec") -> None:
+    """Register normalised records as DuckDB table ``rec`` (rid = position) with the shared-mobile
+    flags: a mobile seen with SHARED_MOBILE_NAMES or more different names identifies nobody."""
+    frame = norm.reset_index(drop=True).copy()
+    frame.insert(0, "rid", np.arange(len(frame), dtype=np.int64))
+    frame["is_new"] = True if is_new is None else is_new
+    for c in frame.columns:
+        if frame[c].dtype == "str" or str(frame[c].dtype).startswith("string"):
+            frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
+    con.register("rec_df", frame)
+    con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_base AS SELECT * FROM rec_df")
+    con.unregister("rec_df")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE mobile_names AS
+        SELECT m, count(DISTINCT name_key) AS names FROM (
+            SELECT mobile AS m, name_key, surname_py, name_norm FROM {table}_base WHERE mobile IS NOT NULL
+            UNION ALL SELECT mobile2, name_key, surname_py, name_norm FROM {table}_base WHERE mobile2 IS NOT NULL)
+        GROUP BY m""")
+    con.execute(f"""
+        CREATE OR REPLACE TEMP TABLE {table} AS
+        SELECT b.*, coalesce(m1.names, 0) >= {SHARED_MOBILE_NAMES} AS mobile_shared,
+               coalesce(m2.names, 0) >= {SHARED_MOBILE_NAMES} AS mobile2_shared
+          FROM {table}_base b LEFT JOIN mobile_names m1 ON m1.m = b.mobile LEFT JOIN mobile_names m2 ON m2.m = b.mobile2""")
+    con.execute(f"DROP TABLE {table}_base")
+
+
+def resolve_frame(df: pd.DataFrame, model=DEALER, threads: int | None = None, normalised: bool = False) -> Result:
+    t = {}
+    t0 = time.perf_counter()
+    norm = df if normalised else normalise_records(df)
+    t["normalise"] = time.perf_counter() - t0
+    con = engine.connect(threads)
+    t0 = time.perf_counter()
+    load_records(con, norm)
+    t["load"] = time.perf_counter() - t0
+    scored = engine.score(con, model)
+    t.update({k: v for k, v in scored.timings.items() if k != "candidates"})
+    t0 = time.perf_counter()
+    ids = norm["id_valid"].to_numpy(dtype=object, na_value=None) if "id_valid" in norm else None
+    labels = engine.cluster(len(norm), scored.pairs, ids)
+    t["cluster"] = time.perf_counter() - t0
+    con.close()
+    return Result(labels, scored, norm, t)
+
+
+def master_ids(labels: np.ndarray, prefix: str = "M") -> np.ndarray:
+    """Sequential ids in order of each cluster's first record."""
+    _, first = np.unique(labels, return_index=True)
+    order = np.argsort(first)
+    rank = np.empty(len(order), dtype=np.int64)
+    rank[order] = np.arange(1, len(order) + 1)
+    codes = np.searchsorted(np.unique(labels), labels)
+    width = max(7, len(str(len(order))))
+    return np.array([f"{prefix}{r:0{width}d}" for r in rank[codes]], dtype=object)
+
+
+# ------------------------------------------------------------------------------------ evaluation
+
+def _pairs(counts: np.ndarray) -> int:
+    c = counts.astype(np.int64)
+    return int((c * (c - 1) // 2).sum())
+
+
+def pairwise_metrics(labels, truth) -> dict:
+    """Cluster-level pairwise precision / recall / F1: every pair of records in one predicted cluster
+    is a predicted link; every pair sharing a true entity a true one."""
+    f = pd.DataFrame({"p": np.asarray(labels), "t": np.asarray(truth)})
+    predicted = _pairs(f.groupby("p").size().to_numpy())
+    true = _pairs(f.groupby("t").size().to_numpy())
+    tp = _pairs(f.groupby(["p", "t"]).size().to_numpy())
+    precision = tp / predicted if predicted else 1.0
+    recall = tp / true if true else 1.0
+    f1 = 2 * precision * recall / (precision + recall) if precision + recall else 0.0
+    return {"precision": precision, "recall": recall, "f1": f1, "predicted_pairs": predicted, "true_pairs": true,
+            "true_positive": tp, "false_pairs": predicted - tp}
+
+
+def false_merges_by_kind(labels, truth, frame: pd.DataFrame) -> dict[str, int]:
+    """Records merged into a cluster whose majority is another entity, by what they have in common
+    with that majority: household (same household), fleet contact, salesperson phone, namesake."""
+    f = pd.DataFrame({"p": np.asarray(labels), "t": np.asarray(truth)})
+    f["household"] = frame["household"].to_numpy() if "household" in frame else f["t"]
+    f["kind"] = frame["kind"].to_numpy() if "kind" in frame else "?"
+    size = f.groupby(["p", "t"])["t"].transform("size")
+    major = f.assign(size=size).sort_values(["p", "size"], ascending=[True, False]).groupby("p").first()
+    f["major_t"] = f["p"].map(major["t"])
+    f["major_h"] = f["p"].map(major["household"])
+    wrong = f[f["t"] != f["major_t"]]
+    if wrong.empty:
+        return {}
+    why = np.where(wrong["household"] == wrong["major_h"], "household",
+                   np.where(wrong["kind"] == "fleet", "fleet contact",
+                            np.where(wrong["kind"] == "salesperson_phone", "salesperson phone", "other")))
+    return pd.Series(why).value_counts().to_dict()
