@@ -175,6 +175,16 @@ def cmd_sftp(args, settings) -> int:
     return EXIT_OK
 
 
+def cmd_resolve_file(args, settings) -> int:
+    from resolution.filemode import resolve_file
+    stats = resolve_file(args.input, args.out)
+    print(json.dumps(stats) if args.json else
+          f"{stats['records']:,} records -> {stats['masters']:,} master records in {stats['seconds']} s "
+          f"({stats['merge_pairs']:,} merged pairs, {stats['review_pairs']:,} for review, "
+          f"{stats['household_pairs']:,} household links); written {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------ main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -222,6 +232,13 @@ def build_parser() -> argparse.ArgumentParser:
         if name == "push":
             x.add_argument("files", nargs="*")
         x.set_defaults(fn=cmd_sftp)
+
+    rf = sub.add_parser("resolve-file", help="match a customer CSV into master ids, without the store")
+    rf.add_argument("input", help="UTF-8 CSV: source,source_id,customer_type,name,company,mobile,phone,"
+                                  "id_number,email,address,vin,plate")
+    rf.add_argument("--out", required=True, help="CSV written: source,source_id,master_id")
+    rf.add_argument("--json", action="store_true", help="summary as JSON on stderr")
+    rf.set_defaults(fn=cmd_resolve_file)
 
     r = sub.add_parser("run", help="the main job: ingest every drop folder and print a summary")
     r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")

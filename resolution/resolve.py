@@ -30,9 +30,6 @@ def load_records(con, norm: pd.DataFrame, is_new: np.ndarray | None = None, tabl
     frame = norm.reset_index(drop=True).copy()
     frame.insert(0, "rid", np.arange(len(frame), dtype=np.int64))
     frame["is_new"] = True if is_new is None else is_new
-    for c in frame.columns:
-        if frame[c].dtype == "str" or str(frame[c].dtype).startswith("string"):
-            frame[c] = frame[c].astype(object).where(frame[c].notna(), None)
     con.register("rec_df", frame)
     con.execute(f"CREATE OR REPLACE TEMP TABLE {table}_base AS SELECT * FROM rec_df")
     con.unregister("rec_df")
@@ -118,3 +115,37 @@ def false_merges_by_kind(labels, truth, frame: pd.DataFrame) -> dict[str, int]:
                    np.where(wrong["kind"] == "fleet", "fleet contact",
                             np.where(wrong["kind"] == "salesperson_phone", "salesperson phone", "other")))
     return pd.Series(why).value_counts().to_dict()
+
+
+def resolve_increment(existing: pd.DataFrame, existing_labels: np.ndarray, new: pd.DataFrame, params: dict,
+                      model=DEALER, threads: int | None = None, normalised: bool = True) -> Result:
+    """Score a batch of new records against existing clustered records (and each other), with the
+    model's trained parameters; existing clusters are kept and only joined where a new record brings
+    identity evidence. Returns labels for existing + new records (positions in that order)."""
+    t = {}
+    t0 = time.perf_counter()
+    new_norm = new if normalised else normalise_records(new)
+    t["normalise"] = time.perf_counter() - t0
+    t0 = time.perf_counter()
+    both = pd.concat([existing, new_norm], ignore_index=True)
+    is_new = np.r_[np.zeros(len(existing), dtype=bool), np.ones(len(new_norm), dtype=bool)]
+    con = engine.connect(threads)
+    load_records(con, both, is_new)
+    t["load"] = time.perf_counter() - t0
+    scored = engine.score(con, model, params=params, only_new=True)
+    t.update({k: v for k, v in scored.timings.items() if k != "candidates"})
+    t0 = time.perf_counter()
+    labels = np.r_[np.asarray(existing_labels, dtype=np.int64), np.arange(len(existing), len(both))]
+    cl = engine.Clusters(len(both))
+    cl.parent = labels.copy()
+    ids = both["id_valid"].to_numpy(dtype=object, na_value=None)
+    has = np.flatnonzero(pd.notna(ids))
+    for root, grp in pd.Series(ids[has]).groupby(labels[has]):
+        cl.ids[int(root)] = set(grp)
+    merge = scored.pairs[scored.pairs["decision"] == engine.MERGE].sort_values("weight", ascending=False)
+    for a, b in zip(merge["l"].to_numpy(), merge["r"].to_numpy()):
+        cl.union(int(a), int(b))
+    out = cl.labels()
+    t["cluster"] = time.perf_counter() - t0
+    con.close()
+    return Result(out, scored, both, t)
