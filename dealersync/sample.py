@@ -180,7 +180,7 @@ def _rows_for(people: list[Person], rng: random.Random, dirt: _Dirt, start: date
                 "created_date": dirt.date(start - timedelta(days=rng.randrange(30, 2000)), serial_dates),
                 "advisor": rng.choice(ADVISORS), "source_channel": rng.choice(["展厅", "电话", "网络", "转介绍", "车展"]),
                 "marketing_consent": rng.choice(["是", "否", "Y", "N", "1", "0", ""])})
-            truth.append({"source": "DMS_CUSTOMER", "source_id": c, "person_id": p.pid})
+            truth.append({"source": "DMS", "source_id": c, "person_id": p.pid})
         for _ in range(1 if rng.random() < 0.85 else 2):
             vin = make_vin(rng)
             sale = start - timedelta(days=rng.randrange(1, 1500))
@@ -202,7 +202,7 @@ def _rows_for(people: list[Person], rng: random.Random, dirt: _Dirt, start: date
                           "id_number": p.id_number, "salesperson": sp, "model": model,
                           "price": f"{rng.randrange(120000, 380000):,}.00" if dirt.hit(5) else f"{rng.randrange(120000, 380000)}.00",
                           "payment": rng.choice(["全款", "贷款", "分期"])})
-            truth.append({"source": "DMS_SALE", "source_id": sale_no, "person_id": p.pid})
+            truth.append({"source": "SALES", "source_id": sale_no, "person_id": p.pid})
             visits = sorted(rng.randrange(0, days) for _ in range(rng.randrange(1, 4)))
             for v_i, ago in enumerate(reversed(visits)):
                 opened = datetime.combine(start - timedelta(days=ago), datetime.min.time()) + \
@@ -223,6 +223,8 @@ def _rows_for(people: list[Person], rng: random.Random, dirt: _Dirt, start: date
                             "parts_amount": f"{parts:,.2f}" if dirt.hit(5) else f"{parts:.2f}",
                             "total_amount": f"{labor + parts:.2f}", "complaint": rng.choice(["异响", "保养", "漏油", "刹车软", ""]),
                             "status": status})
+                if not p.org:  # a fleet's cars are brought in by its drivers, who are not the customer
+                    truth.append({"source": "SERVICE", "source_id": ro_no, "person_id": p.pid})
                 for ln in range(1, rng.randrange(2, 5)):
                     is_labor = ln == 1
                     lines.append({"ro_number": ro_no, "line_no": str(ln), "line_type": "工时" if is_labor else "配件",
@@ -311,9 +313,9 @@ def generate(out: Path, *, rows: int = 200, seed: int = 7, profile: str = "dms_a
                        totals=feed == "repair_orders", bad_bytes_rows=bad)
         written[feed] = p
     tp = out / f"{dealer}_truth_{bdate:%Y%m%d}.csv"
-    with open(tp, "w", encoding="utf-8", newline="") as f:
+    with open(tp, "w", encoding="utf-8", newline="") as f:  # source ids as the resolver names them
         w = csv.DictWriter(f, ["source", "source_id", "person_id"])
         w.writeheader()
-        w.writerows(truth)
+        w.writerows({**t, "source_id": f"{dealer}:{t['source_id']}"} for t in truth)
     written["truth"] = tp
     return written

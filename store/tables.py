@@ -127,3 +127,127 @@ def _feed_table(feed_name: str) -> Table:
 
 
 FEED_TABLES: dict[str, Table] = {name: _feed_table(name) for name in FEEDS}
+
+
+# ------------------------------------------------------------------------------------ master customers
+# The cross-reference: one row per source record (source, source_id) -> master_id, with the match
+# weight, model version and decision time; the record's raw fields (what survivorship picks from) and its
+# normalised matching columns (so an increment never re-normalises the existing records).
+
+MATCH_COLUMNS = ("name_norm", "name_placeholder", "surname", "surname_py", "name_py", "given_py", "name_key",
+                 "company_key", "mobile", "mobile2", "phone", "id_valid", "id_raw", "id_kind", "birth", "gender",
+                 "email", "province", "city", "district", "address_key", "vin", "vin_ok", "plate")
+RAW_COLUMNS = ("customer_type", "name", "company", "mobile", "phone", "id_number", "email", "address", "vin",
+               "plate")
+
+customer_record = Table(
+    "customer_record", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("source", String(32), nullable=False),
+    Column("source_id", String(128), nullable=False),
+    Column("dealer_code", String(32)),
+    *[Column(f"raw_{c}", Text) for c in RAW_COLUMNS],
+    Column("marketing_consent", Boolean, comment="explicit answer in this source; NULL = unknown"),
+    Column("consent_at", DateTime),
+    Column("seen_at", DateTime, comment="the source's own date of this record (last seen)"),
+    *[Column(f"m_{c}", Boolean if c in ("name_placeholder", "vin_ok") else Text) for c in MATCH_COLUMNS],
+    Column("content_hash", String(64), nullable=False),
+    Column("master_id", String(16), index=True),
+    Column("match_weight", Numeric(10, 3)),
+    Column("match_rule", String(32), comment="MODEL, NEW, FORCE_LINK, FORCE_SPLIT"),
+    Column("model_version", String(32)),
+    Column("decided_at", DateTime),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("source", "source_id"),
+)
+
+master_customer = Table(
+    "master_customer", metadata,
+    Column("master_id", String(16), primary_key=True),
+    Column("seq", Integer, nullable=False, unique=True, comment="creation order: the older id survives a merge"),
+    Column("status", String(8), nullable=False),          # ACTIVE, MERGED, SPLIT
+    Column("merged_into", String(16)),
+    Column("customer_type", String(16)),
+    Column("name", Text), Column("company", Text), Column("gender", String(1)), Column("birth_date", Date),
+    Column("id_number", Text), Column("address", Text), Column("province", Text), Column("city", Text),
+    Column("district", Text),
+    Column("primary_mobile", Text), Column("primary_email", Text),
+    Column("marketing_consent", Boolean, comment="latest explicit answer; NULL = unknown"),
+    Column("golden_sources", Text, comment="JSON: golden field -> customer_record id it came from"),
+    Column("record_count", Integer, nullable=False, default=0),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+master_contact = Table(
+    "master_contact", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("master_id", String(16), nullable=False, index=True),
+    Column("kind", String(8), nullable=False),            # MOBILE, PHONE, EMAIL
+    Column("value", Text, nullable=False),
+    Column("record_id", Integer, nullable=False, comment="customer_record it came from"),
+    Column("source", String(32), nullable=False),
+    Column("last_seen", DateTime),
+    Column("is_primary", Boolean, nullable=False, default=False),
+    UniqueConstraint("master_id", "kind", "value", "record_id"),
+)
+
+master_vehicle = Table(
+    "master_vehicle", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("master_id", String(16), nullable=False, index=True),
+    Column("vin", String(17), nullable=False),
+    Column("record_id", Integer, nullable=False),
+    Column("source", String(32), nullable=False),
+    Column("last_seen", DateTime),
+    UniqueConstraint("master_id", "vin", "record_id"),
+)
+
+match_decision = Table(
+    "match_decision", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(12), nullable=False),           # FORCE_LINK, FORCE_SPLIT
+    Column("side_a", Text, nullable=False, comment="JSON list of customer_record ids"),
+    Column("side_b", Text, nullable=False, comment="JSON list of customer_record ids"),
+    Column("reason", Text),
+    Column("decided_by", String(64)),
+    Column("decided_at", DateTime, nullable=False),
+    Column("review_id", Integer),
+)
+
+match_link = Table(
+    "match_link", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(10), nullable=False),           # REVIEW, HOUSEHOLD
+    Column("record_a", Integer, nullable=False),
+    Column("record_b", Integer, nullable=False),
+    Column("weight", Numeric(10, 3)),
+    Column("evidence", Text, comment="JSON: comparison -> level"),
+    Column("status", String(10), nullable=False),         # OPEN, LINKED, SPLIT, DISMISSED
+    Column("model_version", String(32)),
+    Column("created_at", DateTime, nullable=False),
+    Column("decided_at", DateTime),
+    UniqueConstraint("kind", "record_a", "record_b"),
+)
+
+master_audit = Table(
+    "master_audit", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("action", String(16), nullable=False),         # CREATE, MERGE, SPLIT, FORCE_LINK, FORCE_SPLIT, REVIEW
+    Column("master_id", String(16), index=True),
+    Column("other_ids", Text, comment="JSON list of the other masters involved"),
+    Column("before", Text, comment="JSON"),
+    Column("after", Text, comment="JSON"),
+    Column("reason", Text),
+    Column("model_version", String(32)),
+    Column("actor", String(64), nullable=False),
+)
+
+match_model = Table(
+    "match_model", metadata,
+    Column("version", String(32), primary_key=True),
+    Column("trained_at", DateTime, nullable=False),
+    Column("records", Integer, nullable=False),
+    Column("params", Text, nullable=False, comment="JSON: m and u per comparison level, lambda"),
+)
