@@ -141,10 +141,15 @@ def cmd_run(args, settings) -> int:
     _engine(settings)
     from flows.ingest import ingest_dms_exports
     results = ingest_dms_exports(folders=[str(p) for p in settings.effective_drop_dirs])
+    from flows.resolve import resolve_customers
+    stats = resolve_customers()
     print(f"\ndealersync run: store {_safe_url(settings.effective_database_url)}")
     _print_table(results, SUMMARY_COLS)
     if not results:
         print("nothing new to ingest (every file in the drop folder is already in the ledger)")
+    print(f"\nmaster customers: {stats['masters']:,} from {stats['records']:,} source records "
+          f"({stats['created']} created, {stats['merged']} merged, {stats['review_links']} pairs for review "
+          f"in `dealersync master review`)")
     return EXIT_BAD_INPUT if any(r["status"] == "rejected" for r in results) else EXIT_OK
 
 
@@ -182,6 +187,80 @@ def cmd_resolve_file(args, settings) -> int:
           f"{stats['records']:,} records -> {stats['masters']:,} master records in {stats['seconds']} s "
           f"({stats['merge_pairs']:,} merged pairs, {stats['review_pairs']:,} for review, "
           f"{stats['household_pairs']:,} household links); written {args.out}", file=sys.stderr)
+    return EXIT_OK
+
+
+def cmd_resolve(args, settings) -> int:
+    from resolution import service
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        stats = service.resolve(conn, full=args.full).as_dict()
+    if args.json:
+        print(json.dumps(stats, default=str))
+    else:
+        _print_table([{k: v for k, v in stats.items() if k != "timings"}],
+                     ["records", "scored_records", "candidate_pairs", "created", "merged", "split", "review_links",
+                      "household_links", "masters"])
+    return EXIT_OK
+
+
+def _mask_master(doc: dict) -> dict:
+    from .privacy import mask_text
+    def m(v):
+        return mask_text(v) if isinstance(v, str) else v
+    doc = dict(doc)
+    for k in ("id_number", "primary_mobile", "primary_email", "address"):
+        doc[k] = m(doc.get(k)) if k != "address" else doc.get(k)
+    doc["contacts"] = [{**c, "value": m(c["value"])} for c in doc.get("contacts", [])]
+    for a in doc.get("audit", []):
+        for k in ("before", "after"):
+            a[k] = m(a.get(k))
+    return doc
+
+
+def cmd_master(args, settings) -> int:
+    from resolution import service
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        if args.sub == "show":
+            doc = service.show_master(conn, args.id)
+            if doc is None:
+                raise ConfigurationError(f"no master {args.id}")
+            doc = doc if args.unmasked else _mask_master(doc)
+            if args.json:
+                print(json.dumps(doc, ensure_ascii=False, default=str))
+            else:
+                for k in ("master_id", "status", "survivor", "customer_type", "name", "company", "gender",
+                          "birth_date", "id_number", "primary_mobile", "primary_email", "address",
+                          "marketing_consent", "record_count"):
+                    if k in doc:
+                        print(f"{k:18s} {'' if doc[k] is None else doc[k]}")
+                print("\nsource records (lineage)")
+                _print_table(doc["records"], ["id", "source", "source_id", "raw_name", "match_weight", "match_rule",
+                                              "model_version", "decided_at"])
+                print("\ncontact points")
+                _print_table(doc["contacts"], ["kind", "value", "source", "record_id", "last_seen", "is_primary"])
+                print(f"\nvehicles: {', '.join(doc['vehicles']) or '-'}\n\naudit")
+                _print_table(doc["audit"], ["at", "action", "master_id", "other_ids", "reason", "actor"])
+        elif args.sub == "link":
+            mid = service.force_link(conn, args.records, reason=args.reason, actor=args.actor)
+            print(f"linked: master {mid} (a manual decision, kept on every later run)")
+        elif args.sub == "split":
+            mids = service.force_split(conn, args.records, reason=args.reason, actor=args.actor)
+            print(f"split: now {', '.join(mids)} (a manual decision, kept on every later run)")
+        elif args.sub == "review":
+            if args.decide:
+                link_id, decision = args.decide
+                service.decide_review(conn, int(link_id), decision, actor=args.actor, reason=args.reason)
+                print(f"review {link_id}: {decision}")
+                return EXIT_OK
+            rows = service.review_queue(conn, limit=args.limit)
+            if args.json:
+                for r in rows:
+                    print(json.dumps(r, ensure_ascii=False, default=str))
+            else:
+                _print_table(rows, ["id", "weight", "a_source", "a_source_id", "a_name", "a_master", "b_source",
+                                    "b_source_id", "b_name", "b_master", "evidence"])
     return EXIT_OK
 
 
@@ -233,6 +312,33 @@ def build_parser() -> argparse.ArgumentParser:
             x.add_argument("files", nargs="*")
         x.set_defaults(fn=cmd_sftp)
 
+    rs = sub.add_parser("resolve", help="match customer records in the store into master records")
+    rs.add_argument("--full", action="store_true", help="re-score every record (after a model change)")
+    rs.add_argument("--json", action="store_true")
+    rs.set_defaults(fn=cmd_resolve)
+
+    ms = sub.add_parser("master", help="master customer records: show, manual link / split, review queue")
+    mss = ms.add_subparsers(dest="sub", required=True)
+    x = mss.add_parser("show", help="golden record, contacts, vehicles, lineage and audit of a master")
+    x.add_argument("id")
+    x.add_argument("--json", action="store_true")
+    x.add_argument("--unmasked", action="store_true", help="show mobiles, IDs and e-mails in clear")
+    x.set_defaults(fn=cmd_master)
+    for name, text in [("link", "these source records are one customer (SOURCE:SOURCE_ID or record id)"),
+                       ("split", "separate these source records from the rest of their master")]:
+        x = mss.add_parser(name, help=text)
+        x.add_argument("records", nargs="+" if name == "split" else "+", metavar="RECORD")
+        x.add_argument("--reason")
+        x.add_argument("--actor", default=os.environ.get("USER", "manual"))
+        x.set_defaults(fn=cmd_master)
+    x = mss.add_parser("review", help="pairs the model was not sure of; decide with --decide ID link|separate|dismiss")
+    x.add_argument("--decide", nargs=2, metavar=("ID", "DECISION"))
+    x.add_argument("--reason")
+    x.add_argument("--actor", default=os.environ.get("USER", "manual"))
+    x.add_argument("--limit", type=int, default=100)
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_master)
+
     rf = sub.add_parser("resolve-file", help="match a customer CSV into master ids, without the store")
     rf.add_argument("input", help="UTF-8 CSV: source,source_id,customer_type,name,company,mobile,phone,"
                                   "id_number,email,address,vin,plate")
@@ -240,7 +346,7 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--json", action="store_true", help="summary as JSON on stderr")
     rf.set_defaults(fn=cmd_resolve_file)
 
-    r = sub.add_parser("run", help="the main job: ingest every drop folder and print a summary")
+    r = sub.add_parser("run", help="the main job: ingest every drop folder, resolve master customers, print a summary")
     r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")
     r.set_defaults(fn=cmd_run)
     return p

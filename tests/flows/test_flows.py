@@ -36,6 +36,21 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     assert any("(nothing new)" in d for d in data)
 
 
+def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_server, settings_env):
+    from dealersync.sample import generate
+    from flows.ingest import ingest_dms_exports
+    from flows.resolve import resolve_customers
+    drop = settings_env / "drop"
+    generate(drop, rows=30, seed=4)
+    ingest_dms_exports(folders=[str(drop)])
+    first = resolve_customers()
+    assert first["created"] == first["masters"] > 0 and first["records"] > first["masters"]
+    again = resolve_customers()   # a re-run (or a retry from the UI) changes nothing
+    assert again["created"] == again["merged"] == again["scored_records"] == 0
+    assert again["masters"] == first["masters"]
+    assert any("review" in str(a.data) for a in _artifacts("resolve-merges"))
+
+
 def test_sftp_flows(prefect_server, settings_env, monkeypatch):
     from tests.connectors.sshd import start_sshd, stop_sshd
     from tests.dealersync.test_sftp_jobs import RECALL
