@@ -1,6 +1,6 @@
 """Matching benchmark: dealersync's resolver against a plain Splink 5 (DuckDB) baseline, in one run.
 
-    .venv/bin/pip install splink      # the baseline only; not a dependency of dealersync
+    .venv/bin/pip install -e ".[bench]"    # Splink, for the baseline only; not a dependency of dealersync
     .venv/bin/python bench/resolution.py [--sizes 10000,100000,1000000] [--splink-max 1000000]
 
 Data: resolution.synth (dealer records with ground truth: homophones, Traditional characters, pinyin
@@ -289,7 +289,7 @@ def main() -> None:
             continue
         fm = ", ".join(f"{k} {v}" for k, v in r.get("false_merges", {}).items()) or "-"
         st = " ".join(f"{k} {v:.1f}" for k, v in r.get("stages", {}).items())
-        print(f"| {engine_name} | {data} | {r['precision']:.4f} | {r['recall']:.4f} | {r['f1']:.4f} | "
+        print(f"| {engine_name} | {data} | {r['precision']:.5f} | {r['recall']:.4f} | {r['f1']:.4f} | "
               f"{r['false_pairs']:,} | {r['seconds']:.1f} | {r['peak_mb']:.0f} | {fm} | {st} |")
 
 

@@ -194,7 +194,7 @@ def cmd_resolve(args, settings) -> int:
     from resolution import service
     engine = _engine(settings)
     with engine.begin() as conn:
-        stats = service.resolve(conn, full=args.full).as_dict()
+        stats = service.resolve(conn, full=args.full, precedence=settings.resolution_source_precedence).as_dict()
     if args.json:
         print(json.dumps(stats, default=str))
     else:

@@ -48,6 +48,9 @@ class Settings(BaseSettings):
     sftp_stable_seconds: float = Field(10.0, ge=0, description="a remote file must keep size and mtime this long")
     sftp_require_done_marker: bool = False
     sftp_dms_folder: str | None = Field(None, description="remote folder where the DMS drops its exports, if any")
+    resolution_source_precedence: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: ["DMS", "SALES", "SERVICE", "CRM"],
+        description="survivorship: which source's value wins when validity ties (before recency)")
     sftp_connect_timeout: float = 15.0
     sftp_read_timeout: float = 60.0
 
@@ -59,6 +62,13 @@ class Settings(BaseSettings):
     def outbox(self) -> Path:
         """Reports waiting to be uploaded to the OEM's /inbound/<dealer>/ folder."""
         return self.data_dir / "outbox"
+
+    @field_validator("resolution_source_precedence", mode="before")
+    @classmethod
+    def _split_words(cls, v):
+        if isinstance(v, str):
+            return [p.strip().upper() for p in v.split(",") if p.strip()]
+        return v
 
     @field_validator("drop_dirs", "profile_files", mode="before")
     @classmethod

@@ -16,7 +16,7 @@ def resolve_task(full: bool = False) -> dict:
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     with engine.begin() as conn:
-        return service.resolve(conn, full=full).as_dict()
+        return service.resolve(conn, full=full, precedence=s.resolution_source_precedence).as_dict()
 
 
 @flow(name="resolve_customers", log_prints=True)

@@ -224,7 +224,7 @@ def _decision_pairs(conn: Connection) -> tuple[list[tuple[int, int]], list[tuple
 
 
 def resolve(conn: Connection, *, full: bool = False, actor: str = "resolve", threads: int | None = None,
-            apply_decisions: bool = False) -> RunStats:
+            apply_decisions: bool = False, precedence: tuple[str, ...] | list[str] = SOURCE_PRECEDENCE) -> RunStats:
     """One resolution run over the store: sync source records, score the new and changed ones (all of
     them with ``full``), cluster under the manual decisions, reconcile master ids, recompute golden
     records of the masters touched, and record review and household links."""
@@ -284,7 +284,7 @@ def resolve(conn: Connection, *, full: bool = False, actor: str = "resolve", thr
     t0 = time.perf_counter()
     touched = _reconcile(conn, df, labels, best, st, actor=actor, full=full)
     _record_links(conn, df, scored, labels, st)
-    recompute_golden(conn, touched)
+    recompute_golden(conn, touched, precedence)
     st.masters = _count_active(conn)
     st.timings["write"] = time.perf_counter() - t0
     return st

@@ -155,3 +155,24 @@ def test_review_queue_decisions(store):
         x = xref(c)
         assert x[("SALES", "GZ0012:S8000020")] == x[("SALES", "GZ0012:S8000021")]
         assert not [r for r in service.review_queue(c) if r["id"] == q[0]["id"]]
+
+
+def test_source_precedence_is_configurable(store):
+    with store.begin() as c:
+        service.resolve(c)
+        add_sale(c, "S8000030", "吴志伟", "13700000030", vin="LSVAG2180E2100150", when="2026-01-01")
+        add_sale(c, "S8000031", "吳志偉", "13700000030", vin="LSVAG2180E2100150", when="2026-02-01")
+        service.resolve(c)
+        mid = xref(c)[("SALES", "GZ0012:S8000030")]
+        assert xref(c)[("SALES", "GZ0012:S8000031")] == mid
+        # same source, so recency decides: the later record's spelling
+        name = c.execute(select(master_customer.c.name).where(master_customer.c.master_id == mid)).scalar()
+        assert name == "吳志偉"
+        # a DMS record of the same person outranks both under the default precedence...
+        rec_ids = [r[0] for r in c.execute(select(customer_record.c.id).where(customer_record.c.master_id == mid))]
+        c.execute(customer_record.update().where(customer_record.c.id == rec_ids[0]).values(source="DMS"))
+        service.recompute_golden(c, {mid})
+        assert c.execute(select(master_customer.c.name).where(master_customer.c.master_id == mid)).scalar() == "吴志伟"
+        # ...and not when SALES is configured first
+        service.recompute_golden(c, {mid}, precedence=["SALES", "DMS"])
+        assert c.execute(select(master_customer.c.name).where(master_customer.c.master_id == mid)).scalar() == "吳志偉"

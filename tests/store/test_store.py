@@ -114,11 +114,20 @@ def test_types_round_trip(engine, tmp_path):
     assert r["opened_at"].year == 2024 and r["source_row"] == 2 and r["load_id"] == 1
 
 
-def test_migrations_are_idempotent(engine):
+def test_migrations_are_idempotent_and_match_the_tables(engine):
+    from alembic.autogenerate import compare_metadata
+    from alembic.migration import MigrationContext
+    from alembic.script import ScriptDirectory
+
+    from store.db import alembic_config
+    from store.tables import metadata
     upgrade(engine)
     upgrade(engine)
+    head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
     with engine.connect() as c:
-        assert c.execute(sa.text("select version_num from alembic_version")).scalar_one() == "0004"
+        assert c.execute(sa.text("select version_num from alembic_version")).scalar_one() == head
+        diff = compare_metadata(MigrationContext.configure(c), metadata)
+    assert [d for d in diff if d[0] in ("add_table", "remove_table", "add_column", "remove_column")] == []
 
 
 def test_pending_files_skips_unchanged_files_without_hashing(engine, tmp_path, monkeypatch):
