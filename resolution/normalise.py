@@ -138,8 +138,13 @@ def normalise_names(name: pd.Series) -> pd.DataFrame:
     # order-free key: sorted [surname, given]; Latin names with no known surname: sorted tokens
     a, b = sur_all.fillna(""), given_all.fillna("")
     key = (a.where(a <= b, b) + " " + b.where(a <= b, a)).where(sur_all.notna() & given_all.notna())
-    lat_sorted = lat.where(lat.notna()).str.split(" ").map(lambda t: " ".join(sorted(t)) if isinstance(t, list) else pd.NA,
-                                                           na_action="ignore")
+    # no known surname: the tokens in sorted order (two tokens vectorised; longer names are rare)
+    two = lat.str.fullmatch(r"\S+ \S+", na=False)
+    f1, l1 = first.where(two), last.where(two)
+    lat_sorted = (f1.where(f1 <= l1, l1) + " " + l1.where(f1 <= l1, f1)).where(two)
+    many = lat.notna() & ~two
+    if many.any():
+        lat_sorted[many] = [" ".join(sorted(t.split(" "))) for t in lat[many]]
     key = key.fillna(lat_sorted.astype("str"))
     placeholder = placeholder.fillna(True).astype(bool)
     return pd.DataFrame({
@@ -159,8 +164,9 @@ def _surname_pinyins() -> frozenset[str]:
 
 
 def _strip_prefix(s: pd.Series, prefix: pd.Series) -> pd.Series:
-    """s without its leading prefix (element-wise; both may be NA). Vectorised via lengths."""
-    n = prefix.str.len().fillna(0).astype(int)
+    """s without its leading prefix (a string Series, or prefix lengths). Vectorised: one slice per
+    distinct length."""
+    n = prefix if prefix.dtype.kind in "iu" else prefix.str.len().fillna(0).astype(int)
     out = s.copy()
     for k in np.unique(n.to_numpy()):
         m = (n == k) & s.notna()
@@ -233,13 +239,9 @@ def normalise_addresses(s: pd.Series) -> pd.DataFrame:
     a = checks.clean_text(s.astype("str")).str.translate(_t2s_table())
     a = a.str.replace(r"[\s,，。.、#()（）\-]", "", regex=True)
     parts = a.str.extract(f"^{_PROV}{_CITY}{_DIST}")
-    rest = a.copy()
-    for col in ("province", "city"):
-        v = parts[col].fillna("")
-        rest = pd.Series([r[len(p):] if isinstance(r, str) and p and r.startswith(p) else r
-                          for r, p in zip(rest.to_numpy(dtype=object), v.to_numpy(dtype=object))],
-                         index=s.index, dtype="str") if (v != "").any() else rest
-    key = _blank(rest)
+    # the extracted parts are a prefix of the address: cut them by length (grouped, no row loop)
+    cut = parts["province"].str.len().fillna(0) + parts["city"].str.len().fillna(0)
+    key = _blank(_strip_prefix(a, cut.astype(int)))
     return pd.DataFrame({"province": _blank(parts["province"].astype("str")), "city": _blank(parts["city"].astype("str")),
                          "district": _blank(parts["district"].astype("str")),
                          "address_key": key.where(key.str.len() >= 4)}, index=s.index)

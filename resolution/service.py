@@ -32,6 +32,7 @@ from .normalise import normalise_records
 from .resolve import load_records
 
 SOURCE_PRECEDENCE = ("DMS", "SALES", "SERVICE", "CRM")
+LINEAGE = ("source_table", "source_file", "source_row", "load_id")
 
 
 def _now() -> datetime:
@@ -48,7 +49,7 @@ def collect_sources(conn: Connection) -> pd.DataFrame:
     c = pd.DataFrame(conn.execute(select(
         cust.c.dealer_code, cust.c.customer_id, cust.c.customer_type, cust.c.name, cust.c.mobile, cust.c.phone,
         cust.c.id_number, cust.c.email, cust.c.address, cust.c.marketing_consent, cust.c.created_date,
-        cust.c.business_date)).mappings().all())
+        cust.c.business_date, cust.c.source_file, cust.c.source_row, cust.c.load_id)).mappings().all())
     if len(c):
         owned = pd.DataFrame(conn.execute(select(veh.c.dealer_code, veh.c.owner_customer_id, func.min(veh.c.vin).label("vin"),
                                                  func.min(veh.c.plate).label("plate"))
@@ -65,28 +66,34 @@ def collect_sources(conn: Connection) -> pd.DataFrame:
             "company": company, "mobile": c["mobile"], "phone": c["phone"], "id_number": c["id_number"],
             "email": c["email"], "address": c["address"], "vin": c["vin"], "plate": c["plate"],
             "marketing_consent": c["marketing_consent"],
-            "seen_at": pd.to_datetime(c["business_date"].fillna(c["created_date"]))}))
+            "seen_at": pd.to_datetime(c["business_date"].fillna(c["created_date"])), "source_table": cust.name,
+            **{k: c[k] for k in ("source_file", "source_row", "load_id")}}))
     s = pd.DataFrame(conn.execute(select(sales.c.dealer_code, sales.c.sale_no, sales.c.customer_name,
                                          sales.c.mobile, sales.c.id_number, sales.c.vin, sales.c.order_date,
-                                         sales.c.business_date)).mappings().all())
+                                         sales.c.business_date, sales.c.source_file, sales.c.source_row,
+                                         sales.c.load_id)).mappings().all())
     if len(s):
         frames.append(pd.DataFrame({
             "source": "SALES", "source_id": s["dealer_code"] + ":" + s["sale_no"], "dealer_code": s["dealer_code"],
             "customer_type": None, "name": s["customer_name"], "mobile": s["mobile"], "id_number": s["id_number"],
-            "vin": s["vin"], "seen_at": pd.to_datetime(s["order_date"].fillna(s["business_date"]))}))
+            "vin": s["vin"], "seen_at": pd.to_datetime(s["order_date"].fillna(s["business_date"])),
+            "source_table": sales.name, **{k: s[k] for k in ("source_file", "source_row", "load_id")}}))
     r = pd.DataFrame(conn.execute(select(ro.c.dealer_code, ro.c.ro_number, ro.c.sender_name, ro.c.sender_mobile,
-                                         ro.c.vin, ro.c.plate, ro.c.opened_at)
+                                         ro.c.vin, ro.c.plate, ro.c.opened_at, ro.c.source_file, ro.c.source_row,
+                                         ro.c.load_id)
                                   .where(or_(ro.c.sender_name.is_not(None), ro.c.sender_mobile.is_not(None))))
                      .mappings().all())
     if len(r):
         frames.append(pd.DataFrame({
             "source": "SERVICE", "source_id": r["dealer_code"] + ":" + r["ro_number"], "dealer_code": r["dealer_code"],
             "customer_type": "PERSON", "name": r["sender_name"], "mobile": r["sender_mobile"], "vin": r["vin"],
-            "plate": r["plate"], "seen_at": pd.to_datetime(r["opened_at"])}))
+            "plate": r["plate"], "seen_at": pd.to_datetime(r["opened_at"]), "source_table": ro.name,
+            **{k: r[k] for k in ("source_file", "source_row", "load_id")}}))
+    cols = ["source", "source_id", "dealer_code", *RAW_COLUMNS, "marketing_consent", "seen_at", *LINEAGE]
     if not frames:
-        return pd.DataFrame(columns=["source", "source_id", "dealer_code", *RAW_COLUMNS, "marketing_consent", "seen_at"])
+        return pd.DataFrame(columns=cols)
     out = pd.concat(frames, ignore_index=True)
-    for col in ["dealer_code", *RAW_COLUMNS, "marketing_consent", "seen_at"]:
+    for col in cols:
         if col not in out:
             out[col] = None
     return out
@@ -106,10 +113,19 @@ def sync_records(conn: Connection, frame: pd.DataFrame) -> list[int]:
     frame = frame.drop_duplicates(["source", "source_id"], keep="last").reset_index(drop=True)
     frame["content_hash"] = _hash(frame)
     have = pd.DataFrame(conn.execute(select(customer_record.c.id, customer_record.c.source, customer_record.c.source_id,
-                                            customer_record.c.content_hash)).mappings().all(),
-                        columns=["id", "source", "source_id", "content_hash"])
+                                            customer_record.c.content_hash, customer_record.c.load_id,
+                                            customer_record.c.source_row)).mappings().all(),
+                        columns=["id", "source", "source_id", "content_hash", "load_id", "source_row"])
     m = frame.merge(have, on=["source", "source_id"], how="left", suffixes=("", "_old"))
     todo = m[m["content_hash_old"].isna() | (m["content_hash"] != m["content_hash_old"])]
+    # same content from a newer load (a re-export): only the lineage moves
+    moved = m[m["content_hash_old"].notna() & (m["content_hash"] == m["content_hash_old"]) &
+              ((m["load_id"] != m["load_id_old"]) | (m["source_row"] != m["source_row_old"]))]
+    if len(moved):
+        from sqlalchemy import bindparam
+        conn.execute(update(customer_record).where(customer_record.c.id == bindparam("rid")).values(
+            **{k: bindparam(f"v_{k}") for k in LINEAGE}),
+            [{"rid": int(r["id"]), **{f"v_{k}": _py(r[k]) for k in LINEAGE}} for _, r in moved.iterrows()])
     if todo.empty:
         return []
     norm = normalise_records(todo[["source", "source_id", *RAW_COLUMNS]])
@@ -121,7 +137,7 @@ def sync_records(conn: Connection, frame: pd.DataFrame) -> list[int]:
                **{f"raw_{c}": _py(r[c]) for c in RAW_COLUMNS},
                "marketing_consent": None if pd.isna(r["marketing_consent"]) else bool(r["marketing_consent"]),
                "consent_at": _py(r["seen_at"]) if not pd.isna(r["marketing_consent"]) else None,
-               "seen_at": _py(r["seen_at"]),
+               "seen_at": _py(r["seen_at"]), **{k: _py(r[k]) for k in LINEAGE},
                **{f"m_{c}": _py(n[c]) for c in MATCH_COLUMNS},
                "content_hash": r["content_hash"], "updated_at": now}
         rows.append((None if pd.isna(r["id"]) else int(r["id"]), row))
@@ -669,7 +685,8 @@ def show_master(conn: Connection, master_id: str) -> dict | None:
     recs = conn.execute(select(customer_record.c.id, customer_record.c.source, customer_record.c.source_id,
                                customer_record.c.dealer_code, customer_record.c.raw_name, customer_record.c.match_weight,
                                customer_record.c.match_rule, customer_record.c.model_version,
-                               customer_record.c.decided_at, customer_record.c.seen_at)
+                               customer_record.c.decided_at, customer_record.c.seen_at, customer_record.c.source_table,
+                               customer_record.c.source_file, customer_record.c.source_row, customer_record.c.load_id)
                         .where(customer_record.c.master_id == master_id).order_by(customer_record.c.id)).mappings()
     out["records"] = [{k: _py(v) for k, v in r.items()} for r in recs]
     out["contacts"] = [{k: _py(v) for k, v in r.items() if k not in ("id", "master_id")} for r in conn.execute(

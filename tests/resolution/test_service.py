@@ -131,6 +131,12 @@ def test_golden_values_trace_to_their_source_rows_and_consent_is_the_latest_answ
         src = json.loads(m["golden_sources"])
         rec = c.execute(select(customer_record).where(customer_record.c.id == src["name"])).mappings().one()
         assert rec["raw_name"] == m["name"] and rec["master_id"] == m["master_id"]
+        # ...and from there to the feed row and the file it was loaded from
+        feed = next(t for t in FEED_TABLES.values() if t.name == rec["source_table"])
+        row = c.execute(select(feed).where(feed.c.load_id == rec["load_id"],
+                                           feed.c.source_row == rec["source_row"])).mappings().one()
+        assert row["source_file"] == rec["source_file"]
+        assert m["name"] in (row.get("name"), row.get("customer_name"), row.get("sender_name"))
         answers = c.execute(select(customer_record.c.marketing_consent, customer_record.c.seen_at)
                             .where(customer_record.c.master_id == m["master_id"],
                                    customer_record.c.marketing_consent.is_not(None))).all()
@@ -169,8 +175,7 @@ def test_source_precedence_is_configurable(store):
         name = c.execute(select(master_customer.c.name).where(master_customer.c.master_id == mid)).scalar()
         assert name == "吳志偉"
         # a DMS record of the same person outranks both under the default precedence...
-        rec_ids = [r[0] for r in c.execute(select(customer_record.c.id).where(customer_record.c.master_id == mid))]
-        c.execute(customer_record.update().where(customer_record.c.id == rec_ids[0]).values(source="DMS"))
+        c.execute(customer_record.update().where(customer_record.c.source_id == "GZ0012:S8000030").values(source="DMS"))
         service.recompute_golden(c, {mid})
         assert c.execute(select(master_customer.c.name).where(master_customer.c.master_id == mid)).scalar() == "吴志伟"
         # ...and not when SALES is configured first

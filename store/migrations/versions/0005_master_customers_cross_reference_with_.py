@@ -1,8 +1,8 @@
-"""master customers: cross-reference, contacts, vehicles, decisions, links, audit
+"""master customers: cross-reference with lineage, contacts, vehicles, decisions, links, audit
 
 Revision ID: 0005
 Revises: 0004
-Create Date: 2026-11-23 21:23:06.484481
+Create Date: 2026-11-23 21:34:07.565356
 """
 from alembic import op
 import sqlalchemy as sa
@@ -34,6 +34,10 @@ def upgrade() -> None:
     sa.Column('marketing_consent', sa.Boolean(), nullable=True, comment='explicit answer in this source; NULL = unknown'),
     sa.Column('consent_at', sa.DateTime(), nullable=True),
     sa.Column('seen_at', sa.DateTime(), nullable=True, comment="the source's own date of this record (last seen)"),
+    sa.Column('source_table', sa.String(length=64), nullable=True, comment='lineage: the feed table, file, row and load the values came from'),
+    sa.Column('source_file', sa.String(length=255), nullable=True),
+    sa.Column('source_row', sa.Integer(), nullable=True),
+    sa.Column('load_id', sa.Integer(), nullable=True),
     sa.Column('m_name_norm', sa.Text(), nullable=True),
     sa.Column('m_name_placeholder', sa.Boolean(), nullable=True),
     sa.Column('m_surname', sa.Text(), nullable=True),
