@@ -36,8 +36,21 @@ class Settings(BaseSettings):
     oem_client_id: str = "dealersync"
     oem_client_secret: SecretStr = SecretStr("sandbox-secret")
     oem_dealer_number: str = "GZ0012"
-    crm_url: str = "http://127.0.0.1:8702"
+    crm_url: str = Field("http://127.0.0.1:8720/crm/v1", description="CRM API base URL (the sandbox's by default)")
     crm_token: SecretStr = SecretStr("sandbox-token")
+    crm_rate_per_second: float | None = Field(None, description="client-side request rate limit; None = none")
+    crm_page_size: int = Field(500, ge=1, le=500)
+    # follow-up rules (the seeds' practice; every one configurable)
+    return_visit_min_hours: int = Field(24, ge=0, description="return visit window after a repair order closes")
+    return_visit_max_hours: int = Field(72, ge=1)
+    maintenance_months: int = Field(6, ge=1, description="service interval in months")
+    maintenance_km: int = Field(5000, ge=500, description="service interval in km")
+    first_service_months: int = Field(3, ge=1, description="first service after delivery")
+    reminder_lead_days: int = Field(7, ge=0, description="remind this many days before a service is due")
+    lost_months: int = Field(12, ge=1, description="no service visit this long: LOST")
+    new_months: int = Field(12, ge=1, description="bought within this long: NEW")
+    vip_min_vehicles: int = Field(2, ge=1, description="VIP: this many vehicles bought here")
+    birthday_lookahead_days: int = Field(7, ge=0)
     sftp_host: str | None = None
     sftp_port: int = 22
     sftp_user: str | None = None

@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from store.tables import (FEED_TABLES, MATCH_COLUMNS, RAW_COLUMNS, customer_record, master_audit, master_contact,
+from store.tables import (FEED_TABLES, MATCH_COLUMNS, RAW_COLUMNS, crm_lead, customer_record, master_audit, master_contact,
                           master_customer, master_vehicle, match_decision, match_link, match_model)
 
 from . import engine
@@ -89,6 +89,13 @@ def collect_sources(conn: Connection) -> pd.DataFrame:
             "customer_type": "PERSON", "name": r["sender_name"], "mobile": r["sender_mobile"], "vin": r["vin"],
             "plate": r["plate"], "seen_at": pd.to_datetime(r["opened_at"]), "source_table": ro.name,
             **{k: r[k] for k in ("source_file", "source_row", "load_id")}}))
+    leads = pd.DataFrame(conn.execute(select(crm_lead.c.lead_id, crm_lead.c.name, crm_lead.c.mobile,
+                                             crm_lead.c.modified_at)).mappings().all())
+    if len(leads):  # CRM leads: potential customers
+        frames.append(pd.DataFrame({
+            "source": "CRM", "source_id": "LEAD:" + leads["lead_id"], "customer_type": "PERSON", "name": leads["name"],
+            "mobile": leads["mobile"], "seen_at": pd.to_datetime(leads["modified_at"], utc=True).dt.tz_localize(None),
+            "source_table": crm_lead.name}))
     cols = ["source", "source_id", "dealer_code", *RAW_COLUMNS, "marketing_consent", "seen_at", *LINEAGE]
     if not frames:
         return pd.DataFrame(columns=cols)

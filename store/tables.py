@@ -255,3 +255,78 @@ match_model = Table(
     Column("records", Integer, nullable=False),
     Column("params", Text, nullable=False, comment="JSON: m and u per comparison level, lambda"),
 )
+
+
+# ------------------------------------------------------------------------------------ CRM sync
+
+crm_cursor = Table(
+    "crm_cursor", metadata,
+    Column("feed", String(16), primary_key=True),          # leads, contacts, activities
+    Column("cursor", Text, comment="the CRM's opaque cursor to resume a feed"),
+    Column("watermark", String(40), comment="latest modifiedAt taken (ISO 8601)"),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+crm_lead = Table(
+    "crm_lead", metadata,
+    Column("lead_id", String(64), primary_key=True),
+    Column("name", Text), Column("mobile", Text), Column("status", String(16)), Column("intent_level", String(2)),
+    Column("interested_model", Text), Column("salesperson", Text), Column("lead_source", Text),
+    Column("created_at", String(40)), Column("modified_at", String(40), nullable=False),
+    Column("data", Text, nullable=False, comment="the CRM's JSON, latest version"),
+    Column("pulled_at", DateTime, nullable=False),
+)
+
+crm_contact = Table(
+    "crm_contact", metadata,
+    Column("external_id", String(64), primary_key=True),
+    Column("crm_id", String(64)),
+    Column("modified_at", String(40), nullable=False),
+    Column("data", Text, nullable=False),
+    Column("pulled_at", DateTime, nullable=False),
+)
+
+crm_activity = Table(
+    "crm_activity", metadata,
+    Column("activity_id", String(64), primary_key=True),
+    Column("type", String(24), nullable=False),            # RETURN_VISIT_CALL, SURVEY, COMPLAINT
+    Column("contact_external_id", String(64), index=True),
+    Column("related_document", Text),
+    Column("occurred_at", String(40)), Column("modified_at", String(40), nullable=False),
+    Column("outcome", String(16)), Column("survey_type", String(8)),
+    Column("answers", Text, comment="JSON"), Column("complaint", Text, comment="JSON"),
+    Column("pulled_at", DateTime, nullable=False),
+)
+
+crm_push = Table(
+    "crm_push", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("kind", String(8), nullable=False),             # CONTACT, TASK
+    Column("external_id", String(64), nullable=False),
+    Column("content_hash", String(64), comment="what the CRM holds; NULL = never accepted"),
+    Column("status", String(10), nullable=False),          # SENT, ERROR, DELETED
+    Column("result", String(10), comment="created, updated, unchanged, error"),
+    Column("crm_id", String(64)),
+    Column("error_code", String(32)), Column("message", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("pushed_at", DateTime, nullable=False),
+    UniqueConstraint("kind", "external_id"),
+)
+
+followup_task = Table(
+    "followup_task", metadata,
+    Column("external_id", String(80), primary_key=True, comment="stable: re-running a day makes no second task"),
+    Column("type", String(32), nullable=False),
+    Column("master_id", String(16), nullable=False, index=True),
+    Column("record_id", Integer, comment="customer_record the task derives from; re-points it after merges/splits"),
+    Column("due_date", Date, nullable=False),
+    Column("subject", Text),
+    Column("related_document", Text),
+    Column("assignee", Text),
+    Column("status", String(10), nullable=False),          # OPEN, DONE, CANCELLED
+    Column("overdue", Boolean, nullable=False, default=False),
+    Column("marketing", Boolean, nullable=False, default=False),
+    Column("created_for", Date, nullable=False, comment="the day whose run created it"),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+)

@@ -1,0 +1,249 @@
+"""CRM sync jobs: pull leads, contacts and activities incrementally; push master customers and
+follow-up tasks. Each CRM page pulled and each batch pushed commits with its ledger entry, so a crash
+resumes where it stopped and a re-run sends nothing the CRM already holds."""
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+import pandas as pd
+from sqlalchemy import Engine, select, update
+from sqlalchemy.dialects import postgresql, sqlite
+
+from connectors.crm import MAX_BATCH, CrmClient
+from store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, followup_task, master_contact,
+                          master_customer, master_vehicle)
+
+from .followups import Rules, generate_tasks, master_facts, save_tasks, segments
+
+log = logging.getLogger(__name__)
+FEEDS = ("leads", "contacts", "activities")
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _upsert(conn, table, values: dict, key: list[str], where_newer: str | None = None):
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).values(**values)
+    set_ = {k: v for k, v in values.items() if k not in key}
+    where = None
+    if where_newer:  # the latest version wins: never overwrite a newer one with an older one
+        where = getattr(table.c, where_newer) <= getattr(ins.excluded, where_newer)
+    conn.execute(ins.on_conflict_do_update(index_elements=key, set_=set_, where=where))
+
+
+# ------------------------------------------------------------------------------------ pull
+
+def _store_item(conn, feed: str, it: dict, now: datetime) -> None:
+    if feed == "leads":
+        _upsert(conn, crm_lead, dict(
+            lead_id=it["leadId"], name=it.get("name"), mobile=it.get("mobile"), status=it.get("status"),
+            intent_level=it.get("intentLevel"), interested_model=it.get("interestedModel"),
+            salesperson=it.get("salesperson"), lead_source=it.get("source"), created_at=it.get("createdAt"),
+            modified_at=it["modifiedAt"], data=json.dumps(it, ensure_ascii=False), pulled_at=now),
+            ["lead_id"], where_newer="modified_at")
+    elif feed == "contacts":
+        _upsert(conn, crm_contact, dict(external_id=it["externalId"], crm_id=it.get("crmId"),
+                                        modified_at=it["modifiedAt"], data=json.dumps(it, ensure_ascii=False),
+                                        pulled_at=now), ["external_id"], where_newer="modified_at")
+    else:
+        _upsert(conn, crm_activity, dict(
+            activity_id=it["activityId"], type=it["type"], contact_external_id=it.get("contactExternalId"),
+            related_document=it.get("relatedDocument"), occurred_at=it.get("occurredAt"), modified_at=it["modifiedAt"],
+            outcome=it.get("outcome"), survey_type=it.get("surveyType"),
+            answers=json.dumps(it.get("answers") or [], ensure_ascii=False),
+            complaint=json.dumps(it["complaint"], ensure_ascii=False) if it.get("complaint") else None, pulled_at=now),
+            ["activity_id"], where_newer="modified_at")
+
+
+def pull(engine: Engine, client: CrmClient, feeds=FEEDS, modified_since: str | None = None,
+         stateless: bool = False) -> dict:
+    """Pull each feed from its persisted cursor (or watermark). ``stateless`` (backfills): read from
+    ``modified_since`` and never move the persisted cursor or watermark."""
+    out = {}
+    for feed in feeds:
+        with engine.begin() as conn:
+            row = conn.execute(select(crm_cursor).where(crm_cursor.c.feed == feed)).mappings().first()
+        cursor = None if stateless or row is None else row["cursor"]
+        since = modified_since if (stateless or row is None) else (row["watermark"] or modified_since)
+        items_n = pages = 0
+        watermark = None if row is None else row["watermark"]
+        for items, nxt in client.pages(feed, modified_since=since, cursor=cursor):
+            now = _now()
+            with engine.begin() as conn:
+                for it in items:
+                    _store_item(conn, feed, it, now)
+                    if watermark is None or it["modifiedAt"] > watermark:
+                        watermark = it["modifiedAt"]
+                if not stateless:
+                    _upsert(conn, crm_cursor, dict(feed=feed, cursor=nxt, watermark=watermark, updated_at=now), ["feed"])
+            items_n += len(items)
+            pages += 1
+        out[feed] = {"items": items_n, "pages": pages, "watermark": watermark}
+    return out
+
+
+# ------------------------------------------------------------------------------------ push
+
+def _hash(d: dict) -> str:
+    return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False, default=str).encode()).hexdigest()
+
+
+@dataclass
+class PushStats:
+    considered: int = 0
+    sent: int = 0
+    created: int = 0
+    updated: int = 0
+    unchanged: int = 0
+    errors: int = 0
+    retried_singly: int = 0
+    deleted: int = 0
+    batches: int = 0
+    error_codes: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def build_contacts(engine: Engine, day: date, rules: Rules) -> list[dict]:
+    """One CRM contact per active master: golden fields, segment, consent, vehicles, last service."""
+    with engine.begin() as conn:
+        m = pd.DataFrame(conn.execute(select(master_customer).where(master_customer.c.status == "ACTIVE")).mappings().all())
+        if m.empty:
+            return []
+        facts = master_facts(conn)
+        seg = segments(facts, day, rules)
+        vins = pd.DataFrame(conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin)).all(),
+                            columns=["master_id", "vin"]).drop_duplicates().sort_values(["master_id", "vin"])
+        vin_lists = vins.groupby("master_id")["vin"].agg(list)
+        phones = pd.DataFrame(conn.execute(select(master_contact.c.master_id, master_contact.c.value)
+                                           .where(master_contact.c.kind == "PHONE", master_contact.c.is_primary)).all(),
+                              columns=["master_id", "value"]).drop_duplicates("master_id").set_index("master_id")["value"]
+    m = m.astype(object).where(m.notna(), None)
+    out = []
+    for r in m.itertuples(index=False):
+        last_service = facts.at[r.master_id, "last_service"] if r.master_id in facts.index else None
+        out.append({
+            "externalId": r.master_id, "name": r.name or r.company or "客户",
+            "customerType": r.customer_type if r.customer_type in ("PERSON", "ORGANISATION") else "PERSON",
+            "mobile": r.primary_mobile, "phone": phones.get(r.master_id) if r.master_id in phones.index else None,
+            "email": r.primary_email,
+            "address": r.address, "segment": seg.get(r.master_id, "POTENTIAL"),
+            "marketingConsent": None if r.marketing_consent is None else bool(r.marketing_consent),
+            "vins": vin_lists.get(r.master_id, []), "ownerAdvisor": None,
+            "lastServiceDate": None if last_service is None or pd.isna(last_service) else pd.Timestamp(last_service).date().isoformat(),
+        })
+    return out
+
+
+def _ledger(engine: Engine, kind: str) -> dict:
+    with engine.begin() as conn:
+        return {r["external_id"]: r for r in conn.execute(select(crm_push).where(crm_push.c.kind == kind)).mappings()}
+
+
+def _record(conn, kind: str, ext: str, h: str | None, res: dict, attempts: int) -> None:
+    status = "SENT" if res["status"] != "error" else "ERROR"
+    _upsert(conn, crm_push, dict(kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
+                                 crm_id=res.get("crmId"), error_code=res.get("errorCode"),
+                                 message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now()),
+            ["kind", "external_id"])
+
+
+def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, batch_size: int = MAX_BATCH) -> None:
+    """Send records whose content the CRM does not hold yet, in batches; each batch's results commit with
+    the ledger. Records in error are retried one by one once (a bad neighbour never blocks a batch)."""
+    ledger = _ledger(engine, kind)
+    todo = []
+    for rec in records:
+        h = _hash(rec)
+        old = ledger.get(rec["externalId"])
+        st.considered += 1
+        if old is not None and old["content_hash"] == h and old["status"] in ("SENT", "ERROR"):
+            continue   # the CRM holds this content already (or rejected exactly this content)
+        todo.append((rec, h, (old or {}).get("attempts", 0)))
+    for i in range(0, len(todo), batch_size):
+        chunk = todo[i:i + batch_size]
+        results = send([r for r, _, _ in chunk])
+        st.batches += 1
+        retry = []
+        with engine.begin() as conn:
+            for (rec, h, attempts), res in zip(chunk, results):
+                if res.get("status") == "error":
+                    retry.append((rec, h, attempts))
+                    continue
+                _record(conn, kind, rec["externalId"], h, res, attempts + 1)
+                st.sent += 1
+                setattr(st, res["status"], getattr(st, res["status"]) + 1)
+        for rec, h, attempts in retry:
+            res = send([rec])[0]
+            st.retried_singly += 1
+            with engine.begin() as conn:
+                _record(conn, kind, rec["externalId"], h, res, attempts + 2)
+            if res.get("status") == "error":
+                st.errors += 1
+                st.error_codes[res.get("errorCode", "?")] = st.error_codes.get(res.get("errorCode", "?"), 0) + 1
+                log.warning("CRM refused %s %s: %s %s", kind.lower(), rec["externalId"], res.get("errorCode"),
+                            res.get("message"))
+            else:
+                st.sent += 1
+                setattr(st, res["status"], getattr(st, res["status"]) + 1)
+
+
+def push_contacts(engine: Engine, client: CrmClient, day: date, rules: Rules) -> dict:
+    st = PushStats()
+    _push(engine, "CONTACT", build_contacts(engine, day, rules), client.upsert_contacts, st)
+    # masters merged into others or split: their contacts leave the CRM (tasks are re-pointed)
+    with engine.begin() as conn:
+        gone = [r[0] for r in conn.execute(
+            select(crm_push.c.external_id).join(master_customer, master_customer.c.master_id == crm_push.c.external_id)
+            .where(crm_push.c.kind == "CONTACT", crm_push.c.status == "SENT", master_customer.c.status != "ACTIVE"))]
+    for ext in gone:
+        client.delete_contact(ext)
+        with engine.begin() as conn:
+            conn.execute(update(crm_push).where(crm_push.c.kind == "CONTACT", crm_push.c.external_id == ext)
+                         .values(status="DELETED", content_hash=None, pushed_at=_now()))
+        st.deleted += 1
+    return st.as_dict()
+
+
+def plan_tasks(engine: Engine, day: date, rules: Rules) -> dict:
+    """Generate the day's tasks into ``followup_task`` (idempotent) and re-point tasks of merged masters."""
+    with engine.begin() as conn:
+        return save_tasks(conn, generate_tasks(conn, day, rules), day)
+
+
+def task_payloads(engine: Engine) -> list[dict]:
+    with engine.begin() as conn:
+        rows = conn.execute(select(followup_task)).mappings().all()
+    return [{"externalId": r["external_id"], "contactExternalId": r["master_id"], "type": r["type"],
+             "dueDate": r["due_date"].isoformat(), "subject": r["subject"], "relatedDocument": r["related_document"],
+             "assignee": r["assignee"], "status": r["status"]} for r in rows]
+
+
+def push_tasks(engine: Engine, client: CrmClient) -> dict:
+    st = PushStats()
+    _push(engine, "TASK", task_payloads(engine), client.upsert_tasks, st)
+    return st.as_dict()
+
+
+def push(engine: Engine, client: CrmClient, day: date, rules: Rules) -> dict:
+    contacts = push_contacts(engine, client, day, rules)
+    planned = plan_tasks(engine, day, rules)
+    tasks = push_tasks(engine, client)
+    return {"contacts": contacts, "tasks_planned": planned, "tasks": tasks, "requests": client.requests_sent}
+
+
+def ledger_counts(engine: Engine) -> dict:
+    with engine.begin() as conn:
+        rows = conn.execute(select(crm_push.c.kind, crm_push.c.status)).all()
+    out: dict = {}
+    for k, s in rows:
+        out.setdefault(k, {}).setdefault(s, 0)
+        out[k][s] += 1
+    return out
+

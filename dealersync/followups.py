@@ -1,0 +1,332 @@
+"""Customer segments and the day's follow-up tasks, computed from the store. Plain functions over a
+SQLAlchemy ``Connection``; none commits.
+
+Segments (the seeds' definitions): VIP (``vip_min_vehicles`` or more vehicles bought here), NEW (bought
+within ``new_months``), LOST (owns a vehicle, no service visit for ``lost_months``), BASE (owns a vehicle
+bought or serviced here), DEFEATED (a lead lost to a competitor), POTENTIAL (a lead with no purchase), in
+that order of precedence.
+
+Tasks get stable external ids built from what they are about (RV-<dealer>-<RO>, MR-<VIN>-<last RO>,
+FS-<VIN>, LC-<master>-<last service>, CF-<activity>, TG-<VIN>-<rule>, BD-<master>-<year>), so re-running
+a day creates no second task; a task done (in the CRM, or by a recorded return-visit call) stays done.
+Marketing tasks (maintenance, first-service and lost-customer reminders, birthday greetings) only for
+customers whose marketing consent is an explicit yes.
+"""
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from datetime import date, datetime, timedelta
+
+import pandas as pd
+from sqlalchemy import Connection, insert, select, update
+
+from resolution.service import resolve_master_id
+from store.tables import (FEED_TABLES, crm_activity, crm_lead, customer_record, followup_task, master_customer,
+                          master_vehicle)
+
+MARKETING = {"MAINTENANCE_REMINDER", "FIRST_SERVICE_REMINDER", "LOST_CUSTOMER_RECOVERY", "BIRTHDAY_GREETING"}
+SUBJECTS = {"RETURN_VISIT": "售后回访", "MAINTENANCE_REMINDER": "保养提醒", "FIRST_SERVICE_REMINDER": "首保提醒",
+            "LOST_CUSTOMER_RECOVERY": "流失客户召回", "COMPLAINT_FOLLOW_UP": "投诉跟进",
+            "THREE_GUARANTEE_ALERT": "三包预警", "BIRTHDAY_GREETING": "生日关怀"}
+CLOSED_RO = ("已完工", "已结算", "已交车")
+
+
+@dataclass
+class Rules:
+    return_visit_min_hours: int = 24
+    return_visit_max_hours: int = 72
+    maintenance_months: int = 6
+    maintenance_km: int = 5000
+    first_service_months: int = 3
+    reminder_lead_days: int = 7
+    lost_months: int = 12
+    new_months: int = 12
+    vip_min_vehicles: int = 2
+    birthday_lookahead_days: int = 7
+    default_km_per_day: float = 40.0
+
+    @classmethod
+    def from_settings(cls, s) -> "Rules":
+        return cls(**{k: getattr(s, k) for k in cls.__dataclass_fields__ if hasattr(s, k)})
+
+
+def _local(iso: str) -> pd.Timestamp:
+    """A CRM timestamp (UTC) as naive Asia/Shanghai time, like the DMS's."""
+    t = pd.Timestamp(iso)
+    return t.tz_convert("Asia/Shanghai").tz_localize(None) if t.tzinfo else t
+
+
+def _months(d: date, n: int) -> date:
+    return (pd.Timestamp(d) + pd.DateOffset(months=n)).date()
+
+
+# ------------------------------------------------------------------------------------ segments
+
+def master_facts(conn: Connection) -> pd.DataFrame:
+    """Per active master: vehicles bought, last purchase, last service, vehicles owned, lead statuses."""
+    recs = pd.DataFrame(conn.execute(select(customer_record.c.master_id, customer_record.c.source,
+                                            customer_record.c.source_id, customer_record.c.m_vin,
+                                            customer_record.c.seen_at)
+                                     .where(customer_record.c.master_id.is_not(None))).mappings().all(),
+                        columns=["master_id", "source", "source_id", "m_vin", "seen_at"])
+    masters = pd.DataFrame(conn.execute(select(master_customer.c.master_id).where(master_customer.c.status == "ACTIVE"))
+                           .all(), columns=["master_id"]).set_index("master_id")
+    recs["seen_at"] = pd.to_datetime(recs["seen_at"])
+    sales = recs[recs["source"] == "SALES"]
+    service = recs[recs["source"] == "SERVICE"]
+    masters["bought"] = sales.groupby("master_id")["m_vin"].nunique()
+    masters["last_purchase"] = sales.groupby("master_id")["seen_at"].max()
+    masters["last_service"] = service.groupby("master_id")["seen_at"].max()
+    owned = pd.DataFrame(conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin)).all(),
+                         columns=["master_id", "vin"])
+    masters["vehicles"] = owned.groupby("master_id")["vin"].nunique()
+    leads = pd.DataFrame(conn.execute(select(customer_record.c.master_id, crm_lead.c.status)
+                                      .join(crm_lead, customer_record.c.source_id == "LEAD:" + crm_lead.c.lead_id)
+                                      .where(customer_record.c.source == "CRM")).all(), columns=["master_id", "status"])
+    masters["lead_open"] = leads[leads["status"] != "DEFEATED"].groupby("master_id").size()
+    masters["lead_defeated"] = leads[leads["status"] == "DEFEATED"].groupby("master_id").size()
+    return masters.fillna({"bought": 0, "vehicles": 0, "lead_open": 0, "lead_defeated": 0})
+
+
+def segments(facts: pd.DataFrame, today: date, rules: Rules) -> pd.Series:
+    t = pd.Timestamp(today)
+    seg = pd.Series("POTENTIAL", index=facts.index, dtype=object)
+    seg[facts["lead_defeated"] > 0] = "DEFEATED"
+    owns = (facts["vehicles"] > 0) | (facts["bought"] > 0)
+    seg[owns] = "BASE"
+    last_visit = facts["last_service"].fillna(facts["last_purchase"])
+    lost = owns & (last_visit.isna() | (last_visit < t - pd.DateOffset(months=rules.lost_months)))
+    seg[lost] = "LOST"
+    seg[facts["last_purchase"] >= t - pd.DateOffset(months=rules.new_months)] = "NEW"
+    seg[facts["bought"] >= rules.vip_min_vehicles] = "VIP"
+    return seg
+
+
+# ------------------------------------------------------------------------------------ tasks
+
+def _record_map(conn: Connection, source: str) -> dict[str, tuple[int, str]]:
+    return {sid: (rid, mid) for rid, sid, mid in conn.execute(
+        select(customer_record.c.id, customer_record.c.source_id, customer_record.c.master_id)
+        .where(customer_record.c.source == source, customer_record.c.master_id.is_not(None)))}
+
+
+def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
+    """The tasks due for ``day`` (and the reminders that fall due within the lead time), as dicts for
+    ``followup_task``. Pure computation: nothing is written."""
+    tasks: list[dict] = []
+    masters = pd.DataFrame(conn.execute(select(master_customer.c.master_id, master_customer.c.marketing_consent,
+                                               master_customer.c.birth_date, master_customer.c.name)
+                                        .where(master_customer.c.status == "ACTIVE")).all(),
+                           columns=["master_id", "consent", "birth", "name"]).set_index("master_id")
+    ro = FEED_TABLES["repair_orders"]
+    service = _record_map(conn, "SERVICE")
+    ros = pd.DataFrame(conn.execute(select(ro.c.dealer_code, ro.c.ro_number, ro.c.vin, ro.c.opened_at, ro.c.closed_at,
+                                           ro.c.mileage_km, ro.c.status, ro.c.advisor, ro.c.repair_type, ro.c.complaint))
+                       .mappings().all(),
+                       columns=["dealer_code", "ro_number", "vin", "opened_at", "closed_at", "mileage_km", "status",
+                                "advisor", "repair_type", "complaint"])
+    calls = {r[0] for r in conn.execute(select(crm_activity.c.related_document)
+                                        .where(crm_activity.c.type == "RETURN_VISIT_CALL",
+                                               crm_activity.c.outcome == "REACHED"))}
+    t_day = pd.Timestamp(day)
+
+    def add(ext, ttype, key_record, due, subject, related=None, assignee=None, status="OPEN", master=None):
+        rid, mid = key_record if key_record else (None, master)
+        if mid is None:
+            return
+        mid = resolve_master_id(conn, mid)
+        if ttype in MARKETING and not (mid in masters.index and masters.at[mid, "consent"] is True):
+            return
+        tasks.append(dict(external_id=ext, type=ttype, master_id=mid, record_id=rid, due_date=due,
+                          subject=subject, related_document=related, assignee=assignee, status=status,
+                          marketing=ttype in MARKETING))
+
+    if len(ros):
+        ros["opened_at"] = pd.to_datetime(ros["opened_at"])
+        ros["closed_at"] = pd.to_datetime(ros["closed_at"])
+        # RETURN_VISIT: ROs closed in the window that ends today
+        closed = ros[ros["status"].isin(CLOSED_RO) & ros["closed_at"].notna()]
+        win = closed[(closed["closed_at"] + pd.Timedelta(hours=rules.return_visit_min_hours) <= t_day + pd.Timedelta(days=1))
+                     & (closed["closed_at"] + pd.Timedelta(hours=rules.return_visit_max_hours) >= t_day)]
+        for r in win.itertuples(index=False):
+            start = (r.closed_at + pd.Timedelta(hours=rules.return_visit_min_hours)).date()
+            due = (r.closed_at + pd.Timedelta(hours=rules.return_visit_max_hours)).date()
+            add(f"RV-{r.dealer_code}-{r.ro_number}", "RETURN_VISIT", service.get(f"{r.dealer_code}:{r.ro_number}"), due,
+                f"{SUBJECTS['RETURN_VISIT']} {r.ro_number}: {start} ~ {due}", r.ro_number, r.advisor,
+                status="DONE" if r.ro_number in calls else "OPEN")
+        # MAINTENANCE_REMINDER: next service by months or by km (from the VIN's mileage history)
+        valid = ros[ros["status"] != "作废"].sort_values("opened_at")
+        for vin, g in valid.groupby("vin"):
+            last = g.iloc[-1]
+            km = g.dropna(subset=["mileage_km"])
+            per_day = rules.default_km_per_day
+            if len(km) >= 2:
+                days = (km["opened_at"].iloc[-1] - km["opened_at"].iloc[0]).days
+                if days > 30 and km["mileage_km"].iloc[-1] > km["mileage_km"].iloc[0]:
+                    per_day = float(km["mileage_km"].iloc[-1] - km["mileage_km"].iloc[0]) / days
+            by_months = _months(last["opened_at"].date(), rules.maintenance_months)
+            by_km = (last["opened_at"] + pd.Timedelta(days=rules.maintenance_km / max(per_day, 1.0))).date()
+            due = min(by_months, by_km)
+            remind = due - timedelta(days=rules.reminder_lead_days)
+            if remind <= day <= due:
+                add(f"MR-{vin}-{last['ro_number']}", "MAINTENANCE_REMINDER",
+                    service.get(f"{last['dealer_code']}:{last['ro_number']}"), due,
+                    f"{SUBJECTS['MAINTENANCE_REMINDER']} {vin}: due {due} (~{per_day:.0f} km/day)", vin, last["advisor"])
+    # FIRST_SERVICE_REMINDER: delivered vehicles with no service visit since
+    vs = FEED_TABLES["vehicle_sales"]
+    sales_map = _record_map(conn, "SALES")
+    sold = pd.DataFrame(conn.execute(select(vs.c.dealer_code, vs.c.sale_no, vs.c.vin, vs.c.delivery_date,
+                                            vs.c.salesperson)).all(),
+                        columns=["dealer_code", "sale_no", "vin", "delivery_date", "salesperson"]).dropna(subset=["delivery_date"])
+    serviced = set(ros["vin"]) if len(ros) else set()
+    for r in sold.itertuples(index=False):
+        due = _months(r.delivery_date, rules.first_service_months)
+        if r.vin not in serviced and due - timedelta(days=rules.reminder_lead_days) <= day <= due:
+            add(f"FS-{r.vin}", "FIRST_SERVICE_REMINDER", sales_map.get(f"{r.dealer_code}:{r.sale_no}"), due,
+                f"{SUBJECTS['FIRST_SERVICE_REMINDER']} {r.vin}: due {due}", r.vin, r.salesperson)
+    # LOST_CUSTOMER_RECOVERY
+    facts = master_facts(conn)
+    seg = segments(facts, day, rules)
+    for mid in seg[seg == "LOST"].index:
+        last = facts.at[mid, "last_service"]
+        tag = "never" if pd.isna(last) else pd.Timestamp(last).strftime("%Y%m%d")
+        add(f"LC-{mid}-{tag}", "LOST_CUSTOMER_RECOVERY", None, day,
+            f"{SUBJECTS['LOST_CUSTOMER_RECOVERY']}: no service since {tag}", None, master=mid)
+    # COMPLAINT_FOLLOW_UP: respond within 24 h, resolve within 48 h, overdue flagged
+    for a in conn.execute(select(crm_activity).where(crm_activity.c.type == "COMPLAINT")).mappings():
+        c = json.loads(a["complaint"] or "{}")
+        raw = c.get("openedAt") or a["occurred_at"]
+        if not raw:
+            continue
+        opened = _local(raw)
+        if opened > t_day + pd.Timedelta(days=1):
+            continue
+        respond, resolve_by = opened + pd.Timedelta(hours=24), opened + pd.Timedelta(hours=48)
+        done = bool(c.get("resolvedAt"))
+        overdue = not done and t_day.normalize() > resolve_by.normalize()
+        add(f"CF-{a['activity_id']}", "COMPLAINT_FOLLOW_UP", None, resolve_by.date(),
+            f"{'[逾期 OVERDUE] ' if overdue else ''}{SUBJECTS['COMPLAINT_FOLLOW_UP']} {c.get('category', '')}: "
+            f"respond by {respond:%Y-%m-%d %H:%M}, resolve by {resolve_by:%Y-%m-%d %H:%M}",
+            a["related_document"], status="DONE" if done else "OPEN", master=a["contact_external_id"])
+        if tasks and tasks[-1]["external_id"] == f"CF-{a['activity_id']}":
+            tasks[-1]["overdue"] = overdue
+    # THREE_GUARANTEE_ALERT: from the 三包 monitor
+    from .sanbao import alerts
+    vin_owner = {v: m for m, v in conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin))}
+    for al in alerts(conn, day):
+        mid = vin_owner.get(al["vin"])
+        if mid:
+            add(f"TG-{al['vin']}-{al['rule']}", "THREE_GUARANTEE_ALERT", None, day,
+                f"{SUBJECTS['THREE_GUARANTEE_ALERT']} {al['vin']}: {al['message']}", al["vin"], master=mid)
+    # BIRTHDAY_GREETING
+    for mid, row in masters.dropna(subset=["birth"]).iterrows():
+        b = row["birth"]
+        try:
+            this_year = b.replace(year=day.year)
+        except ValueError:  # 29 February
+            this_year = date(day.year, 3, 1)
+        if day <= this_year <= day + timedelta(days=rules.birthday_lookahead_days):
+            add(f"BD-{mid}-{day.year}", "BIRTHDAY_GREETING", None, this_year,
+                f"{SUBJECTS['BIRTHDAY_GREETING']} {this_year:%m-%d}", None, master=mid)
+    for t in tasks:
+        t.setdefault("overdue", False)
+    return tasks
+
+
+def save_tasks(conn: Connection, tasks: list[dict], day: date) -> dict:
+    """Insert new tasks; an existing task keeps its status once DONE or CANCELLED (never reopened),
+    follows its customer to the surviving master, and takes a new due date or subject."""
+    now = datetime.now().replace(microsecond=0)
+    have = {r["external_id"]: r for r in conn.execute(select(followup_task)).mappings()}
+    created = updated = 0
+    for t in tasks:
+        old = have.get(t["external_id"])
+        if old is None:
+            conn.execute(insert(followup_task).values(**t, created_for=day, created_at=now, updated_at=now))
+            created += 1
+            continue
+        status = old["status"] if old["status"] in ("DONE", "CANCELLED") else t["status"]
+        new = {k: t[k] for k in ("master_id", "due_date", "subject", "overdue")} | {"status": status}
+        if any(old[k] != v for k, v in new.items()):
+            conn.execute(update(followup_task).where(followup_task.c.external_id == t["external_id"])
+                         .values(**new, updated_at=now))
+            updated += 1
+    repointed = repoint_tasks(conn)
+    return {"created": created, "updated": updated, "repointed": repointed}
+
+
+def repoint_tasks(conn: Connection) -> int:
+    """Tasks whose master was merged or split follow their customer: the master of the record the task
+    came from, or the survivor of a merge."""
+    active = select(master_customer.c.master_id).where(master_customer.c.status == "ACTIVE")
+    stale = conn.execute(select(followup_task.c.external_id, followup_task.c.master_id, followup_task.c.record_id)
+                         .where(followup_task.c.master_id.not_in(active))).all()
+    n = 0
+    for ext, mid, rid in stale:
+        new = None
+        if rid is not None:
+            new = conn.execute(select(customer_record.c.master_id).where(customer_record.c.id == rid)).scalar()
+        new = resolve_master_id(conn, new or mid)
+        status = conn.execute(select(master_customer.c.status).where(master_customer.c.master_id == new)).scalar()
+        if new != mid and status == "ACTIVE":
+            conn.execute(update(followup_task).where(followup_task.c.external_id == ext)
+                         .values(master_id=new, updated_at=datetime.now().replace(microsecond=0)))
+            n += 1
+    return n
+
+
+def due_list(conn: Connection, day: date) -> pd.DataFrame:
+    """The day's work: open tasks created up to ``day`` (reminders are created when their reminder day
+    comes), with the customer's golden name and primary mobile (in clear: the caller masks)."""
+    q = (select(followup_task.c.type, followup_task.c.due_date, followup_task.c.overdue, followup_task.c.external_id,
+                followup_task.c.master_id, master_customer.c.name, master_customer.c.company,
+                master_customer.c.primary_mobile, followup_task.c.related_document, followup_task.c.subject,
+                followup_task.c.assignee)
+         .join(master_customer, master_customer.c.master_id == followup_task.c.master_id)
+         .where(followup_task.c.status == "OPEN", followup_task.c.created_for <= day)
+         .order_by(followup_task.c.type, followup_task.c.due_date, followup_task.c.external_id))
+    df = pd.DataFrame(conn.execute(q).mappings().all(),
+                      columns=["type", "due_date", "overdue", "external_id", "master_id", "name", "company",
+                               "primary_mobile", "related_document", "subject", "assignee"])
+    df["overdue"] = df["overdue"].astype(bool) | (pd.to_datetime(df["due_date"]) < pd.Timestamp(day))
+    return df
+
+
+def write_xlsx(df: pd.DataFrame, path, day: date, unmasked: bool = False) -> None:
+    """The information officer's list: a summary sheet (tasks by type, overdue) and one sheet per type."""
+    from openpyxl import Workbook
+    from openpyxl.styles import Font, PatternFill
+
+    from .privacy import mask_text
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "汇总 Summary"
+    ws.append([f"跟进任务 Follow-ups {day:%Y-%m-%d}"])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append(["类型 Type", "任务 Tasks", "逾期 Overdue"])
+    for c in ws[2]:
+        c.font = Font(bold=True)
+    for ttype, g in df.groupby("type", sort=True):
+        ws.append([f"{SUBJECTS.get(ttype, ttype)} {ttype}", len(g), int(g["overdue"].sum())])
+    ws.append(["合计 Total", len(df), int(df["overdue"].sum()) if len(df) else 0])
+    ws.column_dimensions["A"].width = 36
+    header = ["到期 Due", "逾期 Overdue", "客户 Customer", "手机 Mobile", "单据 Document", "内容 Subject", "负责人 Assignee",
+              "客户编号 Master", "任务编号 Task"]
+    red = PatternFill("solid", fgColor="FFC7CE")
+    for ttype, g in df.groupby("type", sort=True):
+        sh = wb.create_sheet(ttype[:31])
+        sh.append(header)
+        for c in sh[1]:
+            c.font = Font(bold=True)
+        for r in g.itertuples(index=False):
+            mobile = r.primary_mobile if unmasked or not isinstance(r.primary_mobile, str) else mask_text(r.primary_mobile)
+            sh.append([r.due_date, "是" if r.overdue else "", r.name or r.company, mobile, r.related_document,
+                       r.subject, r.assignee, r.master_id, r.external_id])
+            if r.overdue:
+                for c in sh[sh.max_row]:
+                    c.fill = red
+        for col, w in zip("ABCDEFGHI", [12, 8, 14, 15, 22, 60, 12, 14, 30]):
+            sh.column_dimensions[col].width = w
+        sh.freeze_panes = "A2"
+    wb.save(path)
