@@ -141,8 +141,13 @@ def cmd_run(args, settings) -> int:
     _engine(settings)
     from flows.ingest import ingest_dms_exports
     results = ingest_dms_exports(folders=[str(p) for p in settings.effective_drop_dirs])
+    from flows.crm import pull_crm, push_crm
     from flows.resolve import resolve_customers
-    stats = resolve_customers()
+    from sandbox.runner import sandbox_crm_if_needed
+    with sandbox_crm_if_needed(settings) as (crm_url, started):
+        pulled = pull_crm()
+        stats = resolve_customers()
+        pushed = push_crm()
     print(f"\ndealersync run: store {_safe_url(settings.effective_database_url)}")
     _print_table(results, SUMMARY_COLS)
     if not results:
@@ -150,6 +155,11 @@ def cmd_run(args, settings) -> int:
     print(f"\nmaster customers: {stats['masters']:,} from {stats['records']:,} source records "
           f"({stats['created']} created, {stats['merged']} merged, {stats['review_links']} pairs for review "
           f"in `dealersync master review`)")
+    c, t = pushed["contacts"], pushed["tasks"]
+    print(f"CRM {crm_url}{' (sandbox started for this run)' if started else ''}: pulled "
+          + ", ".join(f"{v['items']} {k}" for k, v in pulled.items())
+          + f"; contacts sent {c['sent']} ({c['created']} new, {c['updated']} updated, {c['errors']} refused), "
+          f"deleted {c['deleted']}; tasks planned {pushed['tasks_planned']['created']}, sent {t['sent']}")
     return EXIT_BAD_INPUT if any(r["status"] == "rejected" for r in results) else EXIT_OK
 
 
@@ -264,6 +274,89 @@ def cmd_master(args, settings) -> int:
     return EXIT_OK
 
 
+def _crm(settings):
+    from connectors.crm import CrmClient, CrmSettings
+    return CrmClient(CrmSettings.from_settings(settings))
+
+
+def _day(v: str | None):
+    from datetime import date
+    try:
+        return date.fromisoformat(v) if v else date.today()
+    except ValueError:
+        raise ConfigurationError(f"--date {v!r}: expected YYYY-MM-DD") from None
+
+
+def cmd_crm(args, settings) -> int:
+    from . import crm_sync
+    from .followups import Rules
+    client = _crm(settings)
+    if args.sub == "check":
+        info = client.check()
+        print(json.dumps(info) if args.json else "\n".join(f"{k:16s} {v}" for k, v in info.items()))
+        return EXIT_OK
+    engine = _engine(settings)
+    if args.sub == "pull":
+        out = crm_sync.pull(engine, client, modified_since=args.since, stateless=bool(args.since))
+        rows = [{"feed": k, **v} for k, v in out.items()]
+    else:
+        out = crm_sync.push(engine, client, _day(args.date), Rules.from_settings(settings))
+        rows = [{"what": "contacts", **{k: v for k, v in out["contacts"].items() if k != "error_codes"}},
+                {"what": "tasks", **{k: v for k, v in out["tasks"].items() if k != "error_codes"}}]
+    if args.json:
+        print(json.dumps(out, default=str))
+    else:
+        _print_table(rows, list(rows[0]))
+        if args.sub == "push":
+            p = out["tasks_planned"]
+            print(f"tasks planned: {p['created']} new, {p['updated']} updated, {p['repointed']} re-pointed; "
+                  f"{out['requests']} request(s) sent")
+    return EXIT_OK
+
+
+def cmd_followups(args, settings) -> int:
+    from . import crm_sync
+    from .followups import Rules, due_list, write_xlsx
+    from .privacy import mask_text
+    engine = _engine(settings)
+    day = _day(args.date)
+    crm_sync.plan_tasks(engine, day, Rules.from_settings(settings))
+    with engine.begin() as conn:
+        df = due_list(conn, day)
+    if args.xlsx:
+        write_xlsx(df, args.xlsx, day, unmasked=args.unmasked)
+        print(f"{len(df)} task(s) for {day} written to {args.xlsx}", file=sys.stderr)
+    else:
+        rows = df.assign(mobile=df["primary_mobile"].map(lambda v: v if args.unmasked or not isinstance(v, str)
+                                                         else mask_text(v))).to_dict("records")
+        _print_table(rows, ["type", "due_date", "overdue", "name", "mobile", "related_document", "assignee"])
+    return EXIT_OK
+
+
+def cmd_sanbao(args, settings) -> int:
+    from .sanbao import alerts
+    engine = _engine(settings)
+    with engine.begin() as conn:
+        rows = alerts(conn, _day(args.date))
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    else:
+        _print_table(rows, ["vin", "rule", "message"])
+    return EXIT_OK
+
+
+def cmd_sandbox(args, settings) -> int:
+    if args.sub == "crm":
+        from sandbox.crm import FaultConfig, serve
+        faults = FaultConfig(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
+                             latency_ms=args.latency_ms)
+        db = args.db or str(settings.data_dir / "sandbox-crm.db")
+        print(f"sandbox CRM on http://127.0.0.1:{args.port}/crm/v1 (state in {db}); Ctrl-C stops it", file=sys.stderr)
+        serve(port=args.port, db=db, token=settings.crm_token.get_secret_value(), faults=faults)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------ main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -339,6 +432,42 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_master)
 
+    c = sub.add_parser("crm", help="the CRM: check, pull leads/contacts/activities, push customers and tasks")
+    cs = c.add_subparsers(dest="sub", required=True)
+    for name, text in [("check", "connect and authenticate"), ("pull", "pull the change feeds from the watermarks"),
+                       ("push", "push changed master customers and the day's follow-up tasks")]:
+        x = cs.add_parser(name, help=text)
+        x.add_argument("--json", action="store_true")
+        if name == "pull":
+            x.add_argument("--since", help="ISO time: a stateless re-read from then (watermarks untouched)")
+        if name == "push":
+            x.add_argument("--date", help="the day whose tasks to plan (default today)")
+        x.set_defaults(fn=cmd_crm)
+
+    fu = sub.add_parser("followups", help="the day's follow-up tasks (the information officer's list)")
+    fu.add_argument("--date", help="YYYY-MM-DD (default today)")
+    fu.add_argument("--xlsx", help="write the list as an XLSX workbook")
+    fu.add_argument("--unmasked", action="store_true", help="show mobiles in clear")
+    fu.set_defaults(fn=cmd_followups)
+
+    sb = sub.add_parser("sanbao", help="三包 monitor")
+    sbs = sb.add_subparsers(dest="sub", required=True)
+    x = sbs.add_parser("alerts", help="VINs at a 三包 threshold")
+    x.add_argument("--date")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_sanbao)
+
+    sx = sub.add_parser("sandbox", help="run the sandbox CRM (and later the OEM portal) on this machine")
+    sxs = sx.add_subparsers(dest="sub", required=True)
+    x = sxs.add_parser("crm", help="the sandbox CRM")
+    x.add_argument("--port", type=int, default=8720)
+    x.add_argument("--db", help="state file (default <data_dir>/sandbox-crm.db)")
+    x.add_argument("--rate", type=float, help="requests/s before 429")
+    x.add_argument("--error-rate", type=float, default=0.0, help="share of 503s")
+    x.add_argument("--drop-rate", type=float, default=0.0, help="share of dropped connections")
+    x.add_argument("--latency-ms", type=float, default=0.0)
+    x.set_defaults(fn=cmd_sandbox)
+
     rf = sub.add_parser("resolve-file", help="match a customer CSV into master ids, without the store")
     rf.add_argument("input", help="UTF-8 CSV: source,source_id,customer_type,name,company,mobile,phone,"
                                   "id_number,email,address,vin,plate")
@@ -346,7 +475,7 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--json", action="store_true", help="summary as JSON on stderr")
     rf.set_defaults(fn=cmd_resolve_file)
 
-    r = sub.add_parser("run", help="the main job: ingest every drop folder, resolve master customers, print a summary")
+    r = sub.add_parser("run", help="the main job: ingest, CRM pull, resolve master customers, CRM push; prints a summary")
     r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")
     r.set_defaults(fn=cmd_run)
     return p

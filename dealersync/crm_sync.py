@@ -194,9 +194,9 @@ def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, b
                 setattr(st, res["status"], getattr(st, res["status"]) + 1)
 
 
-def push_contacts(engine: Engine, client: CrmClient, day: date, rules: Rules) -> dict:
+def push_contacts(engine: Engine, client: CrmClient, day: date, rules: Rules, batch_size: int = MAX_BATCH) -> dict:
     st = PushStats()
-    _push(engine, "CONTACT", build_contacts(engine, day, rules), client.upsert_contacts, st)
+    _push(engine, "CONTACT", build_contacts(engine, day, rules), client.upsert_contacts, st, batch_size)
     # masters merged into others or split: their contacts leave the CRM (tasks are re-pointed)
     with engine.begin() as conn:
         gone = [r[0] for r in conn.execute(
@@ -225,16 +225,16 @@ def task_payloads(engine: Engine) -> list[dict]:
              "assignee": r["assignee"], "status": r["status"]} for r in rows]
 
 
-def push_tasks(engine: Engine, client: CrmClient) -> dict:
+def push_tasks(engine: Engine, client: CrmClient, batch_size: int = MAX_BATCH) -> dict:
     st = PushStats()
-    _push(engine, "TASK", task_payloads(engine), client.upsert_tasks, st)
+    _push(engine, "TASK", task_payloads(engine), client.upsert_tasks, st, batch_size)
     return st.as_dict()
 
 
-def push(engine: Engine, client: CrmClient, day: date, rules: Rules) -> dict:
-    contacts = push_contacts(engine, client, day, rules)
+def push(engine: Engine, client: CrmClient, day: date, rules: Rules, batch_size: int = MAX_BATCH) -> dict:
+    contacts = push_contacts(engine, client, day, rules, batch_size)
     planned = plan_tasks(engine, day, rules)
-    tasks = push_tasks(engine, client)
+    tasks = push_tasks(engine, client, batch_size)
     return {"contacts": contacts, "tasks_planned": planned, "tasks": tasks, "requests": client.requests_sent}
 
 

@@ -47,13 +47,15 @@ def counters(conn: Connection, day: date) -> pd.DataFrame:
     end = repairs["closed_at"].fillna(pd.Timestamp(day))
     repairs["days"] = ((end.dt.normalize() - repairs["opened_at"].dt.normalize()).dt.days + 1).clip(lower=1)
     since = (repairs["opened_at"] - repairs["sale_date"]).dt.days
-    in_validity = repairs["sale_date"].isna() | ((since <= VALIDITY_DAYS) & (repairs["mileage_km"].fillna(0) <= VALIDITY_KM))
-    repairs = repairs[in_validity]
+    km = repairs["mileage_km"]
+    # each period ends at whichever comes first, days or km; before the sale (bad data) is outside
+    in_validity = repairs["sale_date"].isna() | ((since >= 0) & (since <= VALIDITY_DAYS) & (km.fillna(0) <= VALIDITY_KM))
+    repairs, since, km = repairs[in_validity], since[in_validity], km[in_validity]
     fault = repairs["complaint"].fillna("").str.replace(r"\s", "", regex=True)
     repairs["fault"] = fault.where(fault != "")
-    repairs["serious_7d"] = repairs["complaint"].fillna("").str.contains(SERIOUS) & (since <= 7)
-    repairs["major_60d"] = repairs["complaint"].fillna("").str.contains(MAJOR) & (
-        (since <= 60) | (repairs["mileage_km"].fillna(10 ** 9) <= 3000))
+    repairs["serious_7d"] = repairs["complaint"].fillna("").str.contains(SERIOUS) & since.between(0, 7)
+    repairs["major_60d"] = repairs["complaint"].fillna("").str.contains(MAJOR) & since.between(0, 60) & (
+        km.fillna(0) <= 3000)
     g = repairs.groupby("vin")
     out = pd.DataFrame({"repairs": g.size(), "repair_days": g["days"].sum(),
                         "serious_7d": g["serious_7d"].any(), "major_60d": g["major_60d"].any()})

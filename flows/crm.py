@@ -1,0 +1,72 @@
+"""Flows ``pull_crm`` and ``push_crm``: thin wrappers over dealersync.crm_sync."""
+from __future__ import annotations
+
+from datetime import date
+
+from prefect import flow, task
+from prefect.artifacts import create_table_artifact
+
+from connectors.crm import CrmClient, CrmSettings
+from dealersync import crm_sync
+from dealersync.followups import Rules
+from store.db import make_engine, upgrade
+
+from .common import settings_with_privacy, transient_only
+
+
+def _client_engine():
+    s = settings_with_privacy()
+    engine = make_engine(s.effective_database_url)
+    return s, engine, CrmClient(CrmSettings.from_settings(s))
+
+
+@task(name="crm-pull", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+def pull_task(modified_since: str | None = None, stateless: bool = False) -> dict:
+    _, engine, client = _client_engine()
+    return crm_sync.pull(engine, client, modified_since=modified_since, stateless=stateless)
+
+
+@task(name="crm-push-contacts", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+def push_contacts_task(day: str) -> dict:
+    s, engine, client = _client_engine()
+    return crm_sync.push_contacts(engine, client, date.fromisoformat(day), Rules.from_settings(s))
+
+
+@task(name="crm-plan-tasks", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_only)
+def plan_tasks_task(day: str) -> dict:
+    s, engine, _ = _client_engine()
+    return crm_sync.plan_tasks(engine, date.fromisoformat(day), Rules.from_settings(s))
+
+
+@task(name="crm-push-tasks", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+def push_tasks_task() -> dict:
+    _, engine, client = _client_engine()
+    return crm_sync.push_tasks(engine, client)
+
+
+@flow(name="pull_crm", log_prints=True)
+def pull_crm(modified_since: str | None = None, stateless: bool = False) -> dict:
+    """Leads, contacts and activities changed since the persisted watermark (``stateless``: from
+    ``modified_since``, leaving the watermark alone: a backfill)."""
+    s = settings_with_privacy()
+    upgrade(make_engine(s.effective_database_url))
+    out = pull_task(modified_since, stateless)
+    create_table_artifact(key="crm-pull", table=[{"feed": k, **v} for k, v in out.items()],
+                          description="CRM change feeds pulled")
+    return out
+
+
+@flow(name="push_crm", log_prints=True)
+def push_crm(day: str | None = None) -> dict:
+    """Master customers (changed ones only) and the day's follow-up tasks to the CRM."""
+    s = settings_with_privacy()
+    upgrade(make_engine(s.effective_database_url))
+    day = day or date.today().isoformat()
+    contacts = push_contacts_task(day)
+    planned = plan_tasks_task(day)
+    tasks = push_tasks_task()
+    create_table_artifact(key="crm-push", table=[
+        {"what": "contacts", **{k: v for k, v in contacts.items() if k != "error_codes"}},
+        {"what": "tasks", **{k: v for k, v in tasks.items() if k != "error_codes"}}],
+        description=f"CRM push for {day}: {planned['created']} task(s) created, {planned['repointed']} re-pointed")
+    return {"contacts": contacts, "tasks_planned": planned, "tasks": tasks}
