@@ -51,6 +51,28 @@ def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_serve
     assert any("review" in str(a.data) for a in _artifacts("resolve-merges"))
 
 
+def test_crm_flows_pull_and_push_once(prefect_server, settings_env, monkeypatch):
+    from dealersync.sample import generate
+    from flows.crm import pull_crm, push_crm
+    from flows.ingest import ingest_dms_exports
+    from flows.resolve import resolve_customers
+    from sandbox.crm import create_app
+    from tests.sandbox.server import serving
+    drop = settings_env / "drop"
+    generate(drop, rows=30, seed=4)
+    ingest_dms_exports(folders=[str(drop)])
+    with serving(create_app(settings_env / "crm.db", seed_leads=10)) as url:
+        monkeypatch.setenv("DEALERSYNC_CRM_URL", url + "/crm/v1")
+        pulled = pull_crm()
+        assert pulled["leads"]["items"] == 10
+        stats = resolve_customers()
+        first = push_crm(day="2026-11-05")
+        assert first["contacts"]["created"] == stats["masters"]
+        again = push_crm(day="2026-11-05")   # a re-run or a UI retry sends nothing
+        assert again["contacts"]["sent"] == 0 and again["tasks"]["sent"] == 0
+    assert any("contacts" in str(a.data) for a in _artifacts("crm-push"))
+
+
 def test_sftp_flows(prefect_server, settings_env, monkeypatch):
     from tests.connectors.sshd import start_sshd, stop_sshd
     from tests.dealersync.test_sftp_jobs import RECALL
