@@ -220,9 +220,11 @@ def plan_tasks(engine: Engine, day: date, rules: Rules) -> dict:
 def task_payloads(engine: Engine) -> list[dict]:
     with engine.begin() as conn:
         rows = conn.execute(select(followup_task)).mappings().all()
+    # status goes out only to close a task: an upsert never says OPEN, so no CRM reopens a task its
+    # user closed (the contract's default for a new task is OPEN)
     return [{"externalId": r["external_id"], "contactExternalId": r["master_id"], "type": r["type"],
              "dueDate": r["due_date"].isoformat(), "subject": r["subject"], "relatedDocument": r["related_document"],
-             "assignee": r["assignee"], "status": r["status"]} for r in rows]
+             "assignee": r["assignee"], **({"status": r["status"]} if r["status"] != "OPEN" else {})} for r in rows]
 
 
 def push_tasks(engine: Engine, client: CrmClient, batch_size: int = MAX_BATCH) -> dict:

@@ -80,6 +80,16 @@ def test_503s_429s_and_dropped_connections_lose_nothing_and_duplicate_nothing(st
         assert crm_sync.ledger_counts(store)["CONTACT"] == {"SENT": masters(store)}
 
 
+def test_a_429_storm_is_waited_out_honouring_retry_after(store, tmp_path):
+    slept = []
+    with crm_server(tmp_path, rate_per_second=4, burst=1) as url:
+        import time
+        client = client_for(url, sleep=lambda s: (slept.append(s), time.sleep(s)))
+        out = crm_sync.push_contacts(store, client, DAY, Rules(), batch_size=10)
+        assert stats(url)["throttled"] > 0 and stats(url)["contacts"] == masters(store) == out["created"]
+        assert max(slept) >= 1.0   # the server's Retry-After (whole seconds), not just the short backoff
+
+
 def test_records_in_error_are_retried_one_by_one_and_recorded(store, tmp_path):
     with store.begin() as c:
         bad = c.execute(select(master_customer.c.master_id).where(master_customer.c.status == "ACTIVE")).scalars().all()[:3]
