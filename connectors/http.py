@@ -49,12 +49,12 @@ class RateLimiter:
                 wait = (1 - self.tokens) / self.rate
             self.sleep(wait)
 
-    def penalise(self, seconds: float) -> None:
-        """The server said to slow down: no token for ``seconds``."""
+    def refund(self) -> None:
+        """Give back the token of a request the server failed (a 5xx is not charged to the quota)."""
         if not self.rate:
             return
         with self.lock:
-            self.tokens = min(self.tokens, 0.0) - seconds * self.rate
+            self.tokens = min(self.burst, self.tokens + 1)
 
 
 def retry_after_seconds(resp: requests.Response) -> float | None:
@@ -72,7 +72,8 @@ def retry_after_seconds(resp: requests.Response) -> float | None:
 
 def send(session: requests.Session, method: str, url: str, *, policy: RetryPolicy,
          limiter: RateLimiter | None = None, sleep=time.sleep, rng: random.Random | None = None,
-         on_retry=None, on_attempt=None, retry_statuses=RETRY_STATUS, **kw) -> requests.Response:
+         on_retry=None, on_attempt=None, retry_statuses=RETRY_STATUS, auth_errors_are_answers: bool = False,
+         **kw) -> requests.Response:
     """One logical call with retries. Returns the response for any status that is not retried
     (the caller interprets 2xx and business 4xx); raises TransientError when the retries are
     exhausted, ConfigurationError on 401/403."""
@@ -90,14 +91,14 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError) as e:
             last = f"{type(e).__name__}: {str(e)[:200]}"
         else:
-            if resp.status_code in (401, 403):
+            if resp.status_code in (401, 403) and not auth_errors_are_answers:
                 raise ConfigurationError(f"{method} {url}: HTTP {resp.status_code} (check the credentials)")
             if resp.status_code not in retry_statuses:
                 return resp
             wait = retry_after_seconds(resp)
             last = f"HTTP {resp.status_code}"
-            if resp.status_code == 429 and limiter:
-                limiter.penalise(wait or 1.0)
+            if resp.status_code >= 500 and limiter:
+                limiter.refund()   # the server failed it: it did not count against the quota
             if wait is not None and wait > policy.max_retry_after:
                 raise TransientError(f"{method} {url}: {last}, server asks to wait {wait:.0f} s", retry_after=wait)
         if attempt == policy.attempts - 1:

@@ -32,10 +32,13 @@ class Settings(BaseSettings):
     stable_seconds: float = Field(0.0, ge=0, description="a file must be unchanged this long before it is taken")
 
     # upstream systems (used by later stages); secrets are SecretStr and never flow parameters
-    oem_url: str = "http://127.0.0.1:8701"
+    oem_url: str = Field("http://127.0.0.1:8710/api/v1", description="OEM portal API base URL (the sandbox's by default)")
     oem_client_id: str = "dealersync"
     oem_client_secret: SecretStr = SecretStr("sandbox-secret")
     oem_dealer_number: str = "GZ0012"
+    oem_rate_per_second: float | None = Field(None, description="client-side request rate limit; None = none")
+    claim_window_days: int = Field(30, ge=1, description="a claim must reach the OEM within this many days of the RO")
+    claim_deadline_warning_days: int = Field(5, ge=0, description="list claims this close to their window's end")
     crm_url: str = Field("http://127.0.0.1:8720/crm/v1", description="CRM API base URL (the sandbox's by default)")
     crm_token: SecretStr = SecretStr("sandbox-token")
     crm_rate_per_second: float | None = Field(None, description="client-side request rate limit; None = none")

@@ -330,3 +330,105 @@ followup_task = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
 )
+
+
+# ------------------------------------------------------------------------------------ OEM portal
+
+warranty_claim_job = Table(
+    "warranty_claim_job", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dealer_code", String(32), nullable=False),
+    Column("claim_no", String(64), nullable=False),
+    Column("ro_number", String(64), nullable=False),
+    Column("vin", String(17)),
+    Column("master_id", String(16), comment="the only customer data a claim carries: a reference"),
+    Column("local_status", String(20), nullable=False,
+           comment="technical: DRAFT, VALIDATION_FAILED, QUEUED, SUBMITTING, SUBMIT_FAILED, SUBMITTED"),
+    Column("oem_status", String(20), comment="business, from the portal: SUBMITTED ... SETTLED"),
+    Column("oem_status_raw", Text),
+    Column("submission_count", Integer, nullable=False, default=1),
+    Column("oem_claim_number", String(64)),
+    Column("claimed_amount", Numeric(14, 2)),
+    Column("to_be_paid", Numeric(14, 2)),
+    Column("settlement_date", Date),
+    Column("payment_cycle", String(32)),
+    Column("ro_completed", Date),
+    Column("deadline", Date, comment="the last day the OEM accepts this claim"),
+    Column("errors", Text, comment="JSON: the latest validation errors (local or the portal's 422)"),
+    Column("last_error", Text),
+    Column("created_at", DateTime, nullable=False),
+    Column("updated_at", DateTime, nullable=False),
+    UniqueConstraint("dealer_code", "claim_no"),
+)
+
+claim_submission = Table(
+    "claim_submission", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dealer_code", String(32), nullable=False),
+    Column("claim_no", String(64), nullable=False),
+    Column("submission_count", Integer, nullable=False),
+    Column("revision", Integer, nullable=False, default=0,
+           comment="a payload corrected after the portal's 422 needs a new key: revision + 1"),
+    Column("bodid", String(36), nullable=False, unique=True, comment="also the Idempotency-Key; derived, stored before sending"),
+    Column("content_hash", String(64), nullable=False, comment="the payload without its envelope"),
+    Column("payload", Text, nullable=False, comment="the exact JSON sent (resent byte for byte)"),
+    Column("state", String(12), nullable=False, comment="PREPARED, SENDING, ACKED, REJECTED, FAILED"),
+    Column("http_status", Integer),
+    Column("answer", Text),
+    Column("attempts", Integer, nullable=False, default=0),
+    Column("prepared_at", DateTime, nullable=False),
+    Column("sent_at", DateTime),
+    Column("acked_at", DateTime),
+    UniqueConstraint("dealer_code", "claim_no", "submission_count", "revision"),
+)
+
+claim_status_snapshot = Table(
+    "claim_status_snapshot", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("dealer_code", String(32), nullable=False),
+    Column("claim_no", String(64), nullable=False, index=True),
+    Column("submission_count", Integer, nullable=False),
+    Column("status_code", String(20), nullable=False, comment="mapped code"),
+    Column("status_raw", Text, comment="the portal's own word, kept as sent"),
+    Column("to_be_paid", Numeric(14, 2)),
+    Column("body", Text, nullable=False, comment="the whole reconciliation (reasons, payment cycle, settlement)"),
+    Column("updated_at", String(40), nullable=False, comment="the portal's UpdatedDateTime"),
+    Column("received_at", DateTime, nullable=False),
+    UniqueConstraint("dealer_code", "claim_no", "submission_count", "status_code", "updated_at"),
+)
+
+oem_cursor = Table(
+    "oem_cursor", metadata,
+    Column("feed", String(32), primary_key=True),
+    Column("cursor", Text),
+    Column("watermark", String(40)),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+survey_push = Table(
+    "survey_push", metadata,
+    Column("document_id", String(64), primary_key=True),
+    Column("master_id", String(16)),
+    Column("bodid", String(36), nullable=False),
+    Column("payload", Text),
+    Column("status", String(10), nullable=False, comment="SENT, SKIPPED (no consent), REJECTED"),
+    Column("reason", Text),
+    Column("answer", Text),
+    Column("updated_at", DateTime, nullable=False),
+)
+
+report_upload = Table(
+    "report_upload", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("report_type", String(16), nullable=False),
+    Column("period", String(10), nullable=False),
+    Column("sha256", String(64), nullable=False),
+    Column("path", Text, nullable=False),
+    Column("bodid", String(36), nullable=False),
+    Column("status", String(10), nullable=False, comment="PREPARED, UPLOADED"),
+    Column("receipt", Text),
+    Column("sftp", String(10), comment="SFTP CSIMONTH inbox: QUEUED, SENT, or NULL when not configured"),
+    Column("created_at", DateTime, nullable=False),
+    Column("uploaded_at", DateTime),
+    UniqueConstraint("report_type", "period", "sha256"),
+)

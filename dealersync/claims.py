@@ -1,0 +1,453 @@
+"""Warranty claims to the OEM portal, exactly once.
+
+A claim job per DMS warranty claim keeps the *local technical status* (DRAFT, VALIDATION_FAILED, QUEUED,
+SUBMITTING, SUBMIT_FAILED, SUBMITTED) apart from the *OEM status* (SUBMITTED ... SETTLED), and every
+status the portal reports is kept as a snapshot with its raw word.
+
+Exactly-once effect: a submission's BODID (also its Idempotency-Key) is a UUID derived from (dealer,
+claim number, submission count), and the exact payload is stored with it *before* the request is sent.
+A crash, a task retry or a retry from the Prefect UI re-sends the same bytes under the same key, which
+the portal answers with its first answer; a DUPLICATE_CLAIM answer is reconciled from the ack it carries.
+A RETURNED claim is resubmitted after correction with ClaimSubmissionCountNumeric + 1 (a new key).
+No name, phone or ID number travels in a claim: the customer is a master customer id.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta, timezone
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+
+from connectors.oem import OemClient
+from dealersync.errors import TransientError
+from schemas.checks import is_vin
+from store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, customer_record, oem_cursor,
+                          warranty_claim_job)
+
+log = logging.getLogger(__name__)
+BODID_NAMESPACE = uuid.UUID("6f1c1f0e-3d7e-4a55-9a43-2f8f4c1d0a11")
+CLAIM_TYPE_CODES = {"保修": "WARRANTY", "三包": "THREE_GUARANTEE", "召回": "RECALL", "首保": "FIRST_SERVICE",
+                    "技术服务活动": "CAMPAIGN", "预授权": "PRE_AUTHORIZATION"}
+FINAL = ("REJECTED", "SETTLED")
+PAYABLE = ("APPROVED", "PARTIALLY_APPROVED", "SETTLED")
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def bodid(dealer: str, claim_no: str, count: int, revision: int = 0) -> str:
+    """The BODID / Idempotency-Key of a submission: the same inputs give the same key, on any machine."""
+    return str(uuid.uuid5(BODID_NAMESPACE, f"{dealer}:{claim_no}:{count}" + (f":{revision}" if revision else "")))
+
+
+def content_hash(payload: dict) -> str:
+    import hashlib
+    body = {k: v for k, v in payload.items() if k != "ApplicationArea"}
+    return hashlib.sha256(json.dumps(body, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
+
+
+# ------------------------------------------------------------------------------------ jobs from the DMS
+
+def sync_jobs(conn: Connection, window_days: int) -> int:
+    """A claim job (DRAFT) for every DMS warranty claim not yet known; RO completion and the claim
+    window's last day recorded. Returns the number of new jobs."""
+    wc, ro = FEED_TABLES["warranty_claims"], FEED_TABLES["repair_orders"]
+    have = {(d, c) for d, c in conn.execute(select(warranty_claim_job.c.dealer_code, warranty_claim_job.c.claim_no))}
+    rows = conn.execute(select(wc.c.dealer_code, wc.c.claim_no, wc.c.ro_number, wc.c.vin, wc.c.claim_amount,
+                               ro.c.closed_at, ro.c.delivered_at, ro.c.opened_at)
+                        .join(ro, (ro.c.dealer_code == wc.c.dealer_code) & (ro.c.ro_number == wc.c.ro_number), isouter=True)
+                        ).mappings().all()
+    now = _now()
+    new = []
+    for r in rows:
+        if (r["dealer_code"], r["claim_no"]) in have:
+            continue
+        done = r["closed_at"] or r["delivered_at"]
+        new.append(dict(dealer_code=r["dealer_code"], claim_no=r["claim_no"], ro_number=r["ro_number"], vin=r["vin"],
+                        local_status="DRAFT", submission_count=1, claimed_amount=r["claim_amount"],
+                        ro_completed=done.date() if done else None,
+                        deadline=(done.date() + timedelta(days=window_days)) if done else None,
+                        created_at=now, updated_at=now))
+    for i in range(0, len(new), 5000):
+        conn.execute(insert(warranty_claim_job), new[i:i + 5000])
+    return len(new)
+
+
+def build_claim(conn: Connection, job: dict, dealer_number: str, creator: str = "DEALERSYNC", revision: int = 0) -> dict:
+    """ProcessWarrantyClaim from the DMS claim, its repair order and the RO's lines."""
+    wc, ro, lines = FEED_TABLES["warranty_claims"], FEED_TABLES["repair_orders"], FEED_TABLES["repair_order_lines"]
+    c = conn.execute(select(wc).where(wc.c.dealer_code == job["dealer_code"], wc.c.claim_no == job["claim_no"])).mappings().one()
+    o = conn.execute(select(ro).where(ro.c.dealer_code == job["dealer_code"], ro.c.ro_number == c["ro_number"])).mappings().first()
+    ls = conn.execute(select(lines).where(lines.c.dealer_code == job["dealer_code"], lines.c.ro_number == c["ro_number"])
+                      .order_by(lines.c.line_no)).mappings().all()
+    master = conn.execute(select(customer_record.c.master_id).where(
+        customer_record.c.source == "SERVICE", customer_record.c.source_id == f"{job['dealer_code']}:{c['ro_number']}")).scalar()
+    labor_codes = [x.strip() for x in (c["labor_op_codes"] or "").replace(",", ";").split(";") if x.strip()]
+    labor_lines = {l["code"]: l for l in ls if l["line_type"] == "工时"}
+    labor = [{"LaborOperationID": code,
+              "LaborAllowanceHoursNumeric": float(labor_lines[code]["hours"]) if code in labor_lines and labor_lines[code]["hours"] is not None else 1.0}
+             for code in labor_codes]
+    parts = []
+    for l in ls:
+        if l["line_type"] != "配件" or l["pay_type"] not in ("索赔", None):
+            continue
+        causal = (l["code"] == c["causal_part_no"]) if c["causal_part_no"] else bool(l["causal_part"])
+        parts.append({"ItemID": l["code"], "ItemIdDescription": l["description"] or "",
+                      "Quantity": float(l["quantity"] or 1),
+                      "UnitPriceAmount": {"value": float(l["unit_price"] or 0), "currencyID": "CNY"},
+                      "CausalPartIndicator": bool(causal)})
+    if c["causal_part_no"] and not any(p["ItemID"] == c["causal_part_no"] for p in parts):
+        parts.append({"ItemID": c["causal_part_no"], "Quantity": 1.0, "CausalPartIndicator": True})
+    opened = o["opened_at"].date().isoformat() if o and o["opened_at"] else None
+    done = job["ro_completed"].isoformat() if job["ro_completed"] else None
+    count = job["submission_count"]
+    b = bodid(job["dealer_code"], job["claim_no"], count, revision)
+    header = {
+        "ClaimNumberString": job["claim_no"], "ClaimTypeString": CLAIM_TYPE_CODES.get(c["claim_type"] or "保修", "WARRANTY"),
+        "ClaimSubmissionCountNumeric": count,
+        "PriorClaimNumberString": job["oem_claim_number"] if count > 1 else None,
+        "AuthorizationNumberString": c["authorization_no"],
+        "RepairOrder": {"DocumentID": c["ro_number"], "RepairOrderOpenedDate": opened, "RepairOrderCompletedDate": done},
+        "Vehicle": {"VIN": c["vin"], "InDistanceMeasure": {"value": int(c["mileage_km"] or (o or {}).get("mileage_km") or 0),
+                                                           "unitCode": "KMT"}},
+        "ClaimedAmount": {"value": float(c["claim_amount"] or 0), "currencyID": "CNY"},
+    }
+    if master:
+        header["CustomerPartyRef"] = {"MasterCustomerID": master}
+    return {
+        "releaseID": "5.7.4", "systemEnvironmentCode": "Test",
+        "ApplicationArea": {"Sender": {"CreatorNameCode": creator, "DealerNumberID": dealer_number},
+                            "CreationDateTime": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"), "BODID": b},
+        "WarrantyClaim": {
+            "WarrantyClaimHeader": header,
+            "Job": [{"JobNumberString": "1",
+                     "CodesAndComments": {"ComplaintCode": c["complaint_code"] or "", "ComplaintDescription": c["complaint"] or "",
+                                          "CauseCode": c["cause_code"] or "", "CauseDescription": c["cause"] or "",
+                                          "DefectCode": c["defect_code"] or "", "CorrectionDescription": c["correction"] or ""},
+                     "ServiceLabor": labor, "ServiceParts": parts}],
+        },
+    }
+
+
+def validate_claim(payload: dict, labor_codes: set[str] | None, today: date, window_days: int) -> list[dict]:
+    """The portal's rules, checked before sending: mandatory fields, VIN check digit, exactly one causal
+    part, labor operations from the OEM's code table, the claim window."""
+    errs = []
+    h = payload["WarrantyClaim"]["WarrantyClaimHeader"]
+
+    def e(code, path, msg):
+        errs.append({"ErrorCode": code, "FieldPath": path, "Message": msg})
+    for path, v in [("RepairOrder.RepairOrderOpenedDate", h["RepairOrder"]["RepairOrderOpenedDate"]),
+                    ("RepairOrder.RepairOrderCompletedDate", h["RepairOrder"]["RepairOrderCompletedDate"]),
+                    ("Vehicle.VIN", h["Vehicle"]["VIN"]),
+                    ("CodesAndComments.ComplaintCode", payload["WarrantyClaim"]["Job"][0]["CodesAndComments"]["ComplaintCode"]),
+                    ("CodesAndComments.CauseCode", payload["WarrantyClaim"]["Job"][0]["CodesAndComments"]["CauseCode"])]:
+        if not v:
+            e("MANDATORY_FIELD_MISSING", path, f"{path} is required")
+    vin = h["Vehicle"]["VIN"]
+    if vin and not bool(is_vin(pd.Series([vin], dtype="str")).iloc[0]):
+        e("INVALID_VIN", "Vehicle.VIN", f"VIN {vin} fails the ISO 3779 check digit")
+    causal = sum(1 for j in payload["WarrantyClaim"]["Job"] for p in j["ServiceParts"] if p["CausalPartIndicator"])
+    if causal == 0:
+        e("MAIN_PART_MISSING", "Job.ServiceParts", "exactly one causal part is required")
+    elif causal > 1:
+        e("MULTIPLE_MAIN_PARTS", "Job.ServiceParts", f"{causal} causal parts; exactly one is allowed")
+    if labor_codes is not None:
+        for j in payload["WarrantyClaim"]["Job"]:
+            for lab in j["ServiceLabor"]:
+                if lab["LaborOperationID"] not in labor_codes:
+                    e("INVALID_REFERENCE", "Job.ServiceLabor.LaborOperationID",
+                      f"labor operation {lab['LaborOperationID']} is not in the OEM's code table")
+    done = h["RepairOrder"]["RepairOrderCompletedDate"]
+    if done and (today - date.fromisoformat(done)).days > window_days:
+        e("CLAIM_WINDOW_EXPIRED", "RepairOrder.RepairOrderCompletedDate",
+          f"completed {done}: more than {window_days} days ago")
+    return errs
+
+
+def labor_code_table(conn: Connection) -> set[str] | None:
+    """The OEM's labor-operation codes as dropped on SFTP (LABOROPS) or fetched from the portal; None
+    when neither is known yet (the portal then checks)."""
+    t = FEED_TABLES["labor_operations"]
+    codes = {r[0] for r in conn.execute(select(t.c.code))}
+    return codes or None
+
+
+# ------------------------------------------------------------------------------------ prepare and send
+
+def prepare(engine: Engine, client: OemClient, today: date, window_days: int, labor_codes: set[str] | None = None) -> dict:
+    """DRAFT jobs, and VALIDATION_FAILED ones whose data has changed since, -> QUEUED (payload and BODID
+    stored) or VALIDATION_FAILED (errors stored). A payload the portal refused (422) goes again only once
+    corrected, under a new key (revision + 1)."""
+    out = {"queued": 0, "validation_failed": 0, "unchanged_failures": 0}
+    with engine.begin() as conn:
+        codes = labor_codes if labor_codes is not None else labor_code_table(conn)
+    if codes is None:
+        codes = {op["LaborOperationID"] for op in client.labor_operations()}
+    with engine.begin() as conn:
+        _refresh_completion(conn, window_days)
+        jobs = conn.execute(select(warranty_claim_job).where(
+            warranty_claim_job.c.local_status.in_(("DRAFT", "VALIDATION_FAILED")))).mappings().all()
+        now = _now()
+        for job in jobs:
+            last = conn.execute(select(claim_submission.c.revision, claim_submission.c.content_hash, claim_submission.c.state)
+                                .where(claim_submission.c.dealer_code == job["dealer_code"],
+                                       claim_submission.c.claim_no == job["claim_no"],
+                                       claim_submission.c.submission_count == job["submission_count"])
+                                .order_by(claim_submission.c.revision.desc()).limit(1)).mappings().first()
+            revision = 0 if last is None else last["revision"] + (1 if last["state"] == "REJECTED" else 0)
+            payload = build_claim(conn, dict(job), client.s.dealer_number, client.s.creator_name_code, revision)
+            h = content_hash(payload)
+            if last is not None and last["state"] == "REJECTED" and last["content_hash"] == h:
+                out["unchanged_failures"] += 1    # the portal refused exactly this: wait for a correction
+                continue
+            errs = validate_claim(payload, codes, today, window_days)
+            master = (payload["WarrantyClaim"]["WarrantyClaimHeader"].get("CustomerPartyRef") or {}).get("MasterCustomerID")
+            if errs:
+                conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
+                    local_status="VALIDATION_FAILED", errors=json.dumps(errs, ensure_ascii=False), master_id=master,
+                    updated_at=now))
+                out["validation_failed"] += 1
+                continue
+            if last is None or last["state"] == "REJECTED":
+                conn.execute(insert(claim_submission).values(
+                    dealer_code=job["dealer_code"], claim_no=job["claim_no"], submission_count=job["submission_count"],
+                    revision=revision, bodid=payload["ApplicationArea"]["BODID"], content_hash=h,
+                    payload=json.dumps(payload, ensure_ascii=False), state="PREPARED", attempts=0, prepared_at=now))
+            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
+                local_status="QUEUED", errors=None, master_id=master, updated_at=now))
+            out["queued"] += 1
+    return out
+
+
+def _refresh_completion(conn: Connection, window_days: int) -> None:
+    """Jobs not yet sent follow their repair order: completion date and deadline once it closes."""
+    ro = FEED_TABLES["repair_orders"]
+    rows = conn.execute(select(warranty_claim_job.c.id, ro.c.closed_at, ro.c.delivered_at)
+                        .join(ro, (ro.c.dealer_code == warranty_claim_job.c.dealer_code)
+                              & (ro.c.ro_number == warranty_claim_job.c.ro_number))
+                        .where(warranty_claim_job.c.local_status.in_(("DRAFT", "VALIDATION_FAILED")),
+                               warranty_claim_job.c.ro_completed.is_(None))).all()
+    for jid, closed, delivered in rows:
+        done = closed or delivered
+        if done:
+            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == jid).values(
+                ro_completed=done.date(), deadline=done.date() + timedelta(days=window_days)))
+
+
+@dataclass
+class SendStats:
+    sent: int = 0
+    accepted: int = 0
+    replayed: int = 0
+    duplicates_reconciled: int = 0
+    rejected: int = 0
+    failed: int = 0
+    errors: dict = field(default_factory=dict)
+
+    def as_dict(self) -> dict:
+        return dict(self.__dict__)
+
+
+def _send_one(engine: Engine, client: OemClient, sub: dict, st: SendStats) -> None:
+    now = _now()
+    with engine.begin() as conn:   # SUBMITTING is on disk before the request leaves
+        conn.execute(update(claim_submission).where(claim_submission.c.id == sub["id"]).values(
+            state="SENDING", attempts=claim_submission.c.attempts + 1, sent_at=now))
+        conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.dealer_code == sub["dealer_code"],
+                                                      warranty_claim_job.c.claim_no == sub["claim_no"])
+                     .values(local_status="SUBMITTING", updated_at=now))
+    try:
+        ans = client.submit_claim(json.loads(sub["payload"]), sub["bodid"])
+    except TransientError as e:
+        with engine.begin() as conn:
+            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.dealer_code == sub["dealer_code"],
+                                                          warranty_claim_job.c.claim_no == sub["claim_no"])
+                         .values(local_status="SUBMIT_FAILED", last_error=str(e)[:500], updated_at=_now()))
+        st.failed += 1
+        return
+    st.sent += 1
+    job_values: dict = {"updated_at": _now()}
+    if ans.status in (200, 202) or (ans.status == 409 and "DUPLICATE_CLAIM" in ans.error_codes):
+        ack = ans.body if ans.status != 409 else ans.body.get("DuplicateOf") or {}
+        state = "ACKED"
+        job_values.update(local_status="SUBMITTED", oem_status="SUBMITTED", oem_status_raw="已上报",
+                          oem_claim_number=ack.get("OEMClaimNumberString"), last_error=None, errors=None)
+        if ans.status == 202:
+            st.accepted += 1
+        elif ans.status == 200:
+            st.replayed += 1
+        else:
+            st.duplicates_reconciled += 1
+    elif ans.status == 422:
+        state = "REJECTED"
+        job_values.update(local_status="VALIDATION_FAILED", errors=json.dumps(ans.body.get("Errors"), ensure_ascii=False))
+        st.rejected += 1
+        for code in ans.error_codes:
+            st.errors[code] = st.errors.get(code, 0) + 1
+    else:   # 409 IDEMPOTENCY_KEY_REUSED: our stored bytes differ from what the portal holds: a bug, stop here
+        state = "FAILED"
+        job_values.update(local_status="SUBMIT_FAILED", last_error=json.dumps(ans.body, ensure_ascii=False)[:500])
+        st.failed += 1
+    with engine.begin() as conn:
+        conn.execute(update(claim_submission).where(claim_submission.c.id == sub["id"]).values(
+            state=state, http_status=ans.status, answer=json.dumps(ans.body, ensure_ascii=False)[:4000],
+            acked_at=_now() if state == "ACKED" else None))
+        q = update(warranty_claim_job).where(warranty_claim_job.c.dealer_code == sub["dealer_code"],
+                                             warranty_claim_job.c.claim_no == sub["claim_no"])
+        if state == "ACKED":   # never move a claim back: a status poll may have run ahead
+            q = q.where(or_(warranty_claim_job.c.oem_status.is_(None), warranty_claim_job.c.oem_status == "SUBMITTED",
+                            warranty_claim_job.c.local_status != "SUBMITTED"))
+        conn.execute(q.values(**job_values))
+
+
+def send_queued(engine: Engine, client: OemClient, workers: int = 4, limit: int | None = None) -> dict:
+    """Send every prepared or interrupted submission (PREPARED, SENDING after a crash, FAILED after
+    exhausted retries) with its stored BODID and bytes."""
+    with engine.begin() as conn:
+        q = (select(claim_submission).where(claim_submission.c.state.in_(("PREPARED", "SENDING")) |
+                                            ((claim_submission.c.state == "FAILED") & (claim_submission.c.http_status.is_(None))))
+             .order_by(claim_submission.c.id))
+        if limit:
+            q = q.limit(limit)
+        subs = [dict(r) for r in conn.execute(q).mappings()]
+    st = SendStats()
+    if workers <= 1:
+        for s in subs:
+            _send_one(engine, client, s, st)
+    else:
+        with ThreadPoolExecutor(workers) as pool:
+            list(pool.map(lambda s: _send_one(engine, client, s, st), subs))
+    return st.as_dict()
+
+
+def push(engine: Engine, client: OemClient, today: date, window_days: int, workers: int = 4) -> dict:
+    with engine.begin() as conn:
+        new = sync_jobs(conn, window_days)
+    prepared = prepare(engine, client, today, window_days)
+    sent = send_queued(engine, client, workers)
+    return {"new_jobs": new, **prepared, **sent}
+
+
+def resubmit(engine: Engine, claim_no: str, dealer: str | None = None) -> dict:
+    """A RETURNED claim, corrected in the DMS, goes again with ClaimSubmissionCountNumeric + 1."""
+    with engine.begin() as conn:
+        q = select(warranty_claim_job).where(warranty_claim_job.c.claim_no == claim_no)
+        if dealer:
+            q = q.where(warranty_claim_job.c.dealer_code == dealer)
+        job = conn.execute(q).mappings().first()
+        if job is None:
+            from .errors import ConfigurationError
+            raise ConfigurationError(f"no claim {claim_no}")
+        if job["oem_status"] != "RETURNED" and job["local_status"] != "VALIDATION_FAILED":
+            from .errors import ConfigurationError
+            raise ConfigurationError(f"claim {claim_no} is {job['oem_status'] or job['local_status']}: only a RETURNED "
+                                     f"(or locally failed) claim is resubmitted")
+        count = job["submission_count"] + (1 if job["oem_status"] == "RETURNED" else 0)
+        if job["local_status"] == "VALIDATION_FAILED" and job["oem_status"] != "RETURNED":
+            conn.execute(claim_submission.delete().where(claim_submission.c.dealer_code == job["dealer_code"],
+                                                         claim_submission.c.claim_no == claim_no,
+                                                         claim_submission.c.submission_count == count,
+                                                         claim_submission.c.state != "ACKED"))
+        conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
+            submission_count=count, local_status="DRAFT", errors=None, updated_at=_now()))
+    return {"claim_no": claim_no, "submission_count": count}
+
+
+# ------------------------------------------------------------------------------------ status
+
+def apply_status(conn: Connection, rec: dict, dealer: str) -> bool:
+    """Record a reconciliation as an immutable snapshot and move the job's OEM status forward."""
+    claim, count = rec["ClaimNumberString"], rec["ClaimSubmissionCountNumeric"]
+    values = dict(
+        dealer_code=dealer, claim_no=claim, submission_count=count, status_code=rec["ClaimStatusCode"],
+        status_raw=rec.get("OEMStatusRaw"), to_be_paid=(rec.get("ToBePaidAmount") or {}).get("value"),
+        body=json.dumps(rec, ensure_ascii=False), updated_at=rec["UpdatedDateTime"], received_at=_now())
+    from sqlalchemy.dialects import postgresql, sqlite
+    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(claim_status_snapshot) \
+        .values(**values).on_conflict_do_nothing()
+    new = conn.execute(ins).rowcount > 0
+    job = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.dealer_code == dealer,
+                                                        warranty_claim_job.c.claim_no == claim)).mappings().first()
+    if job is None or count < job["submission_count"]:
+        return new
+    latest = conn.execute(select(claim_status_snapshot.c.body).where(
+        claim_status_snapshot.c.dealer_code == dealer, claim_status_snapshot.c.claim_no == claim,
+        claim_status_snapshot.c.submission_count == count).order_by(claim_status_snapshot.c.updated_at.desc(),
+                                                                     claim_status_snapshot.c.id.desc()).limit(1)).scalar()
+    cur = json.loads(latest)
+    conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
+        local_status="SUBMITTED", oem_status=cur["ClaimStatusCode"], oem_status_raw=cur.get("OEMStatusRaw"),
+        oem_claim_number=cur.get("OEMClaimNumberString") or job["oem_claim_number"],
+        to_be_paid=(cur.get("ToBePaidAmount") or {}).get("value", job["to_be_paid"]),
+        settlement_date=date.fromisoformat(cur["SettlementDate"]) if cur.get("SettlementDate") else job["settlement_date"],
+        payment_cycle=cur.get("PaymentCycleID") or job["payment_cycle"], updated_at=_now()))
+    return new
+
+
+def poll_status(engine: Engine, client: OemClient) -> dict:
+    """The change feed from the persisted cursor; each page committed with the cursor."""
+    with engine.begin() as conn:
+        row = conn.execute(select(oem_cursor).where(oem_cursor.c.feed == "claims")).mappings().first()
+    cursor = row["cursor"] if row else None
+    since = row["watermark"] if row and not cursor else None
+    watermark = row["watermark"] if row else None
+    n = snaps = 0
+    dealer = client.s.dealer_number
+    from .crm_sync import _upsert
+    for items, nxt in client.claim_changes(updated_since=since, cursor=cursor):
+        with engine.begin() as conn:
+            for it in items:
+                snaps += apply_status(conn, it, dealer)
+                if watermark is None or it["UpdatedDateTime"] > watermark:
+                    watermark = it["UpdatedDateTime"]
+            _upsert(conn, oem_cursor, dict(feed="claims", cursor=nxt, watermark=watermark, updated_at=_now()), ["feed"])
+        n += len(items)
+    with engine.begin() as conn:
+        by = dict(conn.execute(select(warranty_claim_job.c.oem_status, func.count()).group_by(warranty_claim_job.c.oem_status)).all())
+    return {"changes": n, "new_snapshots": snaps, "by_status": {str(k): v for k, v in by.items()}}
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def claims_table(conn: Connection, status: str | None = None) -> list[dict]:
+    q = select(warranty_claim_job.c.claim_no, warranty_claim_job.c.ro_number, warranty_claim_job.c.vin,
+               warranty_claim_job.c.local_status, warranty_claim_job.c.oem_status, warranty_claim_job.c.oem_status_raw,
+               warranty_claim_job.c.submission_count, warranty_claim_job.c.claimed_amount, warranty_claim_job.c.to_be_paid,
+               warranty_claim_job.c.deadline).order_by(warranty_claim_job.c.deadline, warranty_claim_job.c.claim_no)
+    if status:
+        q = q.where(or_(warranty_claim_job.c.local_status == status.upper(), warranty_claim_job.c.oem_status == status.upper()))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def approaching_deadline(conn: Connection, today: date, days: int) -> list[dict]:
+    """Claims not yet accepted by the OEM whose window ends within ``days``."""
+    q = (select(warranty_claim_job.c.claim_no, warranty_claim_job.c.ro_number, warranty_claim_job.c.local_status,
+                warranty_claim_job.c.deadline)
+         .where(warranty_claim_job.c.local_status != "SUBMITTED", warranty_claim_job.c.deadline.is_not(None),
+                warranty_claim_job.c.deadline <= today + timedelta(days=days))
+         .order_by(warranty_claim_job.c.deadline))
+    return [dict(r, days_left=(r["deadline"] - today).days) for r in conn.execute(q).mappings()]
+
+
+def show_claim(conn: Connection, claim_no: str) -> dict | None:
+    job = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.claim_no == claim_no)).mappings().first()
+    if job is None:
+        return None
+    subs = conn.execute(select(claim_submission.c.submission_count, claim_submission.c.bodid, claim_submission.c.state,
+                               claim_submission.c.http_status, claim_submission.c.attempts, claim_submission.c.sent_at,
+                               claim_submission.c.acked_at)
+                        .where(claim_submission.c.claim_no == claim_no).order_by(claim_submission.c.submission_count)).mappings()
+    snaps = conn.execute(select(claim_status_snapshot.c.submission_count, claim_status_snapshot.c.status_code,
+                                claim_status_snapshot.c.status_raw, claim_status_snapshot.c.to_be_paid,
+                                claim_status_snapshot.c.updated_at, claim_status_snapshot.c.body)
+                         .where(claim_status_snapshot.c.claim_no == claim_no)
+                         .order_by(claim_status_snapshot.c.updated_at, claim_status_snapshot.c.id)).mappings()
+    return {**dict(job), "errors": json.loads(job["errors"]) if job["errors"] else None,
+            "submissions": [dict(s) for s in subs], "statuses": [dict(s) for s in snaps]}
