@@ -143,11 +143,16 @@ def cmd_run(args, settings) -> int:
     results = ingest_dms_exports(folders=[str(p) for p in settings.effective_drop_dirs])
     from flows.crm import pull_crm, push_crm
     from flows.resolve import resolve_customers
-    from sandbox.runner import sandbox_crm_if_needed
-    with sandbox_crm_if_needed(settings) as (crm_url, started):
+    from flows.oem import poll_claim_status, push_survey_results, push_warranty_claims
+    from sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
+    with sandbox_crm_if_needed(settings) as (crm_url, started), \
+            sandbox_portal_if_needed(settings) as (oem_url, oem_started):
         pulled = pull_crm()
         stats = resolve_customers()
         pushed = push_crm()
+        claimed = push_warranty_claims()
+        polled = poll_claim_status()
+        surveyed = push_survey_results()
     print(f"\ndealersync run: store {_safe_url(settings.effective_database_url)}")
     _print_table(results, SUMMARY_COLS)
     if not results:
@@ -160,6 +165,11 @@ def cmd_run(args, settings) -> int:
           + ", ".join(f"{v['items']} {k}" for k, v in pulled.items())
           + f"; contacts sent {c['sent']} ({c['created']} new, {c['updated']} updated, {c['errors']} refused), "
           f"deleted {c['deleted']}; tasks planned {pushed['tasks_planned']['created']}, sent {t['sent']}")
+    print(f"OEM portal {oem_url}{' (sandbox started for this run)' if oem_started else ''}: claims "
+          f"{claimed['new_jobs']} new, {claimed['queued']} queued, {claimed['validation_failed']} failed validation "
+          f"(`dealersync claims list --status VALIDATION_FAILED`), {claimed['accepted']} accepted, "
+          f"{claimed['replayed'] + claimed['duplicates_reconciled']} reconciled; status changes {polled['changes']}; "
+          f"surveys sent {surveyed['sent']}, skipped {surveyed['skipped']} (no consent to share)")
     return EXIT_BAD_INPUT if any(r["status"] == "rejected" for r in results) else EXIT_OK
 
 
@@ -347,6 +357,18 @@ def cmd_sanbao(args, settings) -> int:
 
 
 def cmd_sandbox(args, settings) -> int:
+    if args.sub == "portal":
+        from sandbox.portal import Clock, PortalFaults, serve
+        faults = PortalFaults(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
+                              latency_ms=args.latency_ms, expire_rate=args.expire_rate,
+                              token_lifetime=args.token_lifetime)
+        clock = Clock(review_after=args.review_after, decide_after=args.decide_after, settle_after=args.settle_after,
+                      claim_window_days=args.claim_window_days)
+        db = args.db or str(settings.data_dir / "sandbox-portal.db")
+        print(f"sandbox OEM portal on http://127.0.0.1:{args.port}/api/v1 (state in {db}); Ctrl-C stops it",
+              file=sys.stderr)
+        serve(port=args.port, db=db, faults=faults, clock=clock,
+              clients={settings.oem_client_id: settings.oem_client_secret.get_secret_value()})
     if args.sub == "crm":
         from sandbox.crm import FaultConfig, serve
         faults = FaultConfig(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
@@ -354,6 +376,89 @@ def cmd_sandbox(args, settings) -> int:
         db = args.db or str(settings.data_dir / "sandbox-crm.db")
         print(f"sandbox CRM on http://127.0.0.1:{args.port}/crm/v1 (state in {db}); Ctrl-C stops it", file=sys.stderr)
         serve(port=args.port, db=db, token=settings.crm_token.get_secret_value(), faults=faults)
+    return EXIT_OK
+
+
+def _oem(settings):
+    from connectors.oem import OemClient, OemSettings
+    return OemClient(OemSettings.from_settings(settings))
+
+
+def cmd_oem(args, settings) -> int:
+    info = _oem(settings).check()
+    print(json.dumps(info) if args.json else "\n".join(f"{k:16s} {v}" for k, v in info.items()))
+    return EXIT_OK
+
+
+def cmd_claims(args, settings) -> int:
+    from . import claims
+    engine = _engine(settings)
+    if args.sub in ("list", "show", "deadlines"):
+        with engine.begin() as conn:
+            if args.sub == "list":
+                rows = claims.claims_table(conn, args.status)
+                cols = ["claim_no", "ro_number", "local_status", "oem_status", "oem_status_raw", "submission_count",
+                        "claimed_amount", "to_be_paid", "deadline"]
+            elif args.sub == "deadlines":
+                rows = claims.approaching_deadline(conn, _day(args.date), args.days or settings.claim_deadline_warning_days)
+                cols = ["claim_no", "ro_number", "local_status", "deadline", "days_left"]
+            else:
+                doc = claims.show_claim(conn, args.claim)
+                if doc is None:
+                    raise ConfigurationError(f"no claim {args.claim}")
+                if args.json:
+                    print(json.dumps(doc, ensure_ascii=False, default=str))
+                    return EXIT_OK
+                for k in ("claim_no", "ro_number", "vin", "master_id", "local_status", "oem_status", "oem_status_raw",
+                          "submission_count", "oem_claim_number", "claimed_amount", "to_be_paid", "settlement_date",
+                          "deadline", "last_error"):
+                    print(f"{k:18s} {'' if doc[k] is None else doc[k]}")
+                if doc["errors"]:
+                    print("\nerrors")
+                    _print_table(doc["errors"], ["ErrorCode", "FieldPath", "Message"])
+                print("\nsubmissions")
+                _print_table(doc["submissions"], ["submission_count", "bodid", "state", "http_status", "attempts",
+                                                  "sent_at", "acked_at"])
+                print("\nOEM status history")
+                _print_table(doc["statuses"], ["submission_count", "status_code", "status_raw", "to_be_paid", "updated_at"])
+                return EXIT_OK
+        if args.json:
+            for r in rows:
+                print(json.dumps(r, ensure_ascii=False, default=str))
+        else:
+            _print_table(rows, cols)
+        return EXIT_OK
+    client = _oem(settings)
+    if args.sub == "submit":
+        out = claims.push(engine, client, _day(args.date), settings.claim_window_days, workers=args.workers)
+    elif args.sub == "poll":
+        out = claims.poll_status(engine, client)
+    else:  # resubmit
+        out = claims.resubmit(engine, args.claim)
+        out.update(claims.push(engine, client, _day(None), settings.claim_window_days, workers=1))
+    print(json.dumps(out, default=str, ensure_ascii=False) if args.json else
+          "\n".join(f"{k:22s} {v}" for k, v in out.items()))
+    return EXIT_OK
+
+
+def cmd_surveys(args, settings) -> int:
+    from . import surveys
+    out = surveys.push_surveys(_engine(settings), _oem(settings))
+    print(json.dumps(out) if args.json else "\n".join(f"{k:10s} {v}" for k, v in out.items()))
+    return EXIT_OK
+
+
+def cmd_report(args, settings) -> int:
+    import re as _re
+
+    from . import surveys
+    if not _re.fullmatch(r"\d{4}-\d{2}", args.month or ""):
+        raise ConfigurationError(f"--month {args.month!r}: expected YYYY-MM")
+    out = surveys.monthly_csi(_engine(settings), None if args.no_upload else _oem(settings), args.month,
+                              settings.data_dir / "reports", settings.oem_dealer_number,
+                              settings.outbox if settings.sftp_host else None)
+    print(json.dumps(out, ensure_ascii=False, default=str) if args.json else
+          "\n".join(f"{k:12s} {v}" for k, v in out.items()))
     return EXIT_OK
 
 
@@ -468,6 +573,69 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--latency-ms", type=float, default=0.0)
     x.set_defaults(fn=cmd_sandbox)
 
+    x = sxs.add_parser("portal", help="the sandbox OEM portal")
+    x.add_argument("--port", type=int, default=8710)
+    x.add_argument("--db", help="state file (default <data_dir>/sandbox-portal.db)")
+    x.add_argument("--rate", type=float, help="requests/s before 429")
+    x.add_argument("--error-rate", type=float, default=0.0)
+    x.add_argument("--drop-rate", type=float, default=0.0)
+    x.add_argument("--expire-rate", type=float, default=0.0, help="share of requests whose token dies early")
+    x.add_argument("--token-lifetime", type=int, default=3600)
+    x.add_argument("--latency-ms", type=float, default=0.0)
+    x.add_argument("--review-after", type=float, default=2.0, help="seconds until UNDER_REVIEW")
+    x.add_argument("--decide-after", type=float, default=6.0, help="seconds until the decision")
+    x.add_argument("--settle-after", type=float, default=12.0, help="seconds until SETTLED")
+    x.add_argument("--claim-window-days", type=int, default=30)
+    x.set_defaults(fn=cmd_sandbox)
+
+    o = sub.add_parser("oem", help="the OEM portal")
+    os_ = o.add_subparsers(dest="sub", required=True)
+    x = os_.add_parser("check", help="get a token and read the labor-operation code table")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_oem)
+
+    cl = sub.add_parser("claims", help="warranty claims to the OEM portal")
+    cls_ = cl.add_subparsers(dest="sub", required=True)
+    x = cls_.add_parser("list", help="claims with their local and OEM status")
+    x.add_argument("--status", help="a local or OEM status (QUEUED, VALIDATION_FAILED, RETURNED, SETTLED...)")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_claims)
+    x = cls_.add_parser("show", help="one claim: errors, submissions (BODIDs) and its OEM status history")
+    x.add_argument("claim")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_claims)
+    x = cls_.add_parser("submit", help="validate new claims and send every queued one (exactly once)")
+    x.add_argument("--date", help="today, for the claim window (default today)")
+    x.add_argument("--workers", type=int, default=4)
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_claims)
+    x = cls_.add_parser("resubmit", help="send a RETURNED claim again, corrected, with submission count + 1")
+    x.add_argument("claim")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_claims)
+    x = cls_.add_parser("poll", help="read the portal's status feed")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_claims)
+    x = cls_.add_parser("deadlines", help="claims not yet accepted whose window is closing")
+    x.add_argument("--date")
+    x.add_argument("--days", type=int)
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_claims)
+
+    sv = sub.add_parser("surveys", help="CSI survey results to the OEM")
+    svs = sv.add_subparsers(dest="sub", required=True)
+    x = svs.add_parser("push", help="send new survey results (masked mobile, shareable customers only)")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_surveys)
+
+    rp = sub.add_parser("report", help="reports to the OEM")
+    rps = rp.add_subparsers(dest="sub", required=True)
+    x = rps.add_parser("csi", help="the monthly CSI report: XLSX, uploaded to the portal (and SFTP when set)")
+    x.add_argument("--month", required=True, help="YYYY-MM")
+    x.add_argument("--no-upload", action="store_true")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_report)
+
     rf = sub.add_parser("resolve-file", help="match a customer CSV into master ids, without the store")
     rf.add_argument("input", help="UTF-8 CSV: source,source_id,customer_type,name,company,mobile,phone,"
                                   "id_number,email,address,vin,plate")
@@ -475,7 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--json", action="store_true", help="summary as JSON on stderr")
     rf.set_defaults(fn=cmd_resolve_file)
 
-    r = sub.add_parser("run", help="the main job: ingest, CRM pull, resolve master customers, CRM push; prints a summary")
+    r = sub.add_parser("run", help="the main job: ingest, CRM pull, resolve, CRM push, claims, claim status, surveys; prints a summary")
     r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")
     r.set_defaults(fn=cmd_run)
     return p

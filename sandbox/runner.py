@@ -41,16 +41,39 @@ def _listening(host: str, port: int) -> bool:
         return s.connect_ex((host, port)) == 0
 
 
-@contextlib.contextmanager
-def sandbox_crm_if_needed(settings):
-    """Yields the URL in use; runs the sandbox CRM in a thread for the duration when needed."""
-    u = urlparse(settings.crm_url)
+def _needed(url: str) -> tuple[str, int] | None:
+    u = urlparse(url)
     host, port = u.hostname or "127.0.0.1", u.port or 80
     if host not in ("127.0.0.1", "localhost") or _listening(host, port):
+        return None
+    return host, port
+
+
+@contextlib.contextmanager
+def sandbox_crm_if_needed(settings):
+    """Yields (the URL in use, whether a sandbox was started for it)."""
+    where = _needed(settings.crm_url)
+    if where is None:
         yield settings.crm_url, False
         return
     from .crm import create_app
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     app = create_app(settings.data_dir / "sandbox-crm.db", token=settings.crm_token.get_secret_value())
-    with serving(app, port=port, host=host):
+    with serving(app, port=where[1], host=where[0]):
         yield settings.crm_url, True
+
+
+@contextlib.contextmanager
+def sandbox_portal_if_needed(settings):
+    where = _needed(settings.oem_url)
+    if where is None:
+        yield settings.oem_url, False
+        return
+    from .portal import Clock, create_app
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    # the sample's repair orders are weeks old: the sandbox accepts claims for a year
+    app = create_app(settings.data_dir / "sandbox-portal.db",
+                     clients={settings.oem_client_id: settings.oem_client_secret.get_secret_value()},
+                     clock=Clock(claim_window_days=400))
+    with serving(app, port=where[1], host=where[0]):
+        yield settings.oem_url, True

@@ -1,0 +1,306 @@
+"""Survey results to the OEM and the monthly CSI report.
+
+Survey results come from the CRM's SURVEY activities. Each goes to ``/survey-results`` once (BODID
+derived from the survey's id and stored before sending), with the master customer id and a masked
+mobile only, and only for customers whose data may be shared: an explicit yes on record. Others are
+recorded as SKIPPED with the reason.
+
+The monthly CSI report is an XLSX (per-factor scores, response counts, dissatisfied customers and the
+resolution of their complaints, the lost-customer rate, a six-month trend chart) written with fixed
+timestamps, so the same data gives the same bytes: a re-run re-uploads nothing new (the portal answers
+200 with its first receipt), and a corrected month supersedes the earlier file.
+"""
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import uuid
+import zipfile
+from datetime import date, datetime
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import Connection, Engine, insert, select, update
+
+from connectors.oem import OemClient
+from resolution.service import resolve_master_id
+from store.tables import (FEED_TABLES, crm_activity, followup_task, master_customer, master_vehicle, report_upload,
+                          survey_push)
+
+from .errors import TransientError
+from .privacy import mask_text
+
+NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")
+CSI_FACTORS = ["SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP", "SERVICE_QUALITY"]
+FACTOR_NAMES = {"SERVICE_INITIATION": "服务启动", "SERVICE_ADVISOR": "服务顾问", "SERVICE_FACILITY": "服务设施",
+                "VEHICLE_PICKUP": "车辆交付", "SERVICE_QUALITY": "服务质量", "OVERALL": "总体", "NPS": "推荐度"}
+OEM_FACTORS = {"OVERALL", "NPS", "SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP",
+               "SERVICE_QUALITY", "SALES_INITIATION", "SALESPERSON", "DEAL", "DEALER_FACILITY", "DELIVERY_PROCESS",
+               "VERBATIM"}
+DISSATISFIED_AT = 6   # a factor scored at or below this (out of 10) makes the respondent dissatisfied
+
+
+def _now() -> datetime:
+    return datetime.now().replace(microsecond=0)
+
+
+def _iso_z(t) -> str:
+    ts = pd.Timestamp(t)
+    if ts.tzinfo is None:
+        ts = ts.tz_localize("Asia/Shanghai")
+    return ts.tz_convert("UTC").strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def _masked(mobile: str | None) -> str | None:
+    if not mobile or len(mobile) != 11 or not mobile.isdigit():
+        return None
+    return f"{mobile[:3]}****{mobile[-4:]}"
+
+
+def _trigger(conn: Connection, master_id: str, related: str | None, occurred: str) -> dict:
+    """The RO the survey is about: the related document if it is one, else the master's latest closed
+    RO before the survey."""
+    ro = FEED_TABLES["repair_orders"]
+    if related:
+        r = conn.execute(select(ro.c.ro_number, ro.c.closed_at).where(ro.c.ro_number == related)).first()
+        if r:
+            return {"EventTypeCode": "RO_CLOSED", "DocumentID": r[0], "EventDateTime": _iso_z(r[1] or occurred)}
+    vins = [v for (v,) in conn.execute(select(master_vehicle.c.vin).where(master_vehicle.c.master_id == master_id))]
+    if related and related not in vins:
+        vins.append(related)
+    if vins:
+        r = conn.execute(select(ro.c.ro_number, ro.c.closed_at).where(ro.c.vin.in_(vins), ro.c.closed_at.is_not(None))
+                         .order_by(ro.c.closed_at.desc()).limit(1)).first()
+        if r:
+            return {"EventTypeCode": "RO_CLOSED", "DocumentID": r[0], "EventDateTime": _iso_z(r[1])}
+    return {"EventTypeCode": "RO_CLOSED", "DocumentID": related or "UNKNOWN", "EventDateTime": occurred}
+
+
+def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict | None, str | None, str | None]:
+    """(payload, master id, reason not sent)."""
+    mid = resolve_master_id(conn, act["contact_external_id"]) if act["contact_external_id"] else None
+    m = conn.execute(select(master_customer).where(master_customer.c.master_id == mid)).mappings().first() if mid else None
+    if m is None:
+        return None, mid, "UNKNOWN_CUSTOMER"
+    if m["marketing_consent"] is not True:
+        return None, mid, "NO_CONSENT_TO_SHARE"
+    answers = [{"QuestionID": a["questionId"], "FactorCode": a["factorCode"],
+                **({"NumericValue": a["numericValue"]} if a.get("numericValue") is not None else {}),
+                **({"TextValue": a["textValue"]} if a.get("textValue") else {})}
+               for a in json.loads(act["answers"] or "[]") if a.get("factorCode") in OEM_FACTORS]
+    if not answers:
+        return None, mid, "NO_ANSWERS"
+    b = str(uuid.uuid5(NS, f"survey:{act['activity_id']}"))
+    respondent = {"MasterCustomerID": mid}
+    masked = _masked(m["primary_mobile"])
+    if masked:
+        respondent["MaskedMobile"] = masked
+    vins = [v for (v,) in conn.execute(select(master_vehicle.c.vin).where(master_vehicle.c.master_id == mid).limit(1))]
+    payload = {"ApplicationArea": client.application_area(b, _iso_z(act["occurred_at"])),
+               "CustomerSurveyResult": {
+                   "DocumentID": act["activity_id"], "SurveyTypeCode": act["survey_type"] or "CSI",
+                   "ChannelCode": "PHONE", "TriggerEvent": _trigger(conn, mid, act["related_document"], act["occurred_at"]),
+                   "CompletedDateTime": act["occurred_at"], "Respondent": respondent, "Answer": answers,
+                   **({"VehicleRef": {"VIN": vins[0]}} if vins else {})}}
+    return payload, mid, None
+
+
+def push_surveys(engine: Engine, client: OemClient) -> dict:
+    out = {"sent": 0, "replayed": 0, "skipped": 0, "rejected": 0, "failed": 0}
+    with engine.begin() as conn:
+        done = {d for (d,) in conn.execute(select(survey_push.c.document_id).where(
+            survey_push.c.status.in_(("SENT", "SKIPPED", "REJECTED"))))}
+        acts = [dict(a) for a in conn.execute(select(crm_activity).where(crm_activity.c.type == "SURVEY")
+                                             .order_by(crm_activity.c.occurred_at)).mappings()
+                if a["activity_id"] not in done]
+    for act in acts:
+        with engine.begin() as conn:   # the key and payload are on disk before the request
+            prior = conn.execute(select(survey_push).where(survey_push.c.document_id == act["activity_id"])).mappings().first()
+            if prior is not None and prior["payload"]:
+                payload, mid, why = json.loads(prior["payload"]), prior["master_id"], None
+            else:
+                payload, mid, why = build_survey(conn, act, client)
+            row = dict(document_id=act["activity_id"], master_id=mid,
+                       bodid=payload["ApplicationArea"]["BODID"] if payload else str(uuid.uuid5(NS, act["activity_id"])),
+                       payload=json.dumps(payload, ensure_ascii=False) if payload else None,
+                       status="SKIPPED" if why else "PREPARED", reason=why, updated_at=_now())
+            if prior is None:
+                conn.execute(insert(survey_push).values(**row))
+            else:
+                conn.execute(update(survey_push).where(survey_push.c.document_id == act["activity_id"]).values(**row))
+        if why:
+            out["skipped"] += 1
+            continue
+        try:
+            ans = client.submit_survey(payload, row["bodid"])
+        except TransientError:
+            out["failed"] += 1
+            continue
+        status = "SENT" if ans.status in (200, 202) else "REJECTED"
+        out["sent" if ans.status == 202 else "replayed" if ans.status == 200 else "rejected"] += 1
+        with engine.begin() as conn:
+            conn.execute(update(survey_push).where(survey_push.c.document_id == act["activity_id"]).values(
+                status=status, answer=json.dumps(ans.body, ensure_ascii=False)[:2000],
+                reason=",".join(ans.error_codes) or None, updated_at=_now()))
+    return out
+
+
+# ------------------------------------------------------------------------------------ monthly CSI report
+
+def _surveys_frame(conn: Connection) -> pd.DataFrame:
+    rows = conn.execute(select(crm_activity.c.activity_id, crm_activity.c.contact_external_id,
+                               crm_activity.c.occurred_at, crm_activity.c.answers)
+                        .where(crm_activity.c.type == "SURVEY")).mappings().all()
+    recs = []
+    for r in rows:
+        for a in json.loads(r["answers"] or "[]"):
+            if a.get("numericValue") is not None:
+                recs.append({"activity_id": r["activity_id"], "contact": r["contact_external_id"],
+                             "month": pd.Timestamp(r["occurred_at"]).tz_convert("Asia/Shanghai").strftime("%Y-%m")
+                             if pd.Timestamp(r["occurred_at"]).tzinfo else pd.Timestamp(r["occurred_at"]).strftime("%Y-%m"),
+                             "factor": a.get("factorCode"), "score": float(a["numericValue"])})
+    return pd.DataFrame(recs, columns=["activity_id", "contact", "month", "factor", "score"])
+
+
+def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict:
+    from .followups import Rules, master_facts, segments
+    df = _surveys_frame(conn)
+    cur = df[df["month"] == month]
+    factors = cur.groupby("factor")["score"].agg(["mean", "count"]).reindex(CSI_FACTORS)
+    responses = int(cur["activity_id"].nunique())
+    per = cur.groupby(["activity_id", "contact"])["score"].min().reset_index()
+    dis = per[per["score"] <= DISSATISFIED_AT]
+    dissatisfied = []
+    for r in dis.itertuples(index=False):
+        mid = resolve_master_id(conn, r.contact) if r.contact else None
+        m = conn.execute(select(master_customer.c.name, master_customer.c.primary_mobile)
+                         .where(master_customer.c.master_id == mid)).first() if mid else None
+        t = conn.execute(select(followup_task.c.status).where(followup_task.c.master_id == mid,
+                                                              followup_task.c.type == "COMPLAINT_FOLLOW_UP")).scalars().all()
+        status = "已解决 RESOLVED" if t and all(x == "DONE" for x in t) else "处理中 OPEN" if t else "待回访 TO CALL"
+        dissatisfied.append({"survey": r.activity_id, "master_id": mid, "name": m[0] if m else None,
+                             "mobile": mask_text(m[1]) if m and m[1] else None, "lowest_score": r.score, "resolution": status})
+    months = pd.period_range(end=pd.Period(month, "M"), periods=6, freq="M").strftime("%Y-%m").tolist()
+    trend = df[df["month"].isin(months)].groupby("month")["score"].mean().reindex(months)
+    facts = master_facts(conn)
+    seg = segments(facts, today or (pd.Period(month, "M").end_time.date()), Rules())
+    owners = int(((facts["vehicles"] > 0) | (facts["bought"] > 0)).sum())
+    lost = int((seg == "LOST").sum())
+    return {"month": month, "responses": responses,
+            "factors": [{"factor": f, "name": FACTOR_NAMES[f], "score": None if pd.isna(x["mean"]) else round(float(x["mean"]), 2),
+                         "responses": int(0 if pd.isna(x["count"]) else x["count"])} for f, x in factors.iterrows()],
+            "overall": None if cur.empty else round(float(cur["score"].mean()), 2),
+            "dissatisfied": dissatisfied, "lost_customers": lost, "owners": owners,
+            "lost_rate": round(lost / owners, 4) if owners else 0.0,
+            "trend": [{"month": m, "score": None if pd.isna(v) else round(float(v), 2)} for m, v in trend.items()]}
+
+
+def write_csi_xlsx(fig: dict, dealer: str) -> bytes:
+    from openpyxl import Workbook
+    from openpyxl.chart import LineChart, Reference
+    from openpyxl.styles import Font
+    wb = Workbook()
+    ws = wb.active
+    ws.title = "CSI"
+    ws.append([f"售后满意度月报 CSI monthly report {dealer} {fig['month']}"])
+    ws["A1"].font = Font(bold=True, size=14)
+    ws.append(["回访样本 Responses", fig["responses"]])
+    ws.append(["总体得分 Overall (0-10)", fig["overall"]])
+    ws.append(["流失客户 Lost customers", fig["lost_customers"], "基盘 Owners", fig["owners"],
+               "流失率 Lost rate", fig["lost_rate"]])
+    ws.append([])
+    ws.append(["因子 Factor", "名称 Name", "得分 Score", "样本 Responses"])
+    for c in ws[ws.max_row]:
+        c.font = Font(bold=True)
+    for f in fig["factors"]:
+        ws.append([f["factor"], f["name"], f["score"], f["responses"]])
+    ws.column_dimensions["A"].width = 24
+    ws.column_dimensions["B"].width = 14
+    d = wb.create_sheet("不满意客户 Dissatisfied")
+    d.append(["问卷 Survey", "客户编号 Master", "客户 Customer", "手机 Mobile", "最低分 Lowest", "处理状态 Resolution"])
+    for c in d[1]:
+        c.font = Font(bold=True)
+    for x in fig["dissatisfied"]:
+        d.append([x["survey"], x["master_id"], x["name"], x["mobile"], x["lowest_score"], x["resolution"]])
+    t = wb.create_sheet("趋势 Trend")
+    t.append(["月份 Month", "得分 Score"])
+    for x in fig["trend"]:
+        t.append([x["month"], x["score"]])
+    chart = LineChart()
+    chart.title = "CSI 6-month trend"
+    chart.y_axis.title = "score"
+    chart.add_data(Reference(t, min_col=2, min_row=1, max_row=len(fig["trend"]) + 1), titles_from_data=True)
+    chart.set_categories(Reference(t, min_col=1, min_row=2, max_row=len(fig["trend"]) + 1))
+    t.add_chart(chart, "D2")
+    fixed = datetime(2000, 1, 1)
+    wb.properties.created = wb.properties.modified = fixed
+    buf = io.BytesIO()
+    wb.save(buf)
+    return _deterministic_zip(buf.getvalue())
+
+
+def _deterministic_zip(data: bytes) -> bytes:
+    """Rewrite a zip (XLSX) with fixed entry timestamps so the same content gives the same bytes."""
+    src = zipfile.ZipFile(io.BytesIO(data))
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
+        for info in sorted(src.infolist(), key=lambda i: i.filename):
+            body = src.read(info.filename)
+            if info.filename == "docProps/core.xml":
+                import re
+                body = re.sub(rb"<dcterms:modified[^>]*>[^<]*</dcterms:modified>",
+                              b'<dcterms:modified xsi:type="dcterms:W3CDTF">2000-01-01T00:00:00Z</dcterms:modified>', body)
+            z.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), body,
+                       compress_type=zipfile.ZIP_DEFLATED)
+    return out.getvalue()
+
+
+def monthly_csi(engine: Engine, client: OemClient | None, month: str, out_dir: Path, dealer: str,
+                outbox: Path | None = None) -> dict:
+    """Generate the month's report, upload it to /reports (once per distinct content) and queue it for the
+    SFTP CSIMONTH inbox when ``outbox`` is given."""
+    with engine.begin() as conn:
+        fig = csi_figures(conn, month)
+    data = write_csi_xlsx(fig, dealer)
+    sha = hashlib.sha256(data).hexdigest()
+    out_dir.mkdir(parents=True, exist_ok=True)
+    path = out_dir / f"CSI_MONTHLY_{dealer}_{month}.xlsx"
+    tmp = path.with_suffix(".part")
+    tmp.write_bytes(data)
+    tmp.replace(path)
+    key = str(uuid.uuid5(NS, f"report:CSI_MONTHLY:{dealer}:{month}:{sha}"))
+    with engine.begin() as conn:
+        row = conn.execute(select(report_upload).where(report_upload.c.report_type == "CSI_MONTHLY",
+                                                       report_upload.c.period == month, report_upload.c.sha256 == sha)
+                           ).mappings().first()
+        if row is None:
+            conn.execute(insert(report_upload).values(report_type="CSI_MONTHLY", period=month, sha256=sha, path=str(path),
+                                                      bodid=key, status="PREPARED", created_at=_now()))
+            row = {"status": "PREPARED", "receipt": None}
+    result = {"month": month, "file": str(path), "sha256": sha, "responses": fig["responses"],
+              "overall": fig["overall"], "dissatisfied": len(fig["dissatisfied"]), "lost_rate": fig["lost_rate"]}
+    if client is not None and row["status"] != "UPLOADED":
+        ans = client.upload_report("CSI_MONTHLY", month, path.name, data, key)
+        with engine.begin() as conn:
+            conn.execute(update(report_upload).where(report_upload.c.report_type == "CSI_MONTHLY",
+                                                     report_upload.c.period == month, report_upload.c.sha256 == sha)
+                         .values(status="UPLOADED" if ans.status in (200, 201) else "REJECTED",
+                                 receipt=json.dumps(ans.body, ensure_ascii=False), uploaded_at=_now()))
+        result["upload"] = {"status": ans.status, **{k: ans.body.get(k) for k in ("reportId", "supersedes")}}
+    elif row["status"] == "UPLOADED":
+        result["upload"] = {"status": "already uploaded", **json.loads(row["receipt"] or "{}")}
+    if outbox is not None:
+        outbox.mkdir(parents=True, exist_ok=True)
+        target = outbox / f"{dealer}_CSIMONTH_{month.replace('-', '')}.xlsx"
+        if not target.exists() or target.read_bytes() != data:
+            t2 = target.with_suffix(".part")
+            t2.write_bytes(data)
+            t2.replace(target)
+        result["sftp_outbox"] = str(target)
+    return result
+
+
+def previous_month(today: date) -> str:
+    return (pd.Period(today, "M") - 1).strftime("%Y-%m")
+
