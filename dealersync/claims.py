@@ -431,7 +431,7 @@ def approaching_deadline(conn: Connection, today: date, days: int) -> list[dict]
     q = (select(warranty_claim_job.c.claim_no, warranty_claim_job.c.ro_number, warranty_claim_job.c.local_status,
                 warranty_claim_job.c.deadline)
          .where(warranty_claim_job.c.local_status != "SUBMITTED", warranty_claim_job.c.deadline.is_not(None),
-                warranty_claim_job.c.deadline <= today + timedelta(days=days))
+                warranty_claim_job.c.deadline >= today, warranty_claim_job.c.deadline <= today + timedelta(days=days))
          .order_by(warranty_claim_job.c.deadline))
     return [dict(r, days_left=(r["deadline"] - today).days) for r in conn.execute(q).mappings()]
 

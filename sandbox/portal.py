@@ -352,7 +352,10 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
         elif causal > 1:
             errs.append({"ErrorCode": "MULTIPLE_MAIN_PARTS", "FieldPath": "WarrantyClaim.Job", "Message": "exactly one causal part is allowed"})
         count = h["ClaimSubmissionCountNumeric"]
-        if isinstance(count, int) and count > 1:
+        if not isinstance(count, int) or isinstance(count, bool) or not 1 <= count <= 999:
+            errs.append({"ErrorCode": "NOT_RESUBMITTABLE", "FieldPath": "WarrantyClaim.WarrantyClaimHeader.ClaimSubmissionCountNumeric",
+                         "Message": "submission count must be 1 for a first submission, prior + 1 after a return"})
+        elif count > 1:
             prior = db.one("SELECT status FROM claims WHERE dealer=? AND claim=? AND count=?", dealer,
                            h["ClaimNumberString"], count - 1)
             if prior is None or prior[0] != "RETURNED":
@@ -532,7 +535,9 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
         bh = hashlib.sha256(json.dumps({**{k: str(v) for k, v in fields.items()}, "sha": sha}, sort_keys=True).encode()).hexdigest()
         with db.lock:
             replay = _replay(key, "report", bh)
-            if replay is not None:
+            # reports are idempotent by (dealer, type, period, bytes) and the contract lists no 409 for them:
+            # a reused key with other content is simply a new upload under the natural key
+            if replay is not None and replay.status_code != 409:
                 return replay
             missing = [k for k, v in fields.items() if not isinstance(v, str) or not v] + ([] if data is not None else ["file"])
             if missing:
