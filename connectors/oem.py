@@ -100,6 +100,8 @@ class OemClient:
             if r.status_code not in (401, 403):
                 return r
             codes = [e.get("ErrorCode") for e in (_safe_json(r).get("Errors") or [])]
+            if self.limiter:
+                self.limiter.refund()   # refused at the door: not charged to the portal's quota
             if "TOKEN_EXPIRED" not in codes:
                 raise ConfigurationError(f"OEM portal {method} {path}: HTTP {r.status_code} {codes} "
                                          f"(check DEALERSYNC_OEM_CLIENT_ID / _SECRET)")

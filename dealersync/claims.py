@@ -192,38 +192,46 @@ def prepare(engine: Engine, client: OemClient, today: date, window_days: int, la
         codes = {op["LaborOperationID"] for op in client.labor_operations()}
     with engine.begin() as conn:
         _refresh_completion(conn, window_days)
-        jobs = conn.execute(select(warranty_claim_job).where(
-            warranty_claim_job.c.local_status.in_(("DRAFT", "VALIDATION_FAILED")))).mappings().all()
-        now = _now()
-        for job in jobs:
-            last = conn.execute(select(claim_submission.c.revision, claim_submission.c.content_hash, claim_submission.c.state)
-                                .where(claim_submission.c.dealer_code == job["dealer_code"],
-                                       claim_submission.c.claim_no == job["claim_no"],
-                                       claim_submission.c.submission_count == job["submission_count"])
-                                .order_by(claim_submission.c.revision.desc()).limit(1)).mappings().first()
-            revision = 0 if last is None else last["revision"] + (1 if last["state"] == "REJECTED" else 0)
-            payload = build_claim(conn, dict(job), client.s.dealer_number, client.s.creator_name_code, revision)
-            h = content_hash(payload)
-            if last is not None and last["state"] == "REJECTED" and last["content_hash"] == h:
-                out["unchanged_failures"] += 1    # the portal refused exactly this: wait for a correction
-                continue
-            errs = validate_claim(payload, codes, today, window_days)
-            master = (payload["WarrantyClaim"]["WarrantyClaimHeader"].get("CustomerPartyRef") or {}).get("MasterCustomerID")
-            if errs:
-                conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-                    local_status="VALIDATION_FAILED", errors=json.dumps(errs, ensure_ascii=False), master_id=master,
-                    updated_at=now))
-                out["validation_failed"] += 1
-                continue
-            if last is None or last["state"] == "REJECTED":
-                conn.execute(insert(claim_submission).values(
-                    dealer_code=job["dealer_code"], claim_no=job["claim_no"], submission_count=job["submission_count"],
-                    revision=revision, bodid=payload["ApplicationArea"]["BODID"], content_hash=h,
-                    payload=json.dumps(payload, ensure_ascii=False), state="PREPARED", attempts=0, prepared_at=now))
-            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-                local_status="QUEUED", errors=None, master_id=master, updated_at=now))
-            out["queued"] += 1
+        ids = conn.execute(select(warranty_claim_job.c.id).where(
+            warranty_claim_job.c.local_status.in_(("DRAFT", "VALIDATION_FAILED"))).order_by(warranty_claim_job.c.id)).scalars().all()
+    for i in range(0, len(ids), 500):   # progress commits every 500 claims
+        with engine.begin() as conn:
+            _prepare_some(conn, client, ids[i:i + 500], codes, today, window_days, out)
     return out
+
+
+def _prepare_some(conn: Connection, client: OemClient, ids: list[int], codes, today: date, window_days: int,
+                  out: dict) -> None:
+    jobs = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.id.in_(ids))).mappings().all()
+    now = _now()
+    for job in jobs:
+        last = conn.execute(select(claim_submission.c.revision, claim_submission.c.content_hash, claim_submission.c.state)
+                            .where(claim_submission.c.dealer_code == job["dealer_code"],
+                                   claim_submission.c.claim_no == job["claim_no"],
+                                   claim_submission.c.submission_count == job["submission_count"])
+                            .order_by(claim_submission.c.revision.desc()).limit(1)).mappings().first()
+        revision = 0 if last is None else last["revision"] + (1 if last["state"] == "REJECTED" else 0)
+        payload = build_claim(conn, dict(job), client.s.dealer_number, client.s.creator_name_code, revision)
+        h = content_hash(payload)
+        if last is not None and last["state"] == "REJECTED" and last["content_hash"] == h:
+            out["unchanged_failures"] += 1    # the portal refused exactly this: wait for a correction
+            continue
+        errs = validate_claim(payload, codes, today, window_days)
+        master = (payload["WarrantyClaim"]["WarrantyClaimHeader"].get("CustomerPartyRef") or {}).get("MasterCustomerID")
+        if errs:
+            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
+                local_status="VALIDATION_FAILED", errors=json.dumps(errs, ensure_ascii=False), master_id=master,
+                updated_at=now))
+            out["validation_failed"] += 1
+            continue
+        if last is None or last["state"] == "REJECTED":
+            conn.execute(insert(claim_submission).values(
+                dealer_code=job["dealer_code"], claim_no=job["claim_no"], submission_count=job["submission_count"],
+                revision=revision, bodid=payload["ApplicationArea"]["BODID"], content_hash=h,
+                payload=json.dumps(payload, ensure_ascii=False), state="PREPARED", attempts=0, prepared_at=now))
+        conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
+            local_status="QUEUED", errors=None, master_id=master, updated_at=now))
+        out["queued"] += 1
 
 
 def _refresh_completion(conn: Connection, window_days: int) -> None:

@@ -360,7 +360,7 @@ def cmd_sandbox(args, settings) -> int:
     if args.sub == "portal":
         from sandbox.portal import Clock, PortalFaults, serve
         faults = PortalFaults(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
-                              latency_ms=args.latency_ms, expire_rate=args.expire_rate,
+                              latency_ms=args.latency_ms, expire_rate=args.expire_rate, throttle_rate=args.throttle_rate,
                               token_lifetime=args.token_lifetime)
         clock = Clock(review_after=args.review_after, decide_after=args.decide_after, settle_after=args.settle_after,
                       claim_window_days=args.claim_window_days)
@@ -580,6 +580,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--error-rate", type=float, default=0.0)
     x.add_argument("--drop-rate", type=float, default=0.0)
     x.add_argument("--expire-rate", type=float, default=0.0, help="share of requests whose token dies early")
+    x.add_argument("--throttle-rate", type=float, default=0.0, help="share of requests answered 429 at random")
     x.add_argument("--token-lifetime", type=int, default=3600)
     x.add_argument("--latency-ms", type=float, default=0.0)
     x.add_argument("--review-after", type=float, default=2.0, help="seconds until UNDER_REVIEW")

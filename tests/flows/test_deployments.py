@@ -23,4 +23,5 @@ def test_every_deployment_entrypoint_is_a_flow_with_a_shanghai_schedule():
         assert not any(k for k in d.get("parameters", {}) if any(w in k.lower() for w in ("secret", "token", "password")))
         names.add(fn)
     assert {"ingest_dms_exports", "pull_sftp_drops", "push_sftp_reports", "resolve_customers", "pull_crm",
-            "push_crm"} <= names
+            "push_crm", "push_warranty_claims", "poll_claim_status", "push_survey_results", "monthly_csi_report",
+            "sanbao_monitor"} <= names

@@ -73,6 +73,34 @@ def test_crm_flows_pull_and_push_once(prefect_server, settings_env, monkeypatch)
     assert any("contacts" in str(a.data) for a in _artifacts("crm-push"))
 
 
+def test_oem_flows_claims_status_and_report_once(prefect_server, settings_env, monkeypatch):
+    import time
+
+    from dealersync.sample import generate
+    from flows.ingest import ingest_dms_exports
+    from flows.oem import monthly_csi_report, poll_claim_status, push_warranty_claims, sanbao_monitor
+    from flows.resolve import resolve_customers
+    from sandbox.portal import Clock, create_app
+    from tests.sandbox.server import serving
+    drop = settings_env / "drop"
+    generate(drop, rows=30, seed=4)
+    ingest_dms_exports(folders=[str(drop)])
+    resolve_customers()
+    monkeypatch.setenv("DEALERSYNC_CLAIM_WINDOW_DAYS", "400")
+    clock = Clock(review_after=0.1, decide_after=0.2, settle_after=0.3, claim_window_days=400)
+    with serving(create_app(settings_env / "portal.db", clock=clock)) as url:
+        monkeypatch.setenv("DEALERSYNC_OEM_URL", url + "/api/v1")
+        first = push_warranty_claims()
+        assert first["accepted"] == first["queued"] > 0
+        assert push_warranty_claims()["sent"] == 0   # a re-run or UI retry sends nothing
+        time.sleep(0.5)
+        assert poll_claim_status()["changes"] > 0
+        report = monthly_csi_report(month="2026-10")
+        assert report["upload"]["status"] in (200, 201)
+    assert isinstance(sanbao_monitor(), list)
+    assert _artifacts("claims-by-status") and _artifacts("csi-report")
+
+
 def test_sftp_flows(prefect_server, settings_env, monkeypatch):
     from tests.connectors.sshd import start_sshd, stop_sshd
     from tests.dealersync.test_sftp_jobs import RECALL
