@@ -97,8 +97,8 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
                 return resp
             wait = retry_after_seconds(resp)
             last = f"HTTP {resp.status_code}"
-            if resp.status_code >= 500 and limiter:
-                limiter.refund()   # the server failed it: it did not count against the quota
+            if limiter:
+                limiter.refund()   # a 5xx or a 429 was not admitted: it does not count against the quota
             if wait is not None and wait > policy.max_retry_after:
                 raise TransientError(f"{method} {url}: {last}, server asks to wait {wait:.0f} s", retry_after=wait)
         if attempt == policy.attempts - 1:

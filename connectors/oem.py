@@ -66,7 +66,8 @@ class OemClient:
 
     # ------------------------------------------------------------------ auth
     def _fetch_token(self) -> str:
-        r = send(self.session, "POST", self.s.url + "/oauth/token", policy=self.policy, limiter=self.limiter,
+        # the token endpoint is not the rate-limited API: no limiter token spent on it
+        r = send(self.session, "POST", self.s.url + "/oauth/token", policy=self.policy, limiter=None,
                  sleep=self.sleep, on_attempt=self._count, retry_statuses={429, 500, 502, 503, 504},
                  data={"grant_type": "client_credentials", "client_id": self.s.client_id,
                        "client_secret": self.s.client_secret})
@@ -82,9 +83,11 @@ class OemClient:
         self.token_refreshes += 1
         return self._token
 
-    def token(self, force: bool = False) -> str:
+    def token(self, expired: str | None = None) -> str:
+        """The cached token, fetched when missing or near expiry; ``expired``: the portal refused this token,
+        so fetch a new one unless another thread already has (one refresh for many refused calls)."""
         with self._lock:
-            if force or self._token is None or self.clock() >= self._expires:
+            if self._token is None or self.clock() >= self._expires or (expired is not None and expired == self._token):
                 return self._fetch_token()
             return self._token
 
@@ -92,9 +95,10 @@ class OemClient:
         """One logical call. On 401 TOKEN_EXPIRED: a new token and the call again (a token can die early
         more than once in a row, so up to three times, then a transient error); any other 401 is a
         configuration error."""
+        refused = None
         for attempt in range(4):
-            h = {"Authorization": f"Bearer {self.token(force=attempt > 0)}", "Accept": "application/json",
-                 **(headers or {})}
+            tok = self.token(expired=refused)
+            h = {"Authorization": f"Bearer {tok}", "Accept": "application/json", **(headers or {})}
             r = send(self.session, method, self.s.url + path, policy=self.policy, limiter=self.limiter,
                      sleep=self.sleep, on_attempt=self._count, headers=h, auth_errors_are_answers=True, **kw)
             if r.status_code not in (401, 403):
@@ -105,10 +109,12 @@ class OemClient:
             if "TOKEN_EXPIRED" not in codes:
                 raise ConfigurationError(f"OEM portal {method} {path}: HTTP {r.status_code} {codes} "
                                          f"(check DEALERSYNC_OEM_CLIENT_ID / _SECRET)")
+            refused = tok
         raise TransientError(f"OEM portal {method} {path}: the token kept expiring")
 
     def check(self) -> dict:
-        self.token(force=True)
+        self._token = None
+        self.token()
         ops = self.labor_operations()
         return {"url": self.s.url, "dealer": self.s.dealer_number, "token": "ok", "labor_operations": len(ops)}
 
