@@ -147,6 +147,10 @@ def cmd_run(args, settings) -> int:
     from sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
     with sandbox_crm_if_needed(settings) as (crm_url, started), \
             sandbox_portal_if_needed(settings) as (oem_url, oem_started):
+        sftp = None
+        if settings.sftp_host:
+            from flows.sftp import pull_sftp_drops
+            sftp = pull_sftp_drops()
         pulled = pull_crm()
         stats = resolve_customers()
         pushed = push_crm()
@@ -462,6 +466,79 @@ def cmd_report(args, settings) -> int:
     return EXIT_OK
 
 
+def cmd_status(args, settings) -> int:
+    from . import ops
+    from .ingest import pending_files
+    engine = _engine(settings)
+    pending = len(pending_files(engine, [str(p) for p in settings.effective_drop_dirs], stable_seconds=0))
+    with engine.begin() as conn:
+        st = ops.status(conn, _day(args.date), pending, settings.claim_deadline_warning_days)
+    if args.json:
+        print(json.dumps(st, ensure_ascii=False, default=str))
+        return EXIT_OK
+    print(f"dealersync status {st['today']}  (store {_safe_url(settings.effective_database_url)})\n")
+    _print_table([{"flow": k, "last activity": v or "never"} for k, v in st["last_activity"].items()],
+                 ["flow", "last activity"])
+    f = st["files"]
+    print(f"\nfiles: {f['pending']} pending in the drop folders; "
+          + ", ".join(f"{k} {v}" for k, v in f.items() if k != "pending"))
+    q = st["quarantine"]
+    print(f"quarantine: {q['rows']} row(s)" + (" - " + ", ".join(f"{k} {v}" for k, v in q["top_reasons"].items())
+                                              if q["top_reasons"] else ""))
+    c = st["claims"]
+    print(f"claims: " + ", ".join(f"{k} {v}" for k, v in c["local"].items()) + "; OEM: "
+          + (", ".join(f"{k} {v}" for k, v in c["oem"].items()) or "-")
+          + f"; {c['approaching_deadline']} within {c['deadline_within_days']} days of their deadline")
+    t = st["tasks_due"]
+    print(f"tasks due: " + (", ".join(f"{k} {v}" for k, v in t["open"].items()) or "none")
+          + f"; {t['overdue']} overdue")
+    return EXIT_OK
+
+
+def cmd_purge(args, settings) -> int:
+    from . import ops
+    engine = _engine(settings)
+    r = ops.Retention(**{k: v for k, v in settings.retention_days.items()}) if settings.retention_days else ops.Retention()
+    with engine.begin() as conn:
+        rows = ops.purge(conn, _day(args.date), r, dry_run=args.dry_run, actor=os.environ.get("USER", "purge"))
+    if args.json:
+        print(json.dumps(rows))
+    else:
+        _print_table(rows, ["table", "older_than", "rows", "action"])
+    return EXIT_OK
+
+
+def cmd_backfill(args, settings) -> int:
+    from . import ops
+    _prefect_env()
+    _engine(settings)
+    start, end = _day(getattr(args, "from")), _day(args.to)
+    deployment = None
+    if os.environ.get("PREFECT_API_URL") and not args.local:
+        deployment = args.deployment or f"{args.flow}/{args.flow.replace('_', '-')}"
+    from sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
+    with sandbox_crm_if_needed(settings), sandbox_portal_if_needed(settings):
+        out = ops.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
+                               deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True))
+    if args.json:
+        print(json.dumps(out, default=str, ensure_ascii=False))
+    failed = [r for r in out if r["status"] not in ("Completed", "dry-run")]
+    return EXIT_ERROR if failed else EXIT_OK
+
+
+def cmd_serve(args, settings) -> int:
+    """Every deployment of prefect.yaml served from this process, on its schedule, no work pool."""
+    _prefect_env()
+    from prefect import serve
+
+    from . import ops
+    _engine(settings)
+    deployments = ops.deployments_from_yaml()
+    print(f"serving {len(deployments)} deployment(s): " + ", ".join(d.name for d in deployments), file=sys.stderr)
+    serve(*deployments, pause_on_shutdown=False)
+    return EXIT_OK
+
+
 # ------------------------------------------------------------------------------------ main
 
 def build_parser() -> argparse.ArgumentParser:
@@ -636,6 +713,31 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-upload", action="store_true")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_report)
+
+    x = sub.add_parser("status", help="last activity of each flow, files pending, quarantine, claims, tasks due")
+    x.add_argument("--date")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_status)
+
+    x = sub.add_parser("purge", help="apply the retention policy (repair records kept at least a year)")
+    x.add_argument("--date", help="purge as of this day (default today)")
+    x.add_argument("--dry-run", action="store_true")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_purge)
+
+    x = sub.add_parser("backfill", help="run a flow once per day of a window (stateless, idempotent)")
+    x.add_argument("flow", help="push_crm, push_warranty_claims, sanbao_monitor, pull_crm, monthly_csi_report")
+    x.add_argument("--from", required=True, help="YYYY-MM-DD")
+    x.add_argument("--to", required=True, help="YYYY-MM-DD")
+    x.add_argument("--dry-run", action="store_true")
+    x.add_argument("--concurrency", type=int, default=1)
+    x.add_argument("--deployment", help="flow/deployment to run through (default: <flow>/<flow-with-dashes>)")
+    x.add_argument("--local", action="store_true", help="run here even when PREFECT_API_URL is set")
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_backfill)
+
+    x = sub.add_parser("serve", help="serve every deployment of prefect.yaml from this process (no work pool)")
+    x.set_defaults(fn=cmd_serve)
 
     rf = sub.add_parser("resolve-file", help="match a customer CSV into master ids, without the store")
     rf.add_argument("input", help="UTF-8 CSV: source,source_id,customer_type,name,company,mobile,phone,"

@@ -67,6 +67,9 @@ class Settings(BaseSettings):
     resolution_source_precedence: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["DMS", "SALES", "SERVICE", "CRM"],
         description="survivorship: which source's value wins when validity ties (before recency)")
+    retention_days: dict[str, int] = Field(default_factory=dict, description="days kept per kind of record "
+                                           "(repair_orders, sales, customers, quarantine, value_issues, ledger, "
+                                           "crm_activities, done_tasks, claim_history, audit); unset: the defaults")
     sftp_connect_timeout: float = 15.0
     sftp_read_timeout: float = 60.0
 

@@ -25,8 +25,10 @@ def _ctx():
 
 @task(name="claims-push", **RETRY)
 def push_task(day: str) -> dict:
+    """``day`` names the run (a backfill window); the claim window is always judged as of today,
+    as the portal judges it on receipt."""
     s, engine, client = _ctx()
-    return claims.push(engine, client, date.fromisoformat(day), s.claim_window_days)
+    return claims.push(engine, client, max(date.fromisoformat(day), date.today()), s.claim_window_days)
 
 
 @task(name="claims-poll", **RETRY)

@@ -432,3 +432,14 @@ report_upload = Table(
     Column("uploaded_at", DateTime),
     UniqueConstraint("report_type", "period", "sha256"),
 )
+
+
+purge_run = Table(
+    "purge_run", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("at", DateTime, nullable=False),
+    Column("actor", String(64), nullable=False),
+    Column("dry_run", Boolean, nullable=False),
+    Column("policy", Text, nullable=False, comment="JSON: days kept per kind of record"),
+    Column("result", Text, nullable=False, comment="JSON: rows deleted per table"),
+)

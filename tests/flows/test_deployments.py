@@ -25,3 +25,30 @@ def test_every_deployment_entrypoint_is_a_flow_with_a_shanghai_schedule():
     assert {"ingest_dms_exports", "pull_sftp_drops", "push_sftp_reports", "resolve_customers", "pull_crm",
             "push_crm", "push_warranty_claims", "poll_claim_status", "push_survey_results", "monthly_csi_report",
             "sanbao_monitor"} <= names
+
+
+def test_serve_builds_every_deployment_with_its_schedule():
+    from dealersync.ops import deployments_from_yaml
+    deps = deployments_from_yaml()
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    assert [d.name for d in deps] == [d["name"] for d in doc["deployments"]]
+    monthly = next(d for d in deps if d.name == "monthly-csi-report")
+    assert monthly.schedules[0].schedule.cron == "0 9 2 * *"
+    assert monthly.schedules[0].schedule.timezone == "Asia/Shanghai"
+
+
+def test_prefect_deploy_all_against_a_real_server(tmp_path):
+    from tests.flows.prefect_server import prefect, prefect_server
+    with prefect_server(tmp_path / "prefect") as (api, env):
+        prefect(env, "work-pool", "create", "dealersync", "--type", "process")
+        prefect(env, "--no-prompt", "deploy", "--all", cwd=ROOT)
+        import requests
+        got = requests.post(api + "/deployments/filter", json={"limit": 200}, timeout=10).json()
+    doc = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
+    by_name = {d["name"]: d for d in got}
+    assert set(by_name) == {d["name"] for d in doc["deployments"]}
+    for d in doc["deployments"]:
+        dep = by_name[d["name"]]
+        limit = dep.get("concurrency_limit") or (dep.get("global_concurrency_limit") or {}).get("limit")
+        assert dep["work_pool_name"] == "dealersync" and limit == 1, dep
+        assert [s["schedule"]["cron"] for s in dep["schedules"]] == [s["cron"] for s in d["schedules"]]
