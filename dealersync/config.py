@@ -64,6 +64,10 @@ class Settings(BaseSettings):
     sftp_stable_seconds: float = Field(10.0, ge=0, description="a remote file must keep size and mtime this long")
     sftp_require_done_marker: bool = False
     sftp_dms_folder: str | None = Field(None, description="remote folder where the DMS drops its exports, if any")
+    task_runner: str = Field("thread", pattern="^(thread|dask)$",
+                             description="fan-out inside flows: threads, or a Dask cluster (pip install prefect-dask)")
+    task_workers: int = Field(2, ge=1, description="parallel tasks for the thread runner / local Dask workers")
+    dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster; None = a local one")
     resolution_source_precedence: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["DMS", "SALES", "SERVICE", "CRM"],
         description="survivorship: which source's value wins when validity ties (before recency)")

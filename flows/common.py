@@ -22,3 +22,19 @@ def settings_with_privacy():
     s = get_settings()
     install_log_filter(s)
     return s
+
+
+def task_runner(settings=None):
+    """The task runner for fan-out (per dealer, per file), chosen by the ``task_runner`` setting."""
+    from dealersync.errors import ConfigurationError
+    s = settings or settings_with_privacy()
+    if s.task_runner == "dask":
+        try:
+            from prefect_dask import DaskTaskRunner
+        except ImportError:
+            raise ConfigurationError("task_runner = dask needs prefect-dask: pip install 'dealersync[dask]'") from None
+        if s.dask_address:
+            return DaskTaskRunner(address=s.dask_address)
+        return DaskTaskRunner(cluster_kwargs={"n_workers": s.task_workers, "threads_per_worker": 1})
+    from prefect.task_runners import ThreadPoolTaskRunner
+    return ThreadPoolTaskRunner(max_workers=s.task_workers)

@@ -16,7 +16,7 @@ def make_engine(url: str, **kw) -> Engine:
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 60})
+        engine = create_engine(url, connect_args={"timeout": 300})
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _):
@@ -31,7 +31,9 @@ def make_engine(url: str, **kw) -> Engine:
 
         @event.listens_for(engine, "begin")
         def _begin(conn):
-            conn.exec_driver_sql("BEGIN")
+            # IMMEDIATE: take the write lock up front, so concurrent writers (fan-out, two flows) queue on
+            # the busy timeout instead of failing with "database is locked" when a read snapshot upgrades
+            conn.exec_driver_sql("BEGIN IMMEDIATE")
         return engine
     if url.startswith("postgresql://") or url.startswith("postgres://"):
         url = "postgresql+psycopg://" + url.split("://", 1)[1]

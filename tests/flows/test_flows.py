@@ -101,6 +101,26 @@ def test_oem_flows_claims_status_and_report_once(prefect_server, settings_env, m
     assert _artifacts("claims-by-status") and _artifacts("csi-report")
 
 
+def test_dealer_group_fans_out_per_dealer(prefect_server, settings_env, monkeypatch):
+    from dealersync.sample import generate
+    from flows.ingest import ingest_dealer_group
+    dealers = []
+    for code, seed in (("AAA001", 1), ("BBB002", 2)):
+        generate(settings_env / code, rows=20, seed=seed, dealer=code)
+        dealers.append({"dealer": code, "folders": [str(settings_env / code)]})
+    out = ingest_dealer_group(dealers)
+    assert set(out) == {"AAA001", "BBB002"} and all(len(v) == 6 for v in out.values())
+    assert all(r["status"] == "loaded" for v in out.values() for r in v)
+    assert ingest_dealer_group(dealers) == {"AAA001": [], "BBB002": []}   # nothing twice
+    monkeypatch.setenv("DEALERSYNC_TASK_RUNNER", "dask")
+    import importlib.util
+    if importlib.util.find_spec("prefect_dask") is None:   # behind a setting, with a clear message
+        import pytest
+        from dealersync.errors import ConfigurationError
+        with pytest.raises(ConfigurationError, match="prefect-dask"):
+            ingest_dealer_group(dealers)
+
+
 def test_sftp_flows(prefect_server, settings_env, monkeypatch):
     from tests.connectors.sshd import start_sshd, stop_sshd
     from tests.dealersync.test_sftp_jobs import RECALL
