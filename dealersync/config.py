@@ -68,6 +68,7 @@ class Settings(BaseSettings):
                              description="fan-out inside flows: threads, or a Dask cluster (pip install prefect-dask)")
     task_workers: int = Field(2, ge=1, description="parallel tasks for the thread runner / local Dask workers")
     dask_address: str | None = Field(None, description="scheduler of an existing Dask cluster; None = a local one")
+    resolution_partition_rows: int = Field(200_000, ge=1, description="new records normalised per partition task")
     resolution_source_precedence: Annotated[list[str], NoDecode] = Field(
         default_factory=lambda: ["DMS", "SALES", "SERVICE", "CRM"],
         description="survivorship: which source's value wins when validity ties (before recency)")

@@ -7,16 +7,27 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from resolution import service
 from store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, transient_only
+from .common import settings_with_privacy, task_runner
 
 
-@task(name="resolve-customers", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_only)
-def resolve_task(full: bool = False) -> dict:
-    """One transaction: a retry after a crash starts again from the committed state."""
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    with engine.begin() as conn:
-        return service.resolve(conn, full=full, precedence=s.resolution_source_precedence).as_dict()
+@task(name="normalise-partition")
+def normalise_partition(fn, part):
+    return fn(part)
+
+
+def _mapper(fn, parts):
+    """Normalisation partitions as tasks on the flow's task runner (threads, or Dask at group scale)."""
+    return [f.result() for f in [normalise_partition.submit(fn, p) for p in parts]]
+
+
+def _mapper(fn, parts):
+    """Normalisation partitions as tasks on the flow's task runner (threads, or Dask at group scale)."""
+    return [f.result() for f in [normalise_partition.submit(fn, p) for p in parts]]
+
+
+@task(name="normalise-partition")
+def normalise_partition(fn, part):
+    return fn(part)
 
 
 @flow(name="resolve_customers", log_prints=True)
@@ -24,7 +35,7 @@ def resolve_customers(full: bool = False) -> dict:
     """Match new and changed customer records into master records (``full``: re-score everything)."""
     s = settings_with_privacy()
     upgrade(make_engine(s.effective_database_url))
-    stats = resolve_task(full)
+    stats = _resolve_on_runner.with_options(task_runner=task_runner(s))(full)
     create_table_artifact(key="resolve-summary", table=[{k: v for k, v in stats.items() if k != "timings"}],
                           description="master customer resolution")
     create_markdown_artifact(key="resolve-merges", markdown=(
@@ -32,3 +43,14 @@ def resolve_customers(full: bool = False) -> dict:
         f"**{stats['split']}** split; **{stats['review_links']}** pairs queued for review "
         f"(`dealersync master review`), **{stats['household_links']}** household links."))
     return stats
+
+
+@flow(name="resolve_customers_run")
+def _resolve_on_runner(full: bool) -> dict:
+    """One transaction (a retry, from the UI too, starts again from the committed state); new records'
+    normalisation fans out in partitions through this flow's task runner."""
+    s = settings_with_privacy()
+    engine = make_engine(s.effective_database_url)
+    with engine.begin() as conn:
+        return service.resolve(conn, full=full, precedence=s.resolution_source_precedence, mapper=_mapper,
+                               partition_rows=s.resolution_partition_rows).as_dict()

@@ -112,7 +112,16 @@ def _hash(frame: pd.DataFrame) -> pd.Series:
     return joined.map(lambda s: hashlib.sha256(s.encode()).hexdigest())
 
 
-def sync_records(conn: Connection, frame: pd.DataFrame) -> list[int]:
+def normalise_partitioned(frame: pd.DataFrame, mapper=None, partition_rows: int = 200_000) -> pd.DataFrame:
+    """Normalise in partitions. ``mapper(fn, parts) -> results`` runs them (in order) wherever the caller
+    likes: a Prefect task runner (threads, or a Dask cluster at dealer-group scale); default: here."""
+    if mapper is None or len(frame) <= partition_rows:
+        return normalise_records(frame)
+    parts = [frame.iloc[i:i + partition_rows] for i in range(0, len(frame), partition_rows)]
+    return pd.concat(mapper(normalise_records, parts))
+
+
+def sync_records(conn: Connection, frame: pd.DataFrame, mapper=None, partition_rows: int = 200_000) -> list[int]:
     """Upsert source records into the cross-reference (natural key: source, source_id). Returns the
     ids of new and changed records (to be scored); unchanged records are not touched."""
     if frame.empty:
@@ -135,7 +144,7 @@ def sync_records(conn: Connection, frame: pd.DataFrame) -> list[int]:
             [{"rid": int(r["id"]), **{f"v_{k}": _py(r[k]) for k in LINEAGE}} for _, r in moved.iterrows()])
     if todo.empty:
         return []
-    norm = normalise_records(todo[["source", "source_id", *RAW_COLUMNS]])
+    norm = normalise_partitioned(todo[["source", "source_id", *RAW_COLUMNS]], mapper, partition_rows)
     now = _now()
     rows = []
     for i, (idx, r) in enumerate(todo.iterrows()):
@@ -247,14 +256,15 @@ def _decision_pairs(conn: Connection) -> tuple[list[tuple[int, int]], list[tuple
 
 
 def resolve(conn: Connection, *, full: bool = False, actor: str = "resolve", threads: int | None = None,
-            apply_decisions: bool = False, precedence: tuple[str, ...] | list[str] = SOURCE_PRECEDENCE) -> RunStats:
+            apply_decisions: bool = False, precedence: tuple[str, ...] | list[str] = SOURCE_PRECEDENCE,
+            mapper=None, partition_rows: int = 200_000) -> RunStats:
     """One resolution run over the store: sync source records, score the new and changed ones (all of
     them with ``full``), cluster under the manual decisions, reconcile master ids, recompute golden
     records of the masters touched, and record review and household links."""
     import time
     st = RunStats()
     t0 = time.perf_counter()
-    pending = set(sync_records(conn, collect_sources(conn)))
+    pending = set(sync_records(conn, collect_sources(conn), mapper, partition_rows))
     pending |= {r[0] for r in conn.execute(select(customer_record.c.id).where(customer_record.c.master_id.is_(None)))}
     st.timings["sync"] = time.perf_counter() - t0
     if not pending and not full and not apply_decisions:

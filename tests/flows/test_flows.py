@@ -20,6 +20,13 @@ def _artifacts(key):
         return c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
 
+def _task_runs(name):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    with get_client(sync_client=True) as c:
+        return [t for t in c.read_task_runs(task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_=name)))]
+
+
 def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings_env):
     from dealersync.sample import generate
     from flows.ingest import ingest_dms_exports
@@ -43,8 +50,14 @@ def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_serve
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
     ingest_dms_exports(folders=[str(drop)])
-    first = resolve_customers()
+    import os
+    os.environ["DEALERSYNC_RESOLUTION_PARTITION_ROWS"] = "100"   # normalisation fans out in partitions
+    try:
+        first = resolve_customers()
+    finally:
+        del os.environ["DEALERSYNC_RESOLUTION_PARTITION_ROWS"]
     assert first["created"] == first["masters"] > 0 and first["records"] > first["masters"]
+    assert len(_task_runs("normalise-partition")) >= 2
     again = resolve_customers()   # a re-run (or a retry from the UI) changes nothing
     assert again["created"] == again["merged"] == again["scored_records"] == 0
     assert again["masters"] == first["masters"]
