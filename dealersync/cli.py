@@ -519,7 +519,8 @@ def cmd_backfill(args, settings) -> int:
     from sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
     with sandbox_crm_if_needed(settings), sandbox_portal_if_needed(settings):
         out = ops.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
-                               deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True))
+                               deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                               wait=not args.no_wait)
     if args.json:
         print(json.dumps(out, default=str, ensure_ascii=False))
     failed = [r for r in out if r["status"] not in ("Completed", "dry-run")]
@@ -733,6 +734,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--concurrency", type=int, default=1)
     x.add_argument("--deployment", help="flow/deployment to run through (default: <flow>/<flow-with-dashes>)")
     x.add_argument("--local", action="store_true", help="run here even when PREFECT_API_URL is set")
+    x.add_argument("--no-wait", action="store_true", help="through a deployment: schedule the runs and return")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_backfill)
 

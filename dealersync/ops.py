@@ -166,7 +166,7 @@ def windows(flow: str, start: date, end: date) -> list[tuple[str, dict]]:
 
 
 def run_backfill(flow: str, start: date, end: date, *, concurrency: int = 1, dry_run: bool = False,
-                 deployment: str | None = None, progress=print) -> list[dict]:
+                 deployment: str | None = None, progress=print, wait: bool = True) -> list[dict]:
     """Run each window through the deployment when a Prefect server is configured (``deployment`` =
     "flow-name/deployment-name"), locally otherwise. Stateless: incremental watermarks never move.
     Idempotent: every flow is, through its ledgers; deployment runs carry an idempotency key per window."""
@@ -180,8 +180,11 @@ def run_backfill(flow: str, start: date, end: date, *, concurrency: int = 1, dry
     def one(label, params):
         if deployment:
             from prefect.deployments import run_deployment
-            fr = run_deployment(deployment, parameters=params, idempotency_key=f"backfill:{flow}:{label}", timeout=None)
-            return {"window": label, "status": fr.state.name if fr.state else "?", "flow_run": str(fr.id)}
+            fr = run_deployment(deployment, parameters=params, idempotency_key=f"backfill:{flow}:{label}",
+                                timeout=None if wait else 0)
+            state = fr.state.name if fr.state else "?"
+            return {"window": label, "status": "Completed" if not wait and state == "Scheduled" else state,
+                    "state": state, "flow_run": str(fr.id)}
         import importlib
         module = importlib.import_module("flows.oem" if flow in ("push_warranty_claims", "sanbao_monitor",
                                                                   "monthly_csi_report") else "flows.crm")

@@ -44,6 +44,18 @@ def test_prefect_deploy_all_against_a_real_server(tmp_path):
         prefect(env, "--no-prompt", "deploy", "--all", cwd=ROOT)
         import requests
         got = requests.post(api + "/deployments/filter", json={"limit": 200}, timeout=10).json()
+        # a backfill through the deployment, twice: one flow run per day, the second time nothing new
+        import subprocess
+        import sys
+        for _ in range(2):
+            r = subprocess.run([sys.executable, "-m", "dealersync.cli", "backfill", "sanbao_monitor", "--from",
+                                "2026-11-01", "--to", "2026-11-03", "--no-wait"], env={**env, "DEALERSYNC_DATA_DIR":
+                                str(tmp_path / "data")}, cwd=ROOT, capture_output=True, text=True, timeout=300)
+            assert r.returncode == 0, r.stderr[-2000:]
+            assert "[3/3] sanbao_monitor" in r.stderr
+        runs = requests.post(api + "/flow_runs/filter", json={"limit": 200}, timeout=10).json()
+        backfilled = [fr for fr in runs if (fr.get("idempotency_key") or "").startswith("backfill:")]
+        assert sorted(fr["parameters"]["day"] for fr in backfilled) == ["2026-11-01", "2026-11-02", "2026-11-03"]
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     by_name = {d["name"]: d for d in got}
     assert set(by_name) == {d["name"] for d in doc["deployments"]}
