@@ -158,6 +158,8 @@ def cmd_run(args, settings) -> int:
         polled = poll_claim_status()
         surveyed = push_survey_results()
     print(f"\ndealersync run: store {_safe_url(settings.effective_database_url)}")
+    if sftp is not None:
+        print(f"SFTP {settings.sftp_host}: {len(sftp)} drop(s) pulled and ingested")
     _print_table(results, SUMMARY_COLS)
     if not results:
         print("nothing new to ingest (every file in the drop folder is already in the ledger)")

@@ -20,16 +20,6 @@ def _mapper(fn, parts):
     return [f.result() for f in [normalise_partition.submit(fn, p) for p in parts]]
 
 
-def _mapper(fn, parts):
-    """Normalisation partitions as tasks on the flow's task runner (threads, or Dask at group scale)."""
-    return [f.result() for f in [normalise_partition.submit(fn, p) for p in parts]]
-
-
-@task(name="normalise-partition")
-def normalise_partition(fn, part):
-    return fn(part)
-
-
 @flow(name="resolve_customers", log_prints=True)
 def resolve_customers(full: bool = False) -> dict:
     """Match new and changed customer records into master records (``full``: re-score everything)."""

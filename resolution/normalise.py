@@ -9,7 +9,6 @@ pyarrow string kernels, and character-level work (Traditional to Simplified, pin
 from __future__ import annotations
 
 import functools
-import unicodedata
 
 import numpy as np
 import pandas as pd

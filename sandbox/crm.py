@@ -22,13 +22,14 @@ import random
 import re
 import sqlite3
 import threading
-import time
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+
+from .common import DroppedResponse, Quota
 
 BASE = "/crm/v1"
 MAX_BATCH = 100
@@ -134,19 +135,6 @@ class Store:
         return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
 
 
-class DroppedResponse(Response):
-    """Starts a response and breaks the connection mid-body, as a dropped connection looks to a client."""
-
-    def __init__(self):
-        super().__init__(status_code=200)
-
-    async def __call__(self, scope, receive, send):
-        await send({"type": "http.response.start", "status": 200,
-                    "headers": [(b"content-type", b"application/json"), (b"content-length", b"4096")]})
-        await send({"type": "http.response.body", "body": b'{"results": [', "more_body": True})
-        raise ConnectionResetError("sandbox: connection dropped")
-
-
 def _hash(d: dict) -> str:
     return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
 
@@ -226,7 +214,7 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
     faults = faults or FaultConfig()
     counters = Counters()
     rng = random.Random(faults.seed)
-    bucket = {"tokens": float(faults.burst), "at": time.monotonic()}
+    quota = Quota(faults.rate_per_second, faults.burst)
     app = FastAPI(title="dealersync sandbox CRM", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.store, app.state.faults, app.state.counters = store, faults, counters
     with store.lock:
@@ -245,15 +233,10 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
         if faults.latency_ms:
             import asyncio
             await asyncio.sleep(faults.latency_ms / 1000)
-        if faults.rate_per_second:
-            now = time.monotonic()
-            bucket["tokens"] = min(faults.burst, bucket["tokens"] + (now - bucket["at"]) * faults.rate_per_second)
-            bucket["at"] = now
-            if bucket["tokens"] < 1:
-                counters.throttled += 1
-                wait = max(1, int((1 - bucket["tokens"]) / faults.rate_per_second + 0.999))
-                return _err(429, "RATE_LIMITED", "over the rate limit", {"Retry-After": str(wait)})
-            bucket["tokens"] -= 1
+        wait = quota.take()
+        if wait is not None:
+            counters.throttled += 1
+            return _err(429, "RATE_LIMITED", "over the rate limit", {"Retry-After": str(wait)})
         r = rng.random()
         if r < faults.error_rate:
             counters.errors += 1

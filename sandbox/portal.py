@@ -30,13 +30,13 @@ import threading
 import time
 import uuid
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 
-from .crm import DroppedResponse
+from .common import DroppedResponse, Quota
 
 BASE = "/api/v1"
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
@@ -166,7 +166,7 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
     db = Db(db_path)
     counters = Counters()
     rng = random.Random(faults.seed)
-    bucket = {"tokens": float(faults.burst), "at": time.monotonic()}
+    quota = Quota(faults.rate_per_second, faults.burst)
     app = FastAPI(title="dealersync sandbox OEM portal", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.db, app.state.counters, app.state.faults, app.state.clock = db, counters, faults, clock
 
@@ -202,15 +202,10 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
         if r < faults.error_rate + faults.expire_rate + faults.throttle_rate:
             counters.throttled += 1
             return _err(429, "RATE_LIMITED", "over the rate limit", {"Retry-After": "1"})
-        if faults.rate_per_second:
-            now = time.monotonic()
-            bucket["tokens"] = min(faults.burst, bucket["tokens"] + (now - bucket["at"]) * faults.rate_per_second)
-            bucket["at"] = now
-            if bucket["tokens"] < 1:
-                counters.throttled += 1
-                wait = max(1, int((1 - bucket["tokens"]) / faults.rate_per_second + 0.999))
-                return _err(429, "RATE_LIMITED", "over the rate limit", {"Retry-After": str(wait)})
-            bucket["tokens"] -= 1
+        wait = quota.take()
+        if wait is not None:
+            counters.throttled += 1
+            return _err(429, "RATE_LIMITED", "over the rate limit", {"Retry-After": str(wait)})
         response = await call_next(request)
         if 1 - faults.drop_rate <= r:
             counters.dropped += 1

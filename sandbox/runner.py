@@ -50,30 +50,30 @@ def _needed(url: str) -> tuple[str, int] | None:
 
 
 @contextlib.contextmanager
-def sandbox_crm_if_needed(settings):
+def _sandbox_if_needed(url: str, make_app):
     """Yields (the URL in use, whether a sandbox was started for it)."""
-    where = _needed(settings.crm_url)
+    where = _needed(url)
     if where is None:
-        yield settings.crm_url, False
+        yield url, False
         return
-    from .crm import create_app
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    app = create_app(settings.data_dir / "sandbox-crm.db", token=settings.crm_token.get_secret_value())
-    with serving(app, port=where[1], host=where[0]):
-        yield settings.crm_url, True
+    with serving(make_app(), port=where[1], host=where[0]):
+        yield url, True
 
 
-@contextlib.contextmanager
+def sandbox_crm_if_needed(settings):
+    def make():
+        from .crm import create_app
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return create_app(settings.data_dir / "sandbox-crm.db", token=settings.crm_token.get_secret_value())
+    return _sandbox_if_needed(settings.crm_url, make)
+
+
 def sandbox_portal_if_needed(settings):
-    where = _needed(settings.oem_url)
-    if where is None:
-        yield settings.oem_url, False
-        return
-    from .portal import Clock, create_app
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    # the sample's repair orders are weeks old: the sandbox accepts claims for a year
-    app = create_app(settings.data_dir / "sandbox-portal.db",
-                     clients={settings.oem_client_id: settings.oem_client_secret.get_secret_value()},
-                     clock=Clock(claim_window_days=400))
-    with serving(app, port=where[1], host=where[0]):
-        yield settings.oem_url, True
+    def make():
+        from .portal import Clock, create_app
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        # the sample's repair orders are weeks old: the sandbox accepts claims for a year
+        return create_app(settings.data_dir / "sandbox-portal.db",
+                          clients={settings.oem_client_id: settings.oem_client_secret.get_secret_value()},
+                          clock=Clock(claim_window_days=400))
+    return _sandbox_if_needed(settings.oem_url, make)

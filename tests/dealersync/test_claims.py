@@ -232,7 +232,6 @@ def test_monthly_csi_report_xlsx_and_idempotent_upload(store, tmp_path):
         assert again["sha256"] == first["sha256"] and again["upload"]["status"] == "already uploaded"
         with store.begin() as c:   # a corrected month supersedes the earlier file
             c.execute(update(master_customer).values(marketing_consent=False))
-            from dealersync.crm_sync import _upsert  # noqa: F401
             from store.tables import crm_activity
             c.execute(crm_activity.delete().where(crm_activity.c.activity_id.in_(
                 select(crm_activity.c.activity_id).where(crm_activity.c.type == "SURVEY").limit(1).scalar_subquery())))

@@ -44,12 +44,16 @@ def prefect_server(home: Path, db_url: str | None = None):
             time.sleep(0.5)
         yield api, env
     finally:
-        p.terminate()
-        try:
-            p.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            p.kill()
-        log.close()
+        stop(p, log)
+
+
+def stop(p: subprocess.Popen, log) -> None:
+    p.terminate()
+    try:
+        p.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        p.kill()
+    log.close()
 
 
 def prefect(env: dict, *args, cwd=None, check=True) -> subprocess.CompletedProcess:

@@ -17,7 +17,7 @@ from dealersync.sample import generate
 from store.db import make_engine, upgrade
 from tests.conftest import PG_URL, require_postgres
 
-from .prefect_server import BIN, prefect, prefect_server
+from .prefect_server import BIN, prefect, prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 DEALERS = {"AAA001": 1, "BBB002": 2}
@@ -108,12 +108,7 @@ def test_two_workers_two_dealers_one_postgres_store(tmp_path):
                 assert a.execute(q).all() == b.execute(q).all(), feed
     finally:
         for p, log in workers:
-            p.terminate()
-            try:
-                p.wait(timeout=20)
-            except subprocess.TimeoutExpired:
-                p.kill()
-            log.close()
+            stop(p, log)
         with admin.begin() as c:
             c.execute(sa.text(f'DROP SCHEMA "{schema}" CASCADE'))
         admin.dispose()
