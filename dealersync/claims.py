@@ -26,6 +26,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 from connectors.oem import OemClient
 from dealersync.errors import TransientError
 from schemas.checks import is_vin
+from store.repository import dialect_insert, upsert
 from store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, customer_record, oem_cursor,
                           warranty_claim_job)
 
@@ -377,9 +378,7 @@ def apply_status(conn: Connection, rec: dict, dealer: str) -> bool:
         dealer_code=dealer, claim_no=claim, submission_count=count, status_code=rec["ClaimStatusCode"],
         status_raw=rec.get("OEMStatusRaw"), to_be_paid=(rec.get("ToBePaidAmount") or {}).get("value"),
         body=json.dumps(rec, ensure_ascii=False), updated_at=rec["UpdatedDateTime"], received_at=_now())
-    from sqlalchemy.dialects import postgresql, sqlite
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(claim_status_snapshot) \
-        .values(**values).on_conflict_do_nothing()
+    ins = dialect_insert(conn, claim_status_snapshot).values(**values).on_conflict_do_nothing()
     new = conn.execute(ins).rowcount > 0
     job = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.dealer_code == dealer,
                                                         warranty_claim_job.c.claim_no == claim)).mappings().first()
@@ -408,14 +407,13 @@ def poll_status(engine: Engine, client: OemClient) -> dict:
     watermark = row["watermark"] if row else None
     n = snaps = 0
     dealer = client.s.dealer_number
-    from .crm_sync import _upsert
     for items, nxt in client.claim_changes(updated_since=since, cursor=cursor):
         with engine.begin() as conn:
             for it in items:
                 snaps += apply_status(conn, it, dealer)
                 if watermark is None or it["UpdatedDateTime"] > watermark:
                     watermark = it["UpdatedDateTime"]
-            _upsert(conn, oem_cursor, dict(feed="claims", cursor=nxt, watermark=watermark, updated_at=_now()), ["feed"])
+            upsert(conn, oem_cursor, dict(feed="claims", cursor=nxt, watermark=watermark, updated_at=_now()), ["feed"])
         n += len(items)
     with engine.begin() as conn:
         by = dict(conn.execute(select(warranty_claim_job.c.oem_status, func.count()).group_by(warranty_claim_job.c.oem_status)).all())

@@ -11,9 +11,9 @@ from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy import Engine, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from connectors.crm import MAX_BATCH, CrmClient
+from store.repository import upsert
 from store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, followup_task, master_contact,
                           master_customer, master_vehicle)
 
@@ -27,31 +27,22 @@ def _now() -> datetime:
     return datetime.now().replace(microsecond=0)
 
 
-def _upsert(conn, table, values: dict, key: list[str], where_newer: str | None = None):
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).values(**values)
-    set_ = {k: v for k, v in values.items() if k not in key}
-    where = None
-    if where_newer:  # the latest version wins: never overwrite a newer one with an older one
-        where = getattr(table.c, where_newer) <= getattr(ins.excluded, where_newer)
-    conn.execute(ins.on_conflict_do_update(index_elements=key, set_=set_, where=where))
-
-
 # ------------------------------------------------------------------------------------ pull
 
 def _store_item(conn, feed: str, it: dict, now: datetime) -> None:
     if feed == "leads":
-        _upsert(conn, crm_lead, dict(
+        upsert(conn, crm_lead, dict(
             lead_id=it["leadId"], name=it.get("name"), mobile=it.get("mobile"), status=it.get("status"),
             intent_level=it.get("intentLevel"), interested_model=it.get("interestedModel"),
             salesperson=it.get("salesperson"), lead_source=it.get("source"), created_at=it.get("createdAt"),
             modified_at=it["modifiedAt"], data=json.dumps(it, ensure_ascii=False), pulled_at=now),
             ["lead_id"], where_newer="modified_at")
     elif feed == "contacts":
-        _upsert(conn, crm_contact, dict(external_id=it["externalId"], crm_id=it.get("crmId"),
+        upsert(conn, crm_contact, dict(external_id=it["externalId"], crm_id=it.get("crmId"),
                                         modified_at=it["modifiedAt"], data=json.dumps(it, ensure_ascii=False),
                                         pulled_at=now), ["external_id"], where_newer="modified_at")
     else:
-        _upsert(conn, crm_activity, dict(
+        upsert(conn, crm_activity, dict(
             activity_id=it["activityId"], type=it["type"], contact_external_id=it.get("contactExternalId"),
             related_document=it.get("relatedDocument"), occurred_at=it.get("occurredAt"), modified_at=it["modifiedAt"],
             outcome=it.get("outcome"), survey_type=it.get("surveyType"),
@@ -80,7 +71,7 @@ def pull(engine: Engine, client: CrmClient, feeds=FEEDS, modified_since: str | N
                     if watermark is None or it["modifiedAt"] > watermark:
                         watermark = it["modifiedAt"]
                 if not stateless:
-                    _upsert(conn, crm_cursor, dict(feed=feed, cursor=nxt, watermark=watermark, updated_at=now), ["feed"])
+                    upsert(conn, crm_cursor, dict(feed=feed, cursor=nxt, watermark=watermark, updated_at=now), ["feed"])
             items_n += len(items)
             pages += 1
         out[feed] = {"items": items_n, "pages": pages, "watermark": watermark}
@@ -148,7 +139,7 @@ def _ledger(engine: Engine, kind: str) -> dict:
 
 def _record(conn, kind: str, ext: str, h: str | None, res: dict, attempts: int) -> None:
     status = "SENT" if res["status"] != "error" else "ERROR"
-    _upsert(conn, crm_push, dict(kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
+    upsert(conn, crm_push, dict(kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
                                  crm_id=res.get("crmId"), error_code=res.get("errorCode"),
                                  message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now()),
             ["kind", "external_id"])

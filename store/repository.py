@@ -21,6 +21,22 @@ def now() -> datetime:
     return datetime.now().replace(microsecond=0)
 
 
+def dialect_insert(conn: Connection, table: Table):
+    """INSERT with the dialect's ON CONFLICT support (PostgreSQL or SQLite)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def upsert(conn: Connection, table: Table, values: dict, key: list[str], where_newer: str | None = None) -> None:
+    """Insert or update on the natural ``key``. ``where_newer``: a column whose newer value must never be
+    overwritten by an older one (the latest version wins)."""
+    ins = dialect_insert(conn, table).values(**values)
+    where = None
+    if where_newer:
+        where = getattr(table.c, where_newer) <= getattr(ins.excluded, where_newer)
+    conn.execute(ins.on_conflict_do_update(index_elements=key, set_={k: v for k, v in values.items() if k not in key},
+                                           where=where))
+
+
 # ------------------------------------------------------------------------------------ ledger
 
 def find_by_sha(conn: Connection, sha256: str):
@@ -185,7 +201,7 @@ def upsert_from_stage(conn: Connection, stage: Table, feed: FeedDef, *, dealer_c
                  literal(dealer_code, String), literal(business_date, Date), literal(source_file, String),
                  stage.c.source_row, literal(load_id, Integer), literal(now(), DateTime)
                  ).where(stage.c.source_row.in_(_winners(stage, feed)))
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(target)
+    ins = dialect_insert(conn, target)
     stmt = ins.from_select(names, sel)
     stmt = stmt.on_conflict_do_update(
         index_elements=["dealer_code", *feed.key],
@@ -272,10 +288,7 @@ def pushed_before(conn: Connection, host: str, remote_path: str, sha256: str):
 
 def record_transfer(conn: Connection, **values) -> None:
     """Idempotent on (direction, host, remote path, sha256): a repeat only refreshes the receipt."""
-    key = ("direction", "host", "remote_path", "sha256")
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(sftp_transfer).values(**values)
-    conn.execute(ins.on_conflict_do_update(index_elements=list(key),
-                                           set_={k: v for k, v in values.items() if k not in key}))
+    upsert(conn, sftp_transfer, values, ["direction", "host", "remote_path", "sha256"])
 
 
 def transfers(conn: Connection, direction: str | None = None):
