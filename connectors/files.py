@@ -18,6 +18,11 @@ from datetime import date, datetime, time
 from pathlib import Path
 from typing import Callable, Iterator
 
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+
 from dealersync.errors import BadSourceData
 
 EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
@@ -111,13 +116,35 @@ def _decode_line(b: bytes, enc: str, other: str, stats: DecodeStats) -> str:
     return b.decode(enc, errors="replace")
 
 
-def decoded_lines(fh, encoding: str, stats: DecodeStats) -> Iterator[str]:
-    """Yield text lines (with their line ends) from a binary stream, block by block."""
-    enc = "utf-8" if encoding == "utf-8-sig" else encoding
-    other = "gb18030" if enc == "utf-8" else "utf-8"
+def _other(enc: str) -> str:
+    return "gb18030" if enc == "utf-8" else "utf-8"
+
+
+def decode_block(block: bytes, enc: str, stats: DecodeStats) -> str:
+    """Decode a block of whole lines: in one call when it decodes cleanly, else line by line, a line
+    that does not decode in ``enc`` tried in the other encoding, then with U+FFFD markers."""
+    try:
+        text = block.decode(enc)
+        stats.lines += text.count("\n") + (0 if text.endswith("\n") or not text else 1)
+        return text
+    except UnicodeDecodeError:
+        pass
+    out = []
+    for raw in block.splitlines(keepends=True):
+        stats.lines += 1
+        try:
+            out.append(raw.decode(enc))
+        except UnicodeDecodeError:
+            stats.fallback_lines += 1
+            out.append(_decode_line(raw, enc, _other(enc), stats))
+    return "".join(out)
+
+
+def raw_blocks(fh, block_bytes: int = _BLOCK_BYTES) -> Iterator[bytes]:
+    """Blocks of whole lines (cut after a line end) from a binary stream, the UTF-8 BOM removed."""
     rest, first = b"", True
     while True:
-        data = fh.read(_BLOCK_BYTES)
+        data = fh.read(block_bytes)
         if data:
             buf = rest + data
             cut = buf.rfind(b"\n")
@@ -133,20 +160,16 @@ def decoded_lines(fh, encoding: str, stats: DecodeStats) -> Iterator[str]:
         if first:
             block = block[3:] if block.startswith(b"\xef\xbb\xbf") else block
             first = False
-        try:
-            lines = list(io.StringIO(block.decode(enc), newline=""))
-            stats.lines += len(lines)
-            yield from lines
-        except UnicodeDecodeError:
-            for raw in block.splitlines(keepends=True):
-                stats.lines += 1
-                try:
-                    yield raw.decode(enc)
-                except UnicodeDecodeError:
-                    stats.fallback_lines += 1
-                    yield _decode_line(raw, enc, other, stats)
+        yield block
         if not data:
             return
+
+
+def decoded_lines(fh, encoding: str, stats: DecodeStats) -> Iterator[str]:
+    """Yield text lines (with their line ends) from a binary stream, block by block."""
+    enc = "utf-8" if encoding == "utf-8-sig" else encoding
+    for block in raw_blocks(fh):
+        yield from io.StringIO(decode_block(block, enc, stats), newline="")
 
 
 # ------------------------------------------------------------------------------------ cells
@@ -173,6 +196,76 @@ def cell_to_str(v) -> str:
 # ------------------------------------------------------------------------------------ reader
 
 @dataclass
+class Batch:
+    """Rows of a table as columns. ``rownums``: the 1-based row of each in the file; ``columns``: one
+    Arrow string array per header position; ``bad``: position -> (reason, message) for rows whose
+    structure is broken (their columns are padded or cut to the header's width)."""
+    rownums: np.ndarray
+    columns: list
+    bad: dict[int, tuple[str, str]] = field(default_factory=dict)
+    rows: list[list[str]] | None = None   # the rows as read, when they were read one by one
+
+    def __len__(self) -> int:
+        return len(self.rownums)
+
+    def cells(self, pos: int) -> list[str]:
+        """Row ``pos`` as read."""
+        if self.rows is not None:
+            return self.rows[pos]
+        return [c[pos].as_py() or "" for c in self.columns]
+
+
+TOTALS_WORDS = ("合计", "总计", "小计", "共计")
+
+
+def is_totals_row(cells: list[str]) -> bool:
+    """The trailing ``合计`` row: its first non-blank cell starts with a totals word."""
+    if cells and cells[0]:
+        return "计" in cells[0] and cells[0].replace(" ", "").startswith(TOTALS_WORDS)
+    first = next((c.strip() for c in cells if c and c.strip()), "")
+    return first.replace(" ", "").startswith(TOTALS_WORDS)
+
+
+def rows_batch(recs: list[tuple[int, list[str]]], width: int) -> Batch:
+    """A batch from rows read one by one; rows of the wrong width and totals rows marked bad."""
+    rownums = np.fromiter((r for r, _ in recs), dtype=np.int64, count=len(recs))
+    cells = [c for _, c in recs]
+    bad: dict[int, tuple[str, str]] = {}
+    for i, c in enumerate(cells):
+        if is_totals_row(c):
+            bad[i] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
+        elif len(c) != width:
+            if len(c) > width and not any(x.strip() for x in c[width:]):
+                cells[i] = c[:width]  # trailing empty cells: harmless
+            else:
+                bad[i] = ("FIELD_COUNT", f"row has {len(c)} fields, the header has {width}")
+    # transpose in C: rows of the header's width as they are, others padded / cut (quarantined anyway)
+    even = cells if not bad else [c if len(c) == width else (c + [""] * width)[:width] for c in cells]
+    columns = list(zip(*even)) if even else [()] * width
+    return Batch(rownums, [pa.array(col, type=pa.large_string()) for col in columns], bad, cells)
+
+
+def _totals(columns: list) -> dict[int, tuple[str, str]]:
+    """Totals rows of a columnar batch (vectorised on the first column; row by row where it is blank)."""
+    first = pc.utf8_trim_whitespace(columns[0])
+    hit = pc.fill_null(pc.and_(pc.match_substring(first, "计"), pc.match_substring_regex(
+        pc.replace_substring(first, " ", ""), "^(" + "|".join(TOTALS_WORDS) + ")")), False)
+    out = {int(i): ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
+           for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False))}
+    maybe = pc.equal(first, "")   # first cell blank: the first non-blank one decides, if any holds 计
+    any_ji = None
+    for c in columns[1:]:
+        m = pc.match_substring(c, "计")
+        any_ji = m if any_ji is None else pc.or_(any_ji, m)
+    if any_ji is not None:
+        maybe = pc.and_(maybe, any_ji)
+    for i in np.flatnonzero(maybe.to_numpy(zero_copy_only=False)):
+        if is_totals_row([c[int(i)].as_py() or "" for c in columns]):
+            out[int(i)] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
+    return out
+
+
+@dataclass
 class Table:
     """An opened export: header row found, data rows to stream."""
     path: Path
@@ -184,6 +277,7 @@ class Table:
     stats: DecodeStats = field(default_factory=DecodeStats)
     _rows: Iterator | None = None
     _closer: Callable[[], None] | None = None
+    _data_line: int | None = None   # CSV: the first line after the header record
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """(1-based row number in the file, cells) for every non-blank row after the header."""
@@ -192,17 +286,167 @@ class Table:
             if "".join(cells).strip():
                 yield rownum, cells
 
+    def batches(self, rows: int) -> Iterator[Batch]:
+        """The non-blank rows after the header, at most ``rows`` per batch. A CSV is parsed block by
+        block in C++ (pyarrow) while its blocks are regular; from the first block that is not (a row of
+        the wrong width, a bare CR line end, a quote that does not close in the block) to the end of
+        the file, rows are read one by one, so row numbers and faults are exactly those of the
+        row reader."""
+        if self._data_line is None:
+            yield from _batched(self.records(), rows, len(self.header))
+            return
+        if self._closer:
+            self._closer()   # the fast reader opens the file again and decodes it all
+        self.stats = DecodeStats()
+        fh = _open_binary(self.path, self.kind)
+        self._closer = fh.close
+        yield from _csv_batches(fh, self.encoding, self.stats, self.path.name, self._data_line,
+                                len(self.header), rows)
+
     def close(self):
         if self._closer:
             self._closer()
 
 
+def _batched(records, rows: int, width: int) -> Iterator[Batch]:
+    buf = []
+    for rec in records:
+        buf.append(rec)
+        if len(buf) >= rows:
+            yield rows_batch(buf, width)
+            buf = []
+    if buf:
+        yield rows_batch(buf, width)
+
+
+_FAST_BLOCK_BYTES = 8 << 20
+
+
+def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: int, width: int,
+                 rows: int) -> Iterator[Batch]:
+    enc = "utf-8" if encoding == "utf-8-sig" else encoding
+    blocks = raw_blocks(fh, _FAST_BLOCK_BYTES)
+    line = 1          # file line number of the first line of ``text``
+    carry = ""
+    for block in blocks:
+        text = carry + decode_block(block, enc, stats)
+        carry = ""
+        if line < data_line:   # the header and the lines above it
+            if _bare_cr(text.encode("utf-8")):
+                return (yield from _slow_rest(text, line, blocks, enc, stats, name, width, rows, data_line))
+            skip = data_line - line
+            cut = -1
+            for _ in range(skip):
+                cut = text.find("\n", cut + 1)
+                if cut < 0:
+                    break
+            if cut < 0:
+                line += text.count("\n")
+                continue
+            text, line = text[cut + 1:], data_line
+        parsed = _parse_block(text, line, width)
+        if parsed is None or (parsed[1] == 0 and len(text) > 4 * _FAST_BLOCK_BYTES):
+            return (yield from _slow_rest(text, line, blocks, enc, stats, name, width, rows))
+        batch, used, lines = parsed
+        if used == 0:   # no record ends in this block (a long quoted value): read on
+            carry = text
+            continue
+        carry, line = text[used:], line + lines
+        for start in range(0, len(batch), rows):
+            yield _slice(batch, start, rows)
+    if carry:
+        return (yield from _slow_rest(carry, line, iter(()), enc, stats, name, width, rows))
+
+
+def _slow_rest(text: str, line: int, blocks, enc: str, stats: DecodeStats, name: str, width: int, rows: int,
+               data_line: int | None = None) -> Iterator[Batch]:
+    """From ``text`` (starting at file line ``line``) to the end of the file, row by row."""
+    def lines():
+        yield from io.StringIO(text, newline="")
+        for block in blocks:
+            yield from io.StringIO(decode_block(block, enc, stats), newline="")
+    recs = ((r, c) for r, c in _csv_rows_from(lines(), name, line)
+            if (data_line is None or r >= data_line) and "".join(c).strip())
+    yield from _batched(recs, rows, width)
+
+
+def _parse_block(text: str, line: int, width: int):
+    """Parse the whole records of ``text`` in C++. Returns (batch, characters used, lines used), or
+    None when the block is not regular enough to number its rows without reading them one by one."""
+    data = text.encode("utf-8")
+    if _bare_cr(data):
+        return None   # a bare CR ends a line for the row reader
+    arr = np.frombuffer(data, dtype=np.uint8)
+    nl = np.flatnonzero(arr == 10)
+    if len(nl) == 0:
+        return None
+    quotes = np.flatnonzero(arr == 34)
+    ends = nl[np.searchsorted(quotes, nl) % 2 == 0]   # line ends after an even number of quotes end a record
+    if len(ends) == 0:
+        return Batch(np.zeros(0, np.int64), []), 0, 0
+    end = int(ends[-1]) + 1
+    body = data[:end]
+    # line number of each record's first line; empty lines are no records
+    line_of_end = np.searchsorted(nl, ends)             # index of each record's last line
+    first_line = np.concatenate(([0], line_of_end[:-1] + 1))
+    starts = np.concatenate(([0], ends[:-1] + 1))
+    length = ends - starts + 1
+    empty = (length == 1) | ((length == 2) & (arr[np.maximum(ends - 1, 0)] == 13))
+    invalid = []
+    try:
+        table = pacsv.read_csv(
+            io.BytesIO(body),
+            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=False),
+            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True,
+                                              invalid_row_handler=lambda row: invalid.append(1) or "skip"),
+            convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.large_string() for i in range(width)},
+                                                 strings_can_be_null=False, quoted_strings_can_be_null=False))
+    except pa.ArrowInvalid:
+        return None
+    rownums = (line + first_line[~empty]).astype(np.int64)
+    if invalid or table.num_rows != len(rownums):
+        return None
+    columns = [table.column(i).combine_chunks() for i in range(width)]
+    if len(rownums):   # rows of blank cells only are no records either
+        blank = None
+        for c in columns:
+            b = pc.equal(pc.utf8_trim_whitespace(c), "")
+            blank = b if blank is None else pc.and_(blank, b)
+        keep = ~blank.to_numpy(zero_copy_only=False)
+        if not keep.all():
+            mask = pa.array(keep)
+            columns = [c.filter(mask) for c in columns]
+            rownums = rownums[keep]
+    batch = Batch(rownums, columns, _totals(columns) if len(rownums) else {})
+    used = int(np.count_nonzero((arr[:end] & 0xC0) != 0x80))   # characters: bytes that start one
+    return batch, used, int(line_of_end[-1]) + 1
+
+
+def _bare_cr(data: bytes) -> bool:
+    return data.count(b"\r") != data.count(b"\r\n")
+
+
+def _slice(batch: Batch, start: int, rows: int) -> Batch:
+    if start == 0 and len(batch) <= rows:
+        return batch
+    stop = start + rows
+    return Batch(batch.rownums[start:stop], [c.slice(start, rows) for c in batch.columns],
+                 {i - start: v for i, v in batch.bad.items() if start <= i < stop})
+
+
 MAX_RECORD_LINES = 200   # a record spanning more physical lines is an unclosed quote, not an address
 
 
-def _csv_rows(fh, encoding: str, stats: DecodeStats, name: str) -> Iterator[tuple[int, list[str]]]:
-    reader = csv.reader(decoded_lines(fh, encoding, stats))
-    start = 1
+def _csv_rows(fh, encoding: str, stats: DecodeStats, name: str, ends: dict | None = None
+              ) -> Iterator[tuple[int, list[str]]]:
+    return _csv_rows_from(decoded_lines(fh, encoding, stats), name, 1, ends)
+
+
+def _csv_rows_from(lines, name: str, first: int, ends: dict | None = None) -> Iterator[tuple[int, list[str]]]:
+    """(line the record starts on, cells) for each record of ``lines``, which start at line ``first``;
+    ``ends``: filled with record start -> the line it ends on."""
+    reader = csv.reader(lines)
+    start = first
     while True:
         try:
             cells = next(reader)
@@ -210,10 +454,13 @@ def _csv_rows(fh, encoding: str, stats: DecodeStats, name: str) -> Iterator[tupl
             return
         except csv.Error as e:
             raise _unclosed_quote(name, start, str(e)) from None
-        if reader.line_num - start >= MAX_RECORD_LINES:
-            raise _unclosed_quote(name, start, f"one record runs over lines {start}-{reader.line_num}")
+        end = first - 1 + reader.line_num
+        if end - start + 1 > MAX_RECORD_LINES:
+            raise _unclosed_quote(name, start, f"one record runs over lines {start}-{end}")
+        if ends is not None:
+            ends[start] = end
         yield start, cells
-        start = reader.line_num + 1
+        start = end + 1
 
 
 def _unclosed_quote(name: str, line: int, detail: str) -> BadSourceData:
@@ -265,7 +512,8 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15) -> Table:
         _check_decodable(sample, encoding, path)
         fh.close()
         fh = _open_binary(path, kind)
-        rows = _csv_rows(fh, encoding, stats, path.name)
+        ends: dict[int, int] = {}
+        rows = _csv_rows(fh, encoding, stats, path.name, ends)
         closer = fh.close
 
     head: list[tuple[int, list[str]]] = []
@@ -292,7 +540,8 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15) -> Table:
         yield from rows
 
     return Table(path, kind, encoding, [c.strip() for c in header], header_row,
-                 [r for r, _ in head[:best]], stats, chained(), closer)
+                 [r for r, _ in head[:best]], stats, chained(), closer,
+                 ends[header_row] + 1 if kind != "xlsx" else None)
 
 
 def _check_decodable(sample: bytes, encoding: str, path: Path) -> None:

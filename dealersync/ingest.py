@@ -8,20 +8,19 @@ import json
 import logging
 import time
 from collections import Counter
+from concurrent.futures import Future, ThreadPoolExecutor, wait
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
-import numpy as np
 import pandas as pd
-import pyarrow as pa
 from sqlalchemy.engine import Engine
 
-from connectors.files import EXPORT_SUFFIXES, open_table, parse_file_name, sha256_of
+from connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name, sha256_of
 from schemas.feeds import FEEDS, FeedDef, get_feed
 from schemas.profiles import Profile, header_key, load_profiles
-from schemas.validate import is_totals_row, validate_chunk
+from schemas.validate import validate_chunk
 from store import repository as repo
 
 from .errors import BadSourceData, ConfigurationError
@@ -113,39 +112,12 @@ def _header_score(feed: FeedDef, profiles: list[Profile]):
     return score
 
 
-def _chunks(records, size: int):
-    buf = []
-    for rec in records:
-        buf.append(rec)
-        if len(buf) >= size:
-            yield buf
-            buf = []
-    if buf:
-        yield buf
-
-
-def _process_chunk(recs, table, feed, profile, cmap, file_name):
-    rownums = np.fromiter((r for r, _ in recs), dtype=np.int64, count=len(recs))
-    cells = [c for _, c in recs]
-    width = len(table.header)
-    bad: dict[int, tuple[str, str]] = {}
-    for i, c in enumerate(cells):
-        if is_totals_row(c):
-            bad[i] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
-        elif len(c) != width:
-            if len(c) > width and not any(x.strip() for x in c[width:]):
-                cells[i] = c[:width]  # trailing empty cells: harmless
-            else:
-                bad[i] = ("FIELD_COUNT", f"row has {len(c)} fields, the header has {width}")
-    # transpose in C: rows of the header's width as they are, others padded / cut (they are
-    # quarantined anyway, by position)
-    even = cells if not bad else [c if len(c) == width else (c + [""] * width)[:width] for c in cells]
-    columns = list(zip(*even)) if even else [()] * width
-    raw = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(pa.array(columns[pos], type=pa.large_string())),
-                                       dtype="str") for col, pos in cmap.positions.items()},
-                       index=pd.RangeIndex(len(cells)))
-    return validate_chunk(raw, rownums, feed, profile, source_file=file_name, header=table.header,
-                          raw_cells=cells, bad_structure=bad)
+def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
+    raw = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(batch.columns[pos]), dtype="str")
+                        for col, pos in cmap.positions.items()}, index=pd.RangeIndex(len(batch)))
+    return validate_chunk(raw, batch.rownums, feed, profile, source_file=file_name, header=table.header,
+                          raw_cells=batch.cells, bad_structure=batch.bad,
+                          undecodable=table.stats.undecodable_lines > 0)
 
 
 def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, profile: str | None = None,
@@ -224,40 +196,53 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
 
 def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: ColumnMap, path: Path,
           bdate: date | None, load_id: int, chunk_rows: int, progress, file_warnings: list[str], t0: float) -> None:
-    """Stream, validate, stage and upsert the file in one transaction; fills ``res``."""
+    """Stream, validate and write the file in one transaction; fills ``res``.
+
+    The rows of a corrected re-export's earlier load go first; then each chunk is validated while the
+    previous one is written (on PostgreSQL the write runs on its own thread, so parsing and validating
+    overlap with the server's COPY); superseded rows and mileage warnings are recorded at the end."""
     reasons: Counter = Counter()
     phase = Phases()
     with engine.begin() as conn:
-        stage = repo.create_stage(conn, fd, load_id)
-        for recs in phase.timed(_chunks(table.records(), chunk_rows), "read"):
-            with phase("validate"):
-                out = _process_chunk(recs, table, fd, prof, cmap, path.name)
-            res.rows_read += len(recs)
-            res.rows_quarantined += len(out.quarantine)
-            res.value_issues += len(out.issues)
-            reasons.update(q["reason_code"] for q in out.quarantine)
-            reasons.update(i["reason_code"] for i in out.issues)
-            with phase("stage"):
-                repo.add_quarantine(conn, load_id, out.quarantine)
-                repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
-                repo.stage_frame(conn, stage, out.frame)
-            if progress:
-                progress(res)
-        with phase("superseded"):
-            repo.analyze_stage(conn, stage)
-            res.rows_superseded = repo.record_superseded(conn, stage, fd, load_id, res.dealer, path.name)
-        with phase("row_rules"):
-            res.warnings = res.rows_superseded + repo.mileage_warnings(
-                conn, stage, fd, dealer_code=res.dealer, load_id=load_id, source_file=path.name)
+        lineage = repo.Lineage(res.dealer, bdate, path.name, load_id, repo.now())
         with phase("replace"):
             res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
-        with phase("upsert"):
-            repo.upsert_from_stage(conn, stage, fd, dealer_code=res.dealer, business_date=bdate,
-                                   source_file=path.name, load_id=load_id)
-            repo.drop_stage(conn, stage)
+        stage: list = []
+
+        def staging():
+            if not stage:
+                stage.append(repo.create_stage(conn, fd, load_id))
+            return stage[0]
+
+        def write(out) -> int:
+            with phase("write"):
+                repo.add_quarantine(conn, load_id, out.quarantine)
+                repo.add_issues(conn, load_id, fd.name, res.dealer, out.issues)
+                superseded = repo.write_chunk(conn, fd, out.frame, lineage, staging)
+                repo.add_warnings(conn, superseded)
+            return len(superseded)
+
+        with ChunkWriter(write, threaded=conn.dialect.name == "postgresql") as writer:
+            for batch in phase.timed(table.batches(chunk_rows), "read"):
+                with phase("validate"):
+                    out = _process_chunk(batch, table, fd, prof, cmap, path.name)
+                res.rows_read += len(batch)
+                res.rows_quarantined += len(out.quarantine)
+                res.value_issues += len(out.issues)
+                reasons.update(q["reason_code"] for q in out.quarantine)
+                reasons.update(i["reason_code"] for i in out.issues)
+                writer.submit(out)
+                if progress:
+                    progress(res)
+        res.rows_superseded = writer.total
+        with phase("row_rules"):
+            res.warnings = res.rows_superseded + repo.mileage_warnings(
+                conn, fd, lineage, res.rows_read - res.rows_quarantined)
+        if stage:
+            repo.drop_stage(conn, stage[0])
         if res.rows_superseded:
             reasons["SUPERSEDED"] += res.rows_superseded
-        res.timings = phase.summary(finalise=("superseded", "row_rules", "replace", "upsert"))
+        res.timings = phase.summary()
         res.rows_loaded = res.rows_read - res.rows_quarantined
         res.status = "loaded"
         res.file_warnings = file_warnings + _decode_warnings(table)
@@ -270,6 +255,46 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
                          timings=json.dumps(res.timings), duration_ms=int(res.seconds * 1000),
                          message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
                          if res.replaced_loads else None)
+
+
+class ChunkWriter:
+    """Runs ``write(chunk)`` for each submitted chunk, in order, at most one chunk behind the caller.
+
+    Threaded, the write of chunk n (the database connection is used by this thread alone meanwhile)
+    overlaps with the caller reading and validating chunk n + 1; the caller waits before handing over
+    the next chunk and on leaving, so a failed write surfaces at once and nothing is left running.
+    ``total``: the sum of what the writes returned."""
+
+    def __init__(self, write, threaded: bool = True):
+        self.write, self.threaded, self.total = write, threaded, 0
+        self._pool = ThreadPoolExecutor(1, thread_name_prefix="dealersync-writer") if threaded else None
+        self._pending: Future | None = None
+
+    def _wait(self) -> None:
+        if self._pending is not None:
+            pending, self._pending = self._pending, None
+            self.total += pending.result()
+
+    def submit(self, chunk) -> None:
+        self._wait()
+        if self._pool is None:
+            self.total += self.write(chunk)
+        else:
+            self._pending = self._pool.submit(self.write, chunk)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, exc_type, exc, tb):
+        try:
+            if exc_type is None:
+                self._wait()
+            elif self._pending is not None:
+                wait([self._pending])   # let the write end before the transaction rolls back
+        finally:
+            if self._pool is not None:
+                self._pool.shutdown(wait=True)
+        return False
 
 
 class Phases:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -22,9 +23,6 @@ from connectors.files import UNDECODABLE
 from . import checks as ck
 from .feeds import FeedDef
 from .profiles import Profile
-
-TOTALS_WORDS = ("合计", "总计", "小计", "共计")
-
 
 @dataclass
 class ChunkResult:
@@ -81,18 +79,19 @@ def _failures(norm: pd.DataFrame, feed: FeedDef) -> pd.DataFrame:
 
 
 def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profile: Profile, *,
-                   source_file: str, header: list[str], raw_cells: list[list[str]],
-                   bad_structure: dict[int, tuple[str, str]] | None = None) -> ChunkResult:
+                   source_file: str, header: list[str], raw_cells: Callable[[int], list[str]],
+                   bad_structure: dict[int, tuple[str, str]] | None = None, undecodable: bool = True) -> ChunkResult:
     """``raw``: canonical columns of raw strings, positional index 0..n-1; ``rownums``: the file
-    row of each; ``raw_cells``: the row as read (for the quarantine record); ``bad_structure``:
-    position -> (reason, message) for rows already known to be broken."""
+    row of each; ``raw_cells(pos)``: the row as read (for the quarantine record); ``bad_structure``:
+    position -> (reason, message) for rows already known to be broken; ``undecodable``: False when the
+    file has shown no bytes in neither encoding so far (no cell can hold the marker)."""
     bad_structure = dict(bad_structure or {})
     norm = normalise_frame(raw, feed, profile)
     fails = _failures(norm, feed)
 
     # cells with bytes in neither UTF-8 nor GB18030 are invalid whatever their check says
     enc_rows = []
-    for col in raw.columns:
+    for col in (raw.columns if undecodable else []):
         hit = raw[col].str.contains(UNDECODABLE, regex=False, na=False)
         if hit.any():
             enc_rows.append(pd.DataFrame({"index": np.flatnonzero(hit.to_numpy()), "column": col,
@@ -105,7 +104,7 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     q_pos: set[int] = set()
 
     def raw_row(pos: int) -> str:
-        cells = raw_cells[pos]
+        cells = raw_cells(pos)
         return json.dumps({(h or f"col{i + 1}"): (cells[i] if i < len(cells) else None)
                            for i, h in enumerate(header)} | (
             {f"extra{j + 1}": c for j, c in enumerate(cells[len(header):])} if len(cells) > len(header) else {}),
@@ -120,11 +119,15 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
         raw_np = {c: raw[c].to_numpy(dtype=object, na_value=None) for c in set(fails["column"]) if c in raw}
         required = set(feed.required)
         fails = fails[~fails["index"].isin(q_pos)]
-        req = fails[fails["column"].isin(required)]
-        for pos, grp in req.groupby("index", sort=True):
-            pos = int(pos)
-            values = [raw_np[c][pos] if c in raw_np else None for c in grp["column"]]
-            explained = [(c, v, *ck.explain(chk, v)) for c, chk, v in zip(grp["column"], grp["check"], values)]
+        req = fails[fails["column"].isin(required)].sort_values("index", kind="stable")
+        # one quarantine record per row: the first failing required column names it, the message all
+        r_pos, r_col, r_chk = (req[c].to_numpy() for c in ("index", "column", "check"))
+        bounds = np.flatnonzero(np.r_[True, r_pos[1:] != r_pos[:-1], True]) if len(r_pos) else np.zeros(1, int)
+        for a, b in zip(bounds[:-1], bounds[1:]):
+            pos = int(r_pos[a])
+            explained = [(c, v, *ck.explain(chk, v)) for c, chk, v in
+                         ((r_col[i], r_chk[i], raw_np[r_col[i]][pos] if r_col[i] in raw_np else None)
+                          for i in range(a, b))]
             col, value, reason, _ = explained[0]
             message = "; ".join(f"{c}: {m}" for c, _, _, m in explained)
             quarantine.append(dict(source_file=source_file, row_number=int(rownums[pos]), column_name=col,
@@ -155,11 +158,3 @@ def _s(v):
     if v is None or (isinstance(v, float) and np.isnan(v)) or v is pd.NA:
         return None
     return str(v)
-
-
-def is_totals_row(cells: list[str]) -> bool:
-    """The trailing ``合计`` row: its first non-blank cell starts with a totals word."""
-    if cells and cells[0]:
-        return "计" in cells[0] and cells[0].replace(" ", "").startswith(TOTALS_WORDS)
-    first = next((c.strip() for c in cells if c and c.strip()), "")
-    return first.replace(" ", "").startswith(TOTALS_WORDS)

@@ -4,13 +4,15 @@ back as one. Same behaviour on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from datetime import date, datetime
+from typing import Callable
 
-from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, String, Table, Text, cast,
-                        delete, func, insert, literal, or_, select, text, update)
+from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, Integer, MetaData, Numeric, String, Table, Text,
+                        and_, cast, delete, func, insert, literal, or_, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from schemas.feeds import FEEDS, FeedDef
+from schemas.feeds import FeedDef
 
 from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue
 
@@ -103,66 +105,129 @@ def create_stage(conn: Connection, feed: FeedDef, load_id: int) -> Table:
     return t
 
 
-def stage_frame(conn: Connection, stage: Table, frame) -> None:
-    """Append a chunk's valid rows (a DataFrame with the stage's columns; NA for blank).
-    PostgreSQL: the chunk as CSV written by pyarrow (C++) straight into COPY; SQLite: executemany."""
-    if len(frame) == 0:
-        return
-    cols = [c.name for c in stage.columns]
+@dataclass(frozen=True)
+class Lineage:
+    """Where a chunk's rows come from: stamped on every row of the canonical table."""
+    dealer_code: str
+    business_date: date | None
+    source_file: str
+    load_id: int
+    ingested_at: datetime
+
+
+def _bulk_write(conn: Connection, table: Table, frame, columns: list[str], constants: dict | None = None) -> None:
+    """Append ``frame``'s ``columns`` (canonical strings, NA for blank) plus constant ``constants`` to
+    ``table``. PostgreSQL: the rows as CSV written by pyarrow (C++) straight into COPY, which parses the
+    typed columns; SQLite: one executemany with the same casts the keyed upsert uses."""
+    constants = constants or {}
+    names = list(columns) + list(constants)
     if conn.dialect.name == "postgresql":
         import pyarrow as pa
         import pyarrow.csv as pacsv
+        data = pa.Table.from_pandas(frame[columns], preserve_index=False)
+        for name, v in constants.items():
+            data = data.append_column(name, pa.repeat(pa.scalar(None if v is None else str(v), pa.large_string()),
+                                                      len(frame)))
         sink = pa.BufferOutputStream()
         # unquoted empty = NULL, quoted "" = empty string: COPY's CSV rules
-        pacsv.write_csv(pa.Table.from_pandas(frame[cols], preserve_index=False), sink,
-                        pacsv.WriteOptions(include_header=False))
+        pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False))
         raw = conn.connection.driver_connection
         with raw.cursor() as cur:
-            with cur.copy(f"COPY {stage.name} ({', '.join(cols)}) FROM STDIN WITH (FORMAT csv)") as cp:
+            with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as cp:
                 cp.write(memoryview(sink.getvalue()))
+        return
+    data = [frame[c].to_numpy(dtype=object, na_value=None) if frame[c].dtype != "int64" else frame[c].tolist()
+            for c in columns]
+    fixed = []
+    for name, v in constants.items():  # as SQLAlchemy would store them (dates as ISO text)
+        proc = table.c[name].type.bind_processor(conn.dialect)
+        fixed.append([proc(v) if proc and v is not None else v] * len(frame))
+    marks = ", ".join(_sqlite_mark(table, c) for c in names)
+    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", list(zip(*data, *fixed)))
+
+
+def _sqlite_mark(table: Table, col: str) -> str:
+    t = table.c[col].type
+    if isinstance(t, (Integer, Numeric, Boolean)) and not isinstance(t, Date):
+        return f"CAST(? AS {t.compile(dialect=sqlite.dialect())})"
+    return "?"
+
+
+def stage_frame(conn: Connection, stage: Table, frame) -> None:
+    """Append a chunk's valid rows to the stage (text columns and source_row)."""
+    if len(frame):
+        _bulk_write(conn, stage, frame, [c.name for c in stage.columns])
+
+
+def write_chunk(conn: Connection, feed: FeedDef, frame, lineage: Lineage, stage: Callable[[], Table]) -> list[dict]:
+    """Load one validated chunk into the feed's canonical table; returns the SUPERSEDED warnings
+    (earlier rows of this load whose key came again; the later row wins).
+
+    Inside the chunk the last occurrence of a key wins. The chunk then goes in with a plain bulk
+    write (COPY) inside a savepoint: the common case, a key not in the table yet, costs nothing more.
+    When a key is already there (an earlier chunk of this file, or another day's row), the savepoint is
+    rolled back and the chunk goes through ``stage()`` and the keyed upsert instead."""
+    if len(frame) == 0:
+        return []
+    key = list(feed.key)
+    warnings: list[dict] = []
+    dup = frame.duplicated(subset=key, keep="last").to_numpy()
+    if dup.any():
+        last = frame.groupby(key, sort=False)["source_row"].transform("max").to_numpy()
+        for (_, r), later in zip(frame[dup].iterrows(), last[dup]):
+            warnings.append(_superseded(feed, lineage, int(r["source_row"]), {k: r[k] for k in key}, int(later)))
+        frame = frame[~dup]
+    target = FEED_TABLES[feed.name]
+    columns = list(feed.columns) + ["source_row"]
+    constants = dict(dealer_code=lineage.dealer_code, business_date=lineage.business_date,
+                     source_file=lineage.source_file, load_id=lineage.load_id, ingested_at=lineage.ingested_at)
+    savepoint = conn.begin_nested()
+    try:
+        _bulk_write(conn, target, frame, columns, constants)
+    except Exception as e:
+        savepoint.rollback()
+        if not _is_unique_violation(e):
+            raise
     else:
-        data = [frame[c].to_numpy(dtype=object, na_value=None) if c != "source_row" else frame[c].astype(int).tolist()
-                for c in cols]
-        marks = ", ".join("?" for _ in cols)
-        conn.exec_driver_sql(f"INSERT INTO {stage.name} ({', '.join(cols)}) VALUES ({marks})", list(zip(*data)))
+        savepoint.commit()
+        return warnings
+    st = stage()
+    stage_frame(conn, st, frame)
+    warnings += _superseded_in_load(conn, st, feed, lineage)
+    upsert_from_stage(conn, st, feed, lineage)
+    conn.execute(delete(st))
+    return warnings
 
 
-def analyze_stage(conn: Connection, stage: Table) -> None:
-    """Give the planner the staged table's real size (a temp table has no statistics), and enough
-    memory for the file-wide aggregates to stay in memory."""
-    if conn.dialect.name == "postgresql":
-        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-    conn.exec_driver_sql(f"ANALYZE {stage.name}")
+def _is_unique_violation(e: Exception) -> bool:
+    orig = getattr(e, "orig", e)
+    code = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    return code == "23505" or "UNIQUE constraint failed" in str(orig)
 
 
-def _winners(stage: Table, feed: FeedDef):
-    """source_row of the last occurrence of each key in the file."""
-    return select(func.max(stage.c.source_row)).group_by(*[stage.c[k] for k in feed.key])
+def _superseded(feed: FeedDef, lineage: Lineage, row: int, key: dict, later: int) -> dict:
+    keytext = ", ".join(f"{k}={v}" for k, v in key.items())
+    return dict(load_id=lineage.load_id, feed=feed.name, dealer_code=lineage.dealer_code,
+                source_file=lineage.source_file, source_row=row, column_name=feed.key[0],
+                raw_value=key[feed.key[0]], reason_code="SUPERSEDED", severity="WARNING",
+                message=f"{keytext} appears again at row {later}; the later row wins")
 
 
-def record_superseded(conn: Connection, stage: Table, feed: FeedDef, load_id: int, dealer_code: str,
-                      source_file: str) -> int:
-    """Earlier occurrences of a key inside the file: loaded-then-superseded, recorded as warnings."""
-    key = [stage.c[k] for k in feed.key]
-    ranked = select(stage.c.source_row, *key,
-                    func.max(stage.c.source_row).over(partition_by=key).label("last_row")).subquery()
-    q = (select(ranked.c.source_row, ranked.c.last_row, *[ranked.c[k] for k in feed.key])
-         .where(ranked.c.source_row < ranked.c.last_row).order_by(ranked.c.source_row))
-    n = 0
-    batch = []
-    for r in conn.execute(q):
-        keytext = ", ".join(f"{k}={r._mapping[k]}" for k in feed.key)
-        batch.append(dict(load_id=load_id, feed=feed.name, dealer_code=dealer_code, source_file=source_file,
-                          source_row=r.source_row, column_name=feed.key[0], raw_value=r._mapping[feed.key[0]],
-                          reason_code="SUPERSEDED", severity="WARNING",
-                          message=f"{keytext} appears again at row {r.last_row}; the later row wins"))
-        n += 1
-        if len(batch) >= 5000:
-            conn.execute(insert(value_issue), batch)
-            batch = []
-    if batch:
-        conn.execute(insert(value_issue), batch)
-    return n
+def _superseded_in_load(conn: Connection, stage: Table, feed: FeedDef, lineage: Lineage) -> list[dict]:
+    """Rows an earlier chunk of this load put in whose key comes again in the staged chunk."""
+    target = FEED_TABLES[feed.name]
+    on = [target.c[k] == stage.c[k] for k in feed.key]
+    q = (select(target.c.source_row, stage.c.source_row.label("later"), *[target.c[k] for k in feed.key])
+         .join_from(target, stage, and_(*on))
+         .where(target.c.dealer_code == lineage.dealer_code, target.c.load_id == lineage.load_id)
+         .order_by(target.c.source_row))
+    return [_superseded(feed, lineage, r.source_row, {k: r._mapping[k] for k in feed.key}, r.later)
+            for r in conn.execute(q)]
+
+
+def add_warnings(conn: Connection, records: list[dict]) -> None:
+    for i in range(0, len(records), 5000):
+        conn.execute(insert(value_issue), records[i:i + 5000])
 
 
 def replace_previous(conn: Connection, feed: FeedDef, dealer_code: str, business_date: date | None,
@@ -183,6 +248,10 @@ def replace_previous(conn: Connection, feed: FeedDef, dealer_code: str, business
     return old
 
 
+def drop_stage(conn: Connection, stage: Table) -> None:
+    stage.drop(conn)
+
+
 def _typed(conn: Connection, stage: Table, target: Table, col: str):
     t = target.c[col].type
     if conn.dialect.name == "sqlite" and isinstance(t, (Date, DateTime)):
@@ -190,17 +259,17 @@ def _typed(conn: Connection, stage: Table, target: Table, col: str):
     return cast(stage.c[col], t)
 
 
-def upsert_from_stage(conn: Connection, stage: Table, feed: FeedDef, *, dealer_code: str,
-                      business_date: date | None, source_file: str, load_id: int) -> int:
-    """Upsert the last occurrence of each key into the canonical table. A row from an older business
+def upsert_from_stage(conn: Connection, stage: Table, feed: FeedDef, lineage: Lineage) -> int:
+    """Upsert the staged rows (one per key) into the canonical table. A row from an older business
     day never overwrites a newer one."""
     target = FEED_TABLES[feed.name]
     names = list(feed.columns) + ["dealer_code", "business_date", "source_file", "source_row", "load_id",
                                   "ingested_at"]
     sel = select(*[_typed(conn, stage, target, c) for c in feed.columns],
-                 literal(dealer_code, String), literal(business_date, Date), literal(source_file, String),
-                 stage.c.source_row, literal(load_id, Integer), literal(now(), DateTime)
-                 ).where(stage.c.source_row.in_(_winners(stage, feed)))
+                 literal(lineage.dealer_code, String), literal(lineage.business_date, Date),
+                 literal(lineage.source_file, String), stage.c.source_row, literal(lineage.load_id, Integer),
+                 literal(lineage.ingested_at, DateTime)
+                 ).where(stage.c.source_row.is_not(None))  # SQLite needs a WHERE before ON CONFLICT
     ins = dialect_insert(conn, target)
     stmt = ins.from_select(names, sel)
     stmt = stmt.on_conflict_do_update(
@@ -211,44 +280,39 @@ def upsert_from_stage(conn: Connection, stage: Table, feed: FeedDef, *, dealer_c
     return conn.execute(stmt).rowcount
 
 
-def mileage_warnings(conn: Connection, stage: Table, feed: FeedDef, *, dealer_code: str, load_id: int,
-                     source_file: str) -> int:
-    """Repair orders whose mileage is lower than an earlier visit of the same VIN (loaded, flagged)."""
+def mileage_warnings(conn: Connection, feed: FeedDef, lineage: Lineage, rows_loaded: int = 0) -> int:
+    """Repair orders of this load whose mileage is lower than an earlier visit of the same VIN
+    (loaded, flagged). Only VINs seen more than once are ranked; a big load finds them in one pass
+    over the dealer's rows, a small one through its own VINs."""
     if feed.name != "repair_orders":
         return 0
     target = FEED_TABLES[feed.name].name
-    pg = conn.dialect.name == "postgresql"
-    ts = (lambda e: f"CAST({e} AS TIMESTAMP)") if pg else (lambda e: e)
+    if conn.dialect.name == "postgresql":
+        conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
+    if rows_loaded >= 100_000:
+        again = f"""SELECT vin FROM {target} WHERE dealer_code = :dealer AND mileage_km IS NOT NULL
+         GROUP BY vin HAVING count(*) > 1 AND max(CASE WHEN load_id = :load THEN 1 ELSE 0 END) = 1"""
+    else:
+        again = f"""SELECT vin FROM {target}
+         WHERE dealer_code = :dealer AND mileage_km IS NOT NULL
+           AND vin IN (SELECT vin FROM {target} WHERE load_id = :load)
+         GROUP BY vin HAVING count(*) > 1"""
     sql = f"""
-    WITH s AS (
-        SELECT vin, {ts('opened_at')} AS opened_at, CAST(mileage_km AS BIGINT) AS km, source_row, 1 AS is_new
-          FROM {stage.name}
-         WHERE mileage_km IS NOT NULL
-           AND source_row IN (SELECT max(source_row) FROM {stage.name} GROUP BY ro_number)
-        UNION ALL
-        SELECT t.vin, t.opened_at, t.mileage_km, NULL, 0 FROM {target} t
+    WITH again AS ({again}), o AS (
+        SELECT t.vin, t.source_row, t.load_id, t.mileage_km AS km,
+               max(t.mileage_km) OVER (PARTITION BY t.vin ORDER BY t.opened_at
+                                       ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
+          FROM {target} t JOIN again a ON a.vin = t.vin
          WHERE t.dealer_code = :dealer AND t.mileage_km IS NOT NULL
-           AND t.vin IN (SELECT vin FROM {stage.name})
-           AND NOT EXISTS (SELECT 1 FROM {stage.name} x WHERE x.ro_number = t.ro_number)
-    ), o AS (
-        SELECT vin, opened_at, km, source_row, is_new,
-               max(km) OVER (PARTITION BY vin ORDER BY opened_at
-                             ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING) AS prev_max
-          FROM s
     )
-    SELECT vin, source_row, km, prev_max FROM o WHERE is_new = 1 AND prev_max > km ORDER BY source_row"""
-    rows = conn.execute(text(sql), {"dealer": dealer_code}).all()
-    if rows:
-        conn.execute(insert(value_issue), [dict(
-            load_id=load_id, feed=feed.name, dealer_code=dealer_code, source_file=source_file,
-            source_row=r.source_row, column_name="mileage_km", raw_value=str(r.km), reason_code="MILEAGE_BACKWARDS",
-            severity="WARNING", message=f"mileage {r.km} km is lower than {r.prev_max} km at an earlier visit "
-                                        f"of VIN {r.vin}") for r in rows])
+    SELECT vin, source_row, km, prev_max FROM o WHERE load_id = :load AND prev_max > km ORDER BY source_row"""
+    rows = conn.execute(text(sql), {"dealer": lineage.dealer_code, "load": lineage.load_id}).all()
+    add_warnings(conn, [dict(
+        load_id=lineage.load_id, feed=feed.name, dealer_code=lineage.dealer_code, source_file=lineage.source_file,
+        source_row=r.source_row, column_name="mileage_km", raw_value=str(r.km), reason_code="MILEAGE_BACKWARDS",
+        severity="WARNING", message=f"mileage {r.km} km is lower than {r.prev_max} km at an earlier visit "
+                                    f"of VIN {r.vin}") for r in rows])
     return len(rows)
-
-
-def drop_stage(conn: Connection, stage: Table) -> None:
-    stage.drop(conn)
 
 
 # ------------------------------------------------------------------------------------ queries

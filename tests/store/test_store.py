@@ -80,7 +80,7 @@ def test_crash_mid_load_leaves_previous_state_intact(engine, tmp_path, monkeypat
 
     def boom(*a, **k):
         raise RuntimeError("power cut")
-    monkeypatch.setattr(repo, "upsert_from_stage", boom)
+    monkeypatch.setattr(repo, "mileage_warnings", boom)
     with pytest.raises(RuntimeError):
         ingest_file(engine, p2, chunk_rows=10)
     assert table(engine, "dms_customer") == before

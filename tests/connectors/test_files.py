@@ -1,0 +1,120 @@
+"""The columnar CSV reader (pyarrow, block by block) must give exactly what the row reader gives:
+the same rows, row numbers, cells and structural faults, whatever the file holds."""
+from __future__ import annotations
+
+import pytest
+
+import connectors.files as files
+from connectors.files import _batched, open_table
+
+HEADER = ["工单号", "车架号", "地址", "金额"]
+
+
+def score(cells):
+    return len(set(cells) & set(HEADER))
+
+
+def flat(batches):
+    return [(int(b.rownums[i]), b.cells(i), b.bad.get(i)) for b in batches for i in range(len(b))]
+
+
+def both(path, rows=3):
+    """(columnar reader's rows, row reader's rows, how many times the columnar reader fell back)."""
+    fallbacks = []
+    real = files._slow_rest
+
+    def spy(*a, **k):
+        fallbacks.append(a[1])
+        return real(*a, **k)
+    t = open_table(path, score)
+    files._slow_rest = spy
+    try:
+        fast = flat(t.batches(rows))
+    finally:
+        files._slow_rest = real
+        t.close()
+    t = open_table(path, score)
+    slow = flat(_batched(t.records(), rows, len(t.header)))
+    t.close()
+    return fast, slow, fallbacks
+
+
+LINES = ["某某4S店 维修工单导出", "", ",".join(HEADER),
+         'RO1,LVSHCAMB1CE123456,"广州市天河区,体育西路1号",100.00',
+         "", "RO2,LVSHCAMB1CE123457,,200",
+         '"RO3",LVSHCAMB1CE123458,"两行的\n地址",300',
+         ",,,",
+         'RO4,LVSHCAMB1CE123459,"他说""你好""","1,280.00"',
+         "RO5,LVSHCAMB1CE123460,深圳,50",
+         "合计,,,930"]
+
+
+def write(tmp_path, text: str, encoding="gb18030", name="GZ0012_RO_20261103.csv"):
+    p = tmp_path / name
+    p.write_bytes(text.encode(encoding))
+    return p
+
+
+@pytest.mark.parametrize("ending", ["\r\n", "\n"])
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8", "utf-8-sig"])
+def test_regular_file_is_read_in_blocks_and_matches_the_row_reader(tmp_path, ending, encoding):
+    p = write(tmp_path, ending.join(LINES) + ending, encoding)
+    fast, slow, fallbacks = both(p)
+    assert fast == slow
+    assert fallbacks == []                      # the columnar reader did the whole file
+    assert [r for r, _, _ in fast] == [4, 6, 7, 10, 11, 12]
+    assert fast[2][1][2] == "两行的\n地址" and fast[3][1][2] == '他说"你好"'
+    assert fast[-1][2][0] == "TOTALS_ROW"
+
+
+@pytest.mark.parametrize("block", [64, 100, 257])
+def test_blocks_cut_anywhere_even_inside_a_quoted_value(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", block)
+    rows = [f'RO{i},LVSHCAMB1CE1{i:05d},"第{i}行\n第二行,有逗号",{i}.00' if i % 3 == 0 else
+            f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}" for i in range(60)]
+    p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
+    fast, slow, fallbacks = both(p, rows=7)
+    assert fast == slow and len(fast) == 60 and fallbacks == []
+
+
+@pytest.mark.parametrize("bad_line, why", [
+    ("RO9,LVSHCAMB1CE123461,多一列,1,2", "FIELD_COUNT"),    # wrong width: read row by row from here
+    ("RO9,LVSHCAMB1CE123461", "FIELD_COUNT"),
+    ('RO9,LVSHCAMB1CE123461,5"屏幕,1', None),               # a quote inside a value, not a quoted value
+])
+def test_irregular_rows_fall_back_to_the_row_reader_with_the_same_result(tmp_path, bad_line, why):
+    lines = LINES[:6] + [bad_line] + LINES[6:]
+    p = write(tmp_path, "\r\n".join(lines) + "\r\n")
+    fast, slow, _ = both(p)
+    assert fast == slow
+    assert any(r == 7 and (bad or (None,))[0] == why for r, _, bad in fast)
+
+
+def test_bare_cr_line_ends_and_mixed_encodings_match(tmp_path):
+    text = "\r".join(LINES) + "\r"
+    p = write(tmp_path, text)
+    fast, slow, _ = both(p)
+    assert fast == slow and len(fast) == 6
+    gb = ("\r\n".join(LINES[2:6]) + "\r\n").encode("gb18030")
+    p.write_bytes(gb + "RO8,LVSHCAMB1CE123462,上海,1\r\n".encode("utf-8") + b"RO9,V,\xff\xfe,1\r\n")
+    t = open_table(p, score)
+    fast = flat(t.batches(10))
+    stats = (t.stats.fallback_lines, t.stats.undecodable_lines)
+    t.close()
+    t = open_table(p, score)
+    slow = flat(_batched(t.records(), 10, len(t.header)))
+    assert fast == slow and files.UNDECODABLE in fast[-1][1][2]
+    assert stats == (t.stats.fallback_lines, t.stats.undecodable_lines) and stats[1] == 1
+    t.close()
+
+
+@pytest.mark.parametrize("block", [256, 1 << 20])
+def test_an_unclosed_quote_rejects_the_file_as_the_row_reader_does(tmp_path, monkeypatch, block):
+    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", block)
+    rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址,{i}" for i in range(400)]
+    rows[100] = 'RO100,LVSHCAMB1CE100100,"never closed,5'
+    p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
+    t = open_table(p, score)
+    with pytest.raises(files.BadSourceData) as e:
+        flat(t.batches(50))
+    assert e.value.reason == "UNCLOSED_QUOTE" and e.value.row == 102
