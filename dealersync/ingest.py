@@ -117,7 +117,7 @@ def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
                         for col, pos in cmap.positions.items()}, index=pd.RangeIndex(len(batch)))
     return validate_chunk(raw, batch.rownums, feed, profile, source_file=file_name, header=table.header,
                           raw_cells=batch.cells, bad_structure=batch.bad,
-                          undecodable=table.stats.undecodable_lines > 0)
+                          undecodable=table.kind == "xlsx" or table.stats.undecodable_lines > 0)
 
 
 def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, profile: str | None = None,
@@ -321,11 +321,8 @@ class Phases:
                 return
             yield item
 
-    def summary(self, **groups: tuple[str, ...]) -> dict[str, float]:
-        out = dict(self.seconds)
-        for group, names in groups.items():
-            out[group] = sum(self.seconds.get(n, 0.0) for n in names)
-        return {k: round(v, 3) for k, v in out.items()}
+    def summary(self) -> dict[str, float]:
+        return {k: round(v, 3) for k, v in self.seconds.items()}
 
 
 _END = object()

@@ -118,3 +118,9 @@ def test_an_unclosed_quote_rejects_the_file_as_the_row_reader_does(tmp_path, mon
     with pytest.raises(files.BadSourceData) as e:
         flat(t.batches(50))
     assert e.value.reason == "UNCLOSED_QUOTE" and e.value.row == 102
+
+
+def test_last_line_without_a_line_end(tmp_path):
+    p = write(tmp_path, "\r\n".join(LINES[2:6] + ["RO5,LVSHCAMB1CE123460,深圳,50"]))
+    fast, slow, _ = both(p)
+    assert fast == slow and [r for r, _, _ in fast] == [2, 4, 5]
