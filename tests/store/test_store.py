@@ -160,3 +160,37 @@ def test_awkward_values_round_trip_exactly(engine, tmp_path):
     expected = [n.replace("；", ";") for n in names]   # NFKC makes full-width punctuation half-width
     assert [r.name for r in got] == expected
     assert all(r.address is None for r in got)
+
+
+def test_a_write_failing_on_the_writer_thread_rolls_the_whole_file_back(engine, tmp_path, monkeypatch):
+    p1 = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust("C1"), cust("C2")]))
+    ingest_file(engine, p1)
+    before = table(engine, "dms_customer")
+    (tmp_path / "v2").mkdir()
+    p2 = write(tmp_path / "v2", "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust(f"N{i}") for i in range(30)]))
+    real, calls = repo.write_chunk, []
+
+    def third_write_fails(*a, **k):   # chunks 1 and 2 are in the table when the disk fills
+        calls.append(1)
+        if len(calls) == 3:
+            raise OSError("no space left on device")
+        return real(*a, **k)
+    monkeypatch.setattr(repo, "write_chunk", third_write_fails)
+    with pytest.raises(OSError):
+        ingest_file(engine, p2, chunk_rows=10)
+    assert len(calls) == 3
+    assert table(engine, "dms_customer") == before   # the earlier load is back, the new rows are gone
+    assert [r["status"] for r in ledger(engine)] == ["LOADED", "LOADING"]
+
+
+def test_keys_already_in_the_table_take_the_upsert_path_chunk_by_chunk(engine, tmp_path):
+    # day 1 loads C0..C49; day 2 repeats C40..C89: chunk by chunk, some keys exist and some do not
+    ingest_file(engine, write(tmp_path, "GZ0012_CUSTOMER_20261103.csv",
+                              csv_bytes(CUST_A, [cust(f"C{i}") for i in range(50)])))
+    res = ingest_file(engine, write(tmp_path, "GZ0012_CUSTOMER_20261104.csv",
+                                    csv_bytes(CUST_A, [cust(f"C{i}", name="李娜") for i in range(40, 90)])),
+                      chunk_rows=7)
+    got = {r["customer_id"]: (r["name"], r["source_file"]) for r in table(engine, "dms_customer")}
+    assert res.rows_loaded == 50 and res.rows_superseded == 0 and len(got) == 90
+    assert got["C39"] == ("张伟", "GZ0012_CUSTOMER_20261103.csv")
+    assert got["C40"] == got["C89"] == ("李娜", "GZ0012_CUSTOMER_20261104.csv")
