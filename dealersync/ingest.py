@@ -14,7 +14,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
-import pandas as pd
+import polars as pl
 from sqlalchemy.engine import Engine
 
 from connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name, sha256_of
@@ -113,8 +113,7 @@ def _header_score(feed: FeedDef, profiles: list[Profile]):
 
 
 def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
-    raw = pd.DataFrame({col: pd.Series(pd.arrays.ArrowStringArray(batch.columns[pos]), dtype="str")
-                        for col, pos in cmap.positions.items()}, index=pd.RangeIndex(len(batch)))
+    raw = pl.DataFrame([pl.Series(col, batch.columns[pos]) for col, pos in cmap.positions.items()])
     return validate_chunk(raw, batch.rownums, feed, profile, source_file=file_name, header=table.header,
                           raw_cells=batch.cells, bad_structure=batch.bad,
                           undecodable=table.kind == "xlsx" or table.stats.undecodable_lines > 0)

@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 import pandas as pd
-import pandera.pandas as pa
+import pandera.polars as pa
+import polars as pl
+import pyarrow as pa_arrow
+from pandera.api.polars.types import PolarsData
 
 from connectors.files import UNDECODABLE
 
 from . import checks as ck
-from .feeds import FeedDef
+from . import checks_pl as ckp
+from .feeds import FEEDS, FeedDef
 from .profiles import Profile
 
 @dataclass
@@ -31,57 +36,85 @@ class ChunkResult:
     issues: list[dict] = field(default_factory=list)
 
 
-def normalise_frame(raw: pd.DataFrame, feed: FeedDef, profile: Profile) -> pd.DataFrame:
-    """Clean and normalise every canonical column by its kind (vectorised)."""
-    out = {}
+_NORMALISERS = {"mobile": ckp.normalise_mobile, "masked_mobile": ckp.normalise_mobile,
+                "phone": ckp.normalise_phone, "id_number": ckp.normalise_id_number, "vin": ckp.normalise_vin,
+                "plate": ckp.normalise_plate, "email": ckp.normalise_email, "decimal": ckp.normalise_decimal,
+                "integer": ckp.normalise_integer}
+
+
+def normalise_frame(raw: pl.DataFrame, feed: FeedDef, profile: Profile) -> pl.DataFrame:
+    """Clean and normalise every canonical column by its kind (vectorised, polars)."""
+    out = []
     for col, meta in feed.columns.items():
-        s = ck.clean_text(raw[col]) if col in raw else pd.Series(pd.NA, index=raw.index, dtype="str")
+        s = ckp.clean_text(raw[col]) if col in raw.columns else pl.Series(col, [None] * raw.height, dtype=pl.String)
         kind = meta["kind"]
-        if kind in ("mobile", "masked_mobile"):
-            s = ck.normalise_mobile(s)
-        elif kind == "phone":
-            s = ck.normalise_phone(s)
-        elif kind == "id_number":
-            s = ck.normalise_id_number(s)
-        elif kind == "vin":
-            s = ck.normalise_vin(s)
-        elif kind == "plate":
-            s = ck.normalise_plate(s)
-        elif kind == "email":
-            s = ck.normalise_email(s)
-        elif kind == "decimal":
-            s = ck.normalise_decimal(s)
-        elif kind == "integer":
-            s = ck.normalise_integer(s)
+        if kind in _NORMALISERS:
+            s = _NORMALISERS[kind](s)
         elif kind == "date":
-            s = ck.normalise_date(s, profile.date_formats)
+            s = ckp.normalise_date(s, profile.date_formats)
         elif kind == "datetime":
-            s = ck.normalise_datetime(s, profile.date_formats)
+            s = ckp.normalise_datetime(s, profile.date_formats)
         if kind in ("enum", "bool"):
             mapping = {**(meta.get("mapping") or {}), **profile.values.get(col, {})}
-            s = ck.normalise_enum(s, mapping)
-        out[col] = s
-    return pd.DataFrame(out, index=raw.index)
+            s = ckp.normalise_enum(s, mapping)
+        out.append(s.alias(col))
+    return pl.DataFrame(out)
 
 
-def _failures(norm: pd.DataFrame, feed: FeedDef) -> pd.DataFrame:
+def _custom(name: str) -> pa.Check:
+    fn = ckp.CHECKS[name]
+
+    def check(data: PolarsData) -> pl.LazyFrame:
+        s = data.lazyframe.select(pl.col(data.key)).collect().to_series()
+        return pl.LazyFrame({data.key: fn(s) | s.is_null()})   # blanks are the nullable rule's business
+    return pa.Check(check, name=name)
+
+
+def polars_schema(feed: FeedDef) -> pa.DataFrameSchema:
+    return _polars_schema(feed.name)
+
+
+@lru_cache(maxsize=None)
+def _polars_schema(feed_name: str) -> pa.DataFrameSchema:
+    """The feed's pandera model (``schemas/feeds.py``, the one declaration) as a pandera polars schema:
+    the same columns, nullability and checks, run by pandera's polars backend."""
+    feed = FEEDS[feed_name]
+    columns = {}
+    for name, column in feed.model.to_schema().columns.items():
+        checks = []
+        for c in column.checks:
+            if c.name in ckp.CHECKS:
+                checks.append(_custom(c.name))
+            elif c.name == "isin":
+                checks.append(pa.Check.isin(c.statistics["allowed_values"]))
+            elif c.name == "str_length":
+                checks.append(pa.Check.str_length(min_value=c.statistics.get("min_value"),
+                                                  max_value=c.statistics.get("max_value")))
+            else:
+                raise NotImplementedError(f"check {c.name} of {feed.name}.{name} has no polars form")
+        columns[name] = pa.Column(pl.String, checks=checks, nullable=column.nullable)
+    return pa.DataFrameSchema(columns, strict=False)
+
+
+def _failures(norm: pl.DataFrame, feed: FeedDef) -> pd.DataFrame:
     """(index, column, check) of every failing cell, by lazy pandera validation."""
     try:
-        feed.model.validate(norm, lazy=True)
-        return pd.DataFrame(columns=["index", "column", "check"])
+        polars_schema(feed).validate(norm, lazy=True)
+        return pd.DataFrame({"index": np.zeros(0, np.int64), "column": [], "check": []})
     except pa.errors.SchemaErrors as e:
         fc = e.failure_cases
-    fc = fc[fc["index"].notna() & fc["column"].notna()]
-    checks = fc["check"].astype(str).str.replace(r"\(.*$", "", regex=True)
-    checks = checks.where(~fc["check"].astype(str).str.startswith("isin"), fc["check"].astype(str))
-    return pd.DataFrame({"index": fc["index"].astype(int).to_numpy(), "column": fc["column"].to_numpy(),
-                         "check": checks.to_numpy()})
+    fc = fc.filter(pl.col("index").is_not_null() & pl.col("column").is_not_null())
+    check = fc["check"].cast(pl.String)
+    check = pl.select(pl.when(check.str.starts_with("isin")).then(check)
+                      .otherwise(check.str.replace(r"\(.*$", ""))).to_series()
+    return pd.DataFrame({"index": fc["index"].cast(pl.Int64).to_numpy(), "column": fc["column"].to_numpy(),
+                         "check": check.to_numpy()})
 
 
 def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profile: Profile, *,
                    source_file: str, header: list[str], raw_cells: Callable[[int], list[str]],
                    bad_structure: dict[int, tuple[str, str]] | None = None, undecodable: bool = True) -> ChunkResult:
-    """``raw``: canonical columns of raw strings, positional index 0..n-1; ``rownums``: the file
+    """``raw``: canonical columns of raw strings (polars), rows 0..n-1; ``rownums``: the file
     row of each; ``raw_cells(pos)``: the row as read (for the quarantine record); ``bad_structure``:
     position -> (reason, message) for rows already known to be broken; ``undecodable``: False when the
     file has shown no bytes in neither encoding so far (no cell can hold the marker)."""
@@ -92,9 +125,9 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     # cells with bytes in neither UTF-8 nor GB18030 are invalid whatever their check says
     enc_rows = []
     for col in (raw.columns if undecodable else []):
-        hit = raw[col].str.contains(UNDECODABLE, regex=False, na=False)
+        hit = raw[col].str.contains(UNDECODABLE, literal=True).fill_null(False)
         if hit.any():
-            enc_rows.append(pd.DataFrame({"index": np.flatnonzero(hit.to_numpy()), "column": col,
+            enc_rows.append(pd.DataFrame({"index": hit.arg_true().to_numpy().astype(np.int64), "column": col,
                                           "check": "encoding"}))
     if enc_rows:
         fails = pd.concat([fails, *enc_rows], ignore_index=True).drop_duplicates(["index", "column"], keep="last")
@@ -116,7 +149,7 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
                                raw_value=None, reason_code=reason, message=message, raw_row=raw_row(pos)))
 
     if len(fails):
-        raw_np = {c: raw[c].to_numpy(dtype=object, na_value=None) for c in set(fails["column"]) if c in raw}
+        raw_np = {c: np.asarray(raw[c].to_list(), dtype=object) for c in set(fails["column"]) if c in raw.columns}
         required = set(feed.required)
         fails = fails[~fails["index"].isin(q_pos)]
         req = fails[fails["column"].isin(required)].sort_values("index", kind="stable")
@@ -140,16 +173,19 @@ def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
             issues.append(dict(source_file=source_file, source_row=int(rownums[int(pos)]), column_name=col,
                                raw_value=_s(value), reason_code=reason, message=message, severity="ISSUE"))
         if len(opt):
-            for col, grp in opt.groupby("column"):
-                norm.loc[grp["index"].to_numpy(), col] = None
+            norm = norm.with_columns(norm[col].scatter(grp["index"].to_numpy(), None)
+                                     for col, grp in opt.groupby("column"))
 
-    keep = np.ones(len(norm), dtype=bool)
+    keep = np.ones(norm.height, dtype=bool)
     if q_pos:
         keep[list(q_pos)] = False
-    frame = norm[keep].copy()
-    for col, meta in feed.columns.items():
-        if meta["kind"] == "bool":
-            frame[col] = frame[col].map({"Y": "1", "N": "0"})
+    if not keep.all():
+        norm = norm.filter(pl.Series(keep))
+    bools = [c for c, m in feed.columns.items() if m["kind"] == "bool"]
+    if bools:
+        norm = norm.with_columns(pl.col(c).replace_strict({"Y": "1", "N": "0"}, default=None) for c in bools)
+    frame = pd.DataFrame({c: pd.Series(pd.arrays.ArrowStringArray(
+        norm[c].to_arrow().cast(pa_arrow.large_string())), dtype="str") for c in norm.columns})
     frame["source_row"] = rownums[keep]
     return ChunkResult(frame, quarantine, issues)
 

@@ -1,11 +1,34 @@
-"""Table-driven tests of every normaliser and check: (raw value, expected canonical, valid?)."""
+"""Table-driven tests of every normaliser and check: (raw value, expected canonical, valid?).
+
+Each table runs twice: on ``schemas.checks`` (pandas, what matching uses) and on ``schemas.checks_pl``
+(polars, what ingestion uses), so the two cannot drift apart."""
 import pandas as pd
+import polars as pl
 import pytest
 
-from schemas import checks as ck
+from schemas import checks, checks_pl
 
 
-def S(*values):
+class PolarsChecks:
+    """``checks_pl`` behind the pandas-Series interface of ``checks``."""
+
+    def __getattr__(self, name):
+        fn = getattr(checks_pl, name, None)
+        if fn is None or not callable(fn):
+            return getattr(checks, name)    # explain, BOOL_WORDS...
+
+        def call(s, *a, **k):
+            out = fn(pl.Series("v", s.astype(object).where(s.notna(), None).tolist(), dtype=pl.String), *a, **k)
+            return pd.Series(out.to_list(), index=s.index, dtype="str" if out.dtype == pl.String else None)
+        return call
+
+
+@pytest.fixture(params=["pandas", "polars"])
+def ck(request):
+    return checks if request.param == "pandas" else PolarsChecks()
+
+
+def S(ck, *values):
     return ck.clean_text(pd.Series(list(values), dtype="str"))
 
 
@@ -13,8 +36,8 @@ def S(*values):
     (" 张 伟 ", "张 伟"), ("１３８", "138"), ("'13812345678", "13812345678"), ("排量（L）", "排量(L)"),
     ("NULL", None), ("无", None), ("-", None), ("", None), ("  ", None), ("null", None), ("ＡＢＣ", "ABC"),
 ])
-def test_clean_text(raw, expected):
-    out = S(raw).iloc[0]
+def test_clean_text(ck, raw, expected):
+    out = S(ck, raw).iloc[0]
     assert (out if isinstance(out, str) else None) == expected
 
 
@@ -30,8 +53,8 @@ def test_clean_text(raw, expected):
     ("12812345678", "12812345678", False),    # no 12x mobiles
     ("010-62345678", "01062345678", False),   # a landline is not a mobile
 ])
-def test_mobile(raw, norm, valid):
-    m = ck.normalise_mobile(S(raw))
+def test_mobile(ck, raw, norm, valid):
+    m = ck.normalise_mobile(S(ck, raw))
     assert m.iloc[0] == norm
     assert bool(ck.is_cn_mobile(m).iloc[0]) is valid
 
@@ -45,8 +68,8 @@ def test_mobile(raw, norm, valid):
     ("13812345678", "13812345678", True),
     ("12", "12", False),
 ])
-def test_phone(raw, norm, valid):
-    p = ck.normalise_phone(S(raw))
+def test_phone(ck, raw, norm, valid):
+    p = ck.normalise_phone(S(ck, raw))
     assert p.iloc[0] == norm
     assert bool(ck.is_cn_phone(p).iloc[0]) is valid
 
@@ -62,8 +85,8 @@ def test_phone(raw, norm, valid):
     ("G12345678", False, False, True),               # passport
     ("11010519491231", False, False, False),         # truncated ID
 ])
-def test_id_numbers(raw, resident, uscc, valid):
-    s = ck.normalise_id_number(S(raw))
+def test_id_numbers(ck, raw, resident, uscc, valid):
+    s = ck.normalise_id_number(S(ck, raw))
     assert bool(ck.resident_id_ok(s).iloc[0]) is resident
     assert bool(ck.uscc_ok(s).iloc[0]) is uscc
     assert bool(ck.is_id_number(s).iloc[0]) is valid
@@ -77,13 +100,13 @@ def test_id_numbers(raw, resident, uscc, valid):
     ("1M8GDM9AXKP04278", "1M8GDM9AXKP04278", False),    # 16 chars
     ("1M8GDM9AXKP0427O8", "1M8GDM9AXKP0427O8", False),  # letter O
 ])
-def test_vin(raw, norm, valid):
-    v = ck.normalise_vin(S(raw))
+def test_vin(ck, raw, norm, valid):
+    v = ck.normalise_vin(S(ck, raw))
     assert v.iloc[0] == norm
     assert bool(ck.is_vin(v).iloc[0]) is valid
 
 
-def test_vin_check_digits_of_generated_vins_are_valid():
+def test_vin_check_digits_of_generated_vins_are_valid(ck):
     import numpy as np
     from dealersync.sample import make_vins
     vins = pd.Series(make_vins(np.random.default_rng(1), 500), dtype="str")
@@ -96,19 +119,19 @@ def test_vin_check_digits_of_generated_vins_are_valid():
     ("京A12345", True), ("粤BD12345", True), ("粤B12345D", True), ("京A·12345", True), ("沪 a 12345", True),
     ("京A1234", False), ("XX12345", False), ("粤I12345", False),
 ])
-def test_plate(raw, valid):
-    assert bool(ck.is_cn_plate(ck.normalise_plate(S(raw))).iloc[0]) is valid
+def test_plate(ck, raw, valid):
+    assert bool(ck.is_cn_plate(ck.normalise_plate(S(ck, raw))).iloc[0]) is valid
 
 
 @pytest.mark.parametrize("raw,valid", [("510000", True), ("51000", False), ("5100001", False), ("51000A", False)])
-def test_postcode(raw, valid):
-    assert bool(ck.is_postcode(S(raw)).iloc[0]) is valid
+def test_postcode(ck, raw, valid):
+    assert bool(ck.is_postcode(S(ck, raw)).iloc[0]) is valid
 
 
 @pytest.mark.parametrize("raw,valid", [(" A@B.cn", True), ("user.x+1@mail.example.com", True), ("a@b", False),
                                        ("@b.cn", False)])
-def test_email(raw, valid):
-    assert bool(ck.is_email(ck.normalise_email(S(raw))).iloc[0]) is valid
+def test_email(ck, raw, valid):
+    assert bool(ck.is_email(ck.normalise_email(S(ck, raw))).iloc[0]) is valid
 
 
 @pytest.mark.parametrize("raw,date,datetime_", [
@@ -124,40 +147,40 @@ def test_email(raw, valid):
     ("20241301", None, None),
     ("yesterday", None, None),
 ])
-def test_dates(raw, date, datetime_):
-    d = ck.normalise_date(S(raw))
-    dt = ck.normalise_datetime(S(raw))
+def test_dates(ck, raw, date, datetime_):
+    d = ck.normalise_date(S(ck, raw))
+    dt = ck.normalise_datetime(S(ck, raw))
     assert bool(ck.is_iso_date(d).iloc[0]) is (date is not None)
     assert bool(ck.is_iso_datetime(dt).iloc[0]) is (datetime_ is not None)
     if date:
         assert d.iloc[0] == date and dt.iloc[0] == datetime_
 
 
-def test_profile_date_formats_come_first():
-    assert ck.normalise_date(S("05.03.2024"), ["%d.%m.%Y"]).iloc[0] == "2024-03-05"
+def test_profile_date_formats_come_first(ck):
+    assert ck.normalise_date(S(ck, "05.03.2024"), ["%d.%m.%Y"]).iloc[0] == "2024-03-05"
 
 
 @pytest.mark.parametrize("raw,norm,valid", [
     ("1,280.00", "1280.00", True), ("￥1,280", "1280", True), ("1280元", "1280", True), ("-35.5", "-35.5", True),
     ("12x", "12x", False), ("1.2.3", "1.2.3", False),
 ])
-def test_decimal(raw, norm, valid):
-    d = ck.normalise_decimal(S(raw))
+def test_decimal(ck, raw, norm, valid):
+    d = ck.normalise_decimal(S(ck, raw))
     assert d.iloc[0] == norm and bool(ck.is_decimal(d).iloc[0]) is valid
 
 
 @pytest.mark.parametrize("raw,norm,valid", [("12,345", "12345", True), ("12345km", "12345", True),
                                             ("12345.0", "12345", True), ("12.5", "12.5", False),
                                             ("007", "7", True), ("0", "0", True), ("-012", "-12", True)])
-def test_integer(raw, norm, valid):
-    d = ck.normalise_integer(S(raw))
+def test_integer(ck, raw, norm, valid):
+    d = ck.normalise_integer(S(ck, raw))
     assert d.iloc[0] == norm and bool(ck.is_integer(d).iloc[0]) is valid
 
 
 @pytest.mark.parametrize("raw,canonical", [("是", "Y"), ("否", "N"), ("y", "Y"), ("1", "Y"), ("0", "N"),
                                            ("同意", "Y"), ("maybe", "maybe")])
-def test_bool_words(raw, canonical):
-    assert ck.normalise_enum(S(raw), ck.BOOL_WORDS).iloc[0] == canonical
+def test_bool_words(ck, raw, canonical):
+    assert ck.normalise_enum(S(ck, raw), ck.BOOL_WORDS).iloc[0] == canonical
 
 
 @pytest.mark.parametrize("check,value,reason", [
@@ -168,6 +191,6 @@ def test_bool_words(raw, canonical):
     ("not_nullable", None, "MISSING_REQUIRED"), ("cn_mobile", "123", "BAD_MOBILE"),
     ("isin(['M', 'F'])", "X", "BAD_ENUM"), ("encoding", "a\ufffd", "ENCODING_ERROR"),
 ])
-def test_explain_reason_codes(check, value, reason):
+def test_explain_reason_codes(ck, check, value, reason):
     code, message = ck.explain(check, value)
     assert code == reason and message

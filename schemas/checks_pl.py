@@ -1,0 +1,230 @@
+"""The normalisers and checks of ``schemas/checks.py`` on polars Series, for ingestion's hot path.
+
+Same rules, same patterns and tables (imported from ``checks``), same results: a test runs both on
+the same values. Polars runs the string kernels in Rust without pandas' per-call overhead, which is
+what a million-row export needs; ``checks.py`` stays the pandas library the matching code uses.
+"""
+from __future__ import annotations
+
+import unicodedata
+
+import numpy as np
+import polars as pl
+
+from . import checks as ck
+
+_ODD = ck._NEEDS_NFKC + "|[\t\r\n\f\v]|  |^'|^ | $"
+
+
+def _s(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
+    """``s`` with ``values`` where ``mask``."""
+    return pl.select(pl.when(mask).then(values).otherwise(s)).to_series().alias(s.name)
+
+
+def clean_text(s: pl.Series) -> pl.Series:
+    """NFKC where needed, trim, Excel's leading apostrophe removed, white space collapsed, null tokens
+    to null (as ``checks.clean_text``)."""
+    odd = s.str.contains(_ODD).fill_null(False)
+    if odd.any():
+        idx = odd.arg_true()
+        part = s.gather(idx)
+        wide = part.str.contains(ck._NEEDS_NFKC).fill_null(False)
+        if wide.any():
+            w = wide.arg_true()
+            part = part.scatter(w, [unicodedata.normalize("NFKC", v) for v in part.gather(w).to_list()])
+        part = part.str.replace_all(ck._WHITESPACE, " ").str.strip_chars(" ")
+        part = part.str.replace(r"^'+", "").str.strip_chars(" ")
+        s = s.scatter(idx, part)
+    return _s(s, s.is_in(ck.NULL_TOKENS), pl.lit(None, pl.String))
+
+
+def normalise_mobile(s: pl.Series) -> pl.Series:
+    d = s.str.replace_all(r"[ \-().·]", "")
+    return d.str.replace(r"^(?:\+86|0086|86)(1[0-9]{10})$", "${1}")
+
+
+def is_cn_mobile(s: pl.Series) -> pl.Series:
+    return s.str.contains(ck._MOBILE_RE).fill_null(False)
+
+
+def is_masked_mobile(s: pl.Series) -> pl.Series:
+    return s.str.contains(r"^1[3-9][0-9]\*{4}[0-9]{4}$").fill_null(False)
+
+
+def normalise_phone(s: pl.Series) -> pl.Series:
+    d = s.str.replace(r"(?i) ?(?:ext\.?|x|分机) ?([0-9]+)$", "转${1}")
+    d = d.str.replace_all(r"[ ()]", "").str.replace(r"^(?:\+86|0086)-?", "")
+    d = d.str.replace(r"^(0[0-9]{2,3})-?([0-9]{7,8})", "${1}-${2}")
+    mobile = normalise_mobile(d)
+    return _s(d, is_cn_mobile(mobile), mobile)
+
+
+def is_cn_phone(s: pl.Series) -> pl.Series:
+    return s.str.contains(r"^(?:0[0-9]{2,3}-[0-9]{7,8}|[0-9]{7,8}|[48]00-?[0-9]{3}-?[0-9]{4}|1[3-9][0-9]{9})"
+                          r"(?:转[0-9]{1,6})?$").fill_null(False)
+
+
+def _fixed(s: pl.Series, pattern: str, check) -> pl.Series:
+    """Values matching ``pattern`` (fixed width, ASCII) go through the numpy ``check``; others fail."""
+    fmt = s.str.contains(pattern).fill_null(False)
+    out = np.zeros(len(s), dtype=bool)
+    if fmt.any():
+        idx = fmt.arg_true().to_numpy()
+        out[idx] = check(np.asarray(s.gather(idx).to_list(), dtype=object))
+    return pl.Series(s.name, out)
+
+
+def normalise_id_number(s: pl.Series) -> pl.Series:
+    return s.str.replace_all(" ", "", literal=True).str.to_uppercase()
+
+
+def _rid(vals: np.ndarray) -> np.ndarray:
+    m = ck._as_matrix(vals, 18)
+    digits = (m[:, :17] - 48).astype(np.int64)
+    ok = ck._RID_CHECK[(digits @ ck._RID_WEIGHTS) % 11] == m[:, 17]
+    births = pl.Series([v[6:14] for v in vals]).str.strptime(pl.Date, "%Y%m%d", strict=False)
+    return ok & births.is_not_null().to_numpy() & (births.dt.year().fill_null(0).to_numpy() >= 1900)
+
+
+def resident_id_ok(s: pl.Series) -> pl.Series:
+    return _fixed(s, r"^[0-9]{17}[0-9X]$", _rid)
+
+
+def _uscc(vals: np.ndarray) -> np.ndarray:
+    v = ck._USCC_VALUE[ck._as_matrix(vals, 18)]
+    return (31 - (v[:, :17] @ ck._USCC_WEIGHTS) % 31) % 31 == v[:, 17]
+
+
+def uscc_ok(s: pl.Series) -> pl.Series:
+    return _fixed(s, r"^[0-9A-HJ-NPQRTUWXY]{18}$", _uscc)
+
+
+def is_id_number(s: pl.Series) -> pl.Series:
+    eighteen = s.str.contains(r"^[0-9A-Z]{18}$").fill_null(False)
+    other = (s.str.contains(r"^[0-9A-Z]{5,20}$").fill_null(False) & ~eighteen
+             & ~s.str.contains(r"^[0-9]{13,17}$").fill_null(False))
+    return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
+
+
+def normalise_vin(s: pl.Series) -> pl.Series:
+    return s.str.replace_all(r"[ \-]", "").str.to_uppercase()
+
+
+def is_vin(s: pl.Series) -> pl.Series:
+    return _fixed(s, r"^[A-HJ-NPR-Z0-9]{17}$", lambda v: ck.vin_check_digit(v) == ck._as_matrix(v, 17)[:, 8])
+
+
+def normalise_plate(s: pl.Series) -> pl.Series:
+    return s.str.replace_all(r"[ ·.\-]", "").str.to_uppercase()
+
+
+def is_cn_plate(s: pl.Series) -> pl.Series:
+    return s.str.contains(ck._PLATE_RE).fill_null(False)
+
+
+def is_postcode(s: pl.Series) -> pl.Series:
+    return s.str.contains(r"^[0-9]{6}$").fill_null(False)
+
+
+def normalise_email(s: pl.Series) -> pl.Series:
+    return s.str.replace_all(" ", "", literal=True).str.to_lowercase()
+
+
+def is_email(s: pl.Series) -> pl.Series:
+    return s.str.contains(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}$").fill_null(False)
+
+
+def normalise_decimal(s: pl.Series) -> pl.Series:
+    return s.str.replace_all(r"[,， ¥￥]|元$|^CNY|^RMB", "")
+
+
+def is_decimal(s: pl.Series) -> pl.Series:
+    return s.str.contains(r"^-?[0-9]{1,13}(?:\.[0-9]{1,4})?$").fill_null(False)
+
+
+def normalise_integer(s: pl.Series) -> pl.Series:
+    d = s.str.replace_all(r"[,， ]|(?i:km|公里)$", "")
+    d = d.str.replace(r"^(-?[0-9]+)\.0*$", "${1}")
+    return d.str.replace(r"^(-?)0+([0-9])", "${1}${2}")
+
+
+def is_integer(s: pl.Series) -> pl.Series:
+    return s.str.contains(r"^-?[0-9]{1,12}$").fill_null(False)
+
+
+# --------------------------------------------------------------------------- dates
+
+def parse_dates(s: pl.Series, formats: list[str] | None = None, with_time: bool = False) -> pl.Series:
+    """Every date form of the spec (as ``checks.parse_dates``) to Datetime, null where impossible: Excel
+    serials, then the formats in turn on what is still unparsed, those this column uses first."""
+    fmts = list(formats or []) + ck.DEFAULT_DATETIME_FORMATS + ck.DEFAULT_DATE_FORMATS
+    out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us"))
+    serial = s.str.contains(ck._EXCEL_SERIAL_RE).fill_null(False)
+    if serial.any():
+        days = s.filter(serial).cast(pl.Float64, strict=False)
+        if not with_time:
+            days = days.floor()
+        excel = pl.select(pl.lit(ck._EXCEL_EPOCH.to_pydatetime()).cast(pl.Datetime("us"))
+                          + pl.duration(microseconds=(days * 86_400_000_000).round(0).cast(pl.Int64))).to_series()
+        out = out.scatter(serial.arg_true(), excel)
+    todo = s.is_not_null() & ~serial
+    if todo.sum() > 2000:   # try the formats this column actually uses first
+        sample = s.filter(todo).gather_every(max(1, int(todo.sum()) // 500))
+        hits = {f: int(sample.str.strptime(pl.Datetime("us"), f, strict=False, exact=True).is_not_null().sum())
+                for f in fmts}
+        fmts = [f for f in sorted(fmts, key=lambda f: -hits[f]) if hits[f]] + [f for f in fmts if not hits[f]]
+    for fmt in fmts:
+        if not todo.any():
+            break
+        idx = todo.arg_true()
+        parsed = s.gather(idx).str.strptime(pl.Datetime("us"), fmt, strict=False, exact=True)
+        hit = parsed.is_not_null()
+        if hit.any():
+            out = out.scatter(idx.filter(hit), parsed.filter(hit))
+            todo = todo.scatter(idx.filter(hit), False)
+    return out
+
+
+def _normalise_temporal(s: pl.Series, formats: list[str] | None, with_time: bool) -> pl.Series:
+    canonical = (pl.Series([False] * len(s)) if formats else
+                 s.str.contains(ck._ISO_DATETIME if with_time else ck._ISO_DATE).fill_null(False))
+    todo = s.is_not_null() & ~canonical
+    if not todo.any():
+        return s
+    idx = todo.arg_true()
+    part = s.gather(idx)
+    parsed = parse_dates(part, formats, with_time)
+    text = parsed.dt.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
+    return s.scatter(idx, _s(part, parsed.is_not_null(), text))
+
+
+def normalise_date(s: pl.Series, formats: list[str] | None = None) -> pl.Series:
+    return _normalise_temporal(s, formats, with_time=False)
+
+
+def normalise_datetime(s: pl.Series, formats: list[str] | None = None) -> pl.Series:
+    return _normalise_temporal(s, formats, with_time=True)
+
+
+def is_iso_date(s: pl.Series) -> pl.Series:
+    fmt = s.str.contains(r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$").fill_null(False)
+    return fmt & s.str.strptime(pl.Date, "%Y-%m-%d", strict=False).is_not_null()
+
+
+def is_iso_datetime(s: pl.Series) -> pl.Series:
+    fmt = s.str.contains(r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$").fill_null(False)
+    return fmt & s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False).is_not_null()
+
+
+def normalise_enum(s: pl.Series, mapping: dict[str, str]) -> pl.Series:
+    if not mapping:
+        return s
+    upper_map = {str(k).upper(): v for k, v in mapping.items()}
+    mapped = s.str.to_uppercase().replace_strict(upper_map, default=None, return_dtype=pl.String)
+    return _s(s, mapped.is_not_null(), mapped)
+
+
+CHECKS = {"cn_mobile": is_cn_mobile, "masked_mobile": is_masked_mobile, "cn_phone": is_cn_phone,
+          "id_number": is_id_number, "resident_id": resident_id_ok, "vin": is_vin, "cn_plate": is_cn_plate,
+          "postcode": is_postcode, "email": is_email, "decimal": is_decimal, "integer": is_integer,
+          "iso_date": is_iso_date, "iso_datetime": is_iso_datetime}
