@@ -392,6 +392,8 @@ def _parse_block(text: str, line: int, width: int):
     starts = np.concatenate(([0], ends[:-1] + 1))
     length = ends - starts + 1
     empty = (length == 1) | ((length == 2) & (arr[np.maximum(ends - 1, 0)] == 13))
+    if (line_of_end - first_line + 1).max() > MAX_RECORD_LINES:
+        return None   # the row reader takes such a record for an unclosed quote
     invalid = []
     try:
         table = pacsv.read_csv(

@@ -149,3 +149,15 @@ def test_sample_exports_read_the_same_by_both_readers(tmp_path, profile):
         assert fast == slow, p.name
         files_seen += 1
     assert files_seen >= 3
+
+
+def test_a_record_over_too_many_lines_is_an_unclosed_quote_for_both_readers(tmp_path):
+    rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址,{i}" for i in range(40)]
+    rows[30] = 'RO30,LVSHCAMB1CE100030,"' + "\r\n".join(["一行"] * (files.MAX_RECORD_LINES + 1)) + '",30'
+    p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
+    for read in (lambda t: flat(t.batches(10)), lambda t: flat(_batched(t.records(), 10, len(t.header)))):
+        t = open_table(p, score)
+        with pytest.raises(files.BadSourceData) as e:
+            read(t)
+        t.close()
+        assert e.value.reason == "UNCLOSED_QUOTE" and e.value.row == 32
