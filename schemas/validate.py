@@ -111,7 +111,7 @@ def _failures(norm: pl.DataFrame, feed: FeedDef) -> pd.DataFrame:
                          "check": check.to_numpy()})
 
 
-def validate_chunk(raw: pd.DataFrame, rownums: np.ndarray, feed: FeedDef, profile: Profile, *,
+def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profile: Profile, *,
                    source_file: str, header: list[str], raw_cells: Callable[[int], list[str]],
                    bad_structure: dict[int, tuple[str, str]] | None = None, undecodable: bool = True) -> ChunkResult:
     """``raw``: canonical columns of raw strings (polars), rows 0..n-1; ``rownums``: the file
