@@ -6,7 +6,7 @@ every row carries its lineage: dealer_code, business_date, source_file, source_r
 from __future__ import annotations
 
 from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData,
-                        Numeric, String, Table, Text, UniqueConstraint)
+                        Numeric, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
 
 from schemas.feeds import FEEDS
 
@@ -120,10 +120,9 @@ def feed_columns(feed_name: str) -> list[Column]:
 
 def _feed_table(feed_name: str) -> Table:
     feed = FEEDS[feed_name]
-    return Table(feed.table, metadata,
-                 Column("id", Integer, primary_key=True, autoincrement=True),
-                 *feed_columns(feed_name), *lineage_columns(),
-                 UniqueConstraint("dealer_code", *feed.key))
+    # keyed on the natural key per dealer (no surrogate id: bulk loads pay for every index)
+    return Table(feed.table, metadata, *feed_columns(feed_name), *lineage_columns(),
+                 PrimaryKeyConstraint("dealer_code", *feed.key))
 
 
 FEED_TABLES: dict[str, Table] = {name: _feed_table(name) for name in FEEDS}

@@ -115,7 +115,7 @@ customer_type = "Typ"
     from store.tables import FEED_TABLES
     t = FEED_TABLES["customers"]
     with make_engine(get_settings().effective_database_url).connect() as c:
-        got = c.execute(select(t.c.customer_id, t.c.customer_type, t.c.birthday, t.c.mobile).order_by(t.c.id)).all()
+        got = c.execute(select(t.c.customer_id, t.c.customer_type, t.c.birthday, t.c.mobile).order_by(t.c.load_id, t.c.source_row)).all()
     assert [(r[0], r[1], str(r[2])) for r in got] == [("K1", "PERSON", "1949-12-31"), ("K2", "ORGANISATION", "None")]
 
 

@@ -14,8 +14,10 @@ from tests.dealersync.test_ingest_dirt import CUST_A, RO_A, VIN1, csv_bytes, cus
 
 
 def table(engine, name, cols="*"):
+    from store.tables import FEED_TABLES
+    order = "load_id, source_row" if name in {t.name for t in FEED_TABLES.values()} else "id"
     with engine.connect() as c:
-        return [dict(r) for r in c.execute(sa.text(f"select {cols} from {name} order by id")).mappings()]
+        return [dict(r) for r in c.execute(sa.text(f"select {cols} from {name} order by {order}")).mappings()]
 
 
 def ledger(engine):
@@ -194,3 +196,25 @@ def test_keys_already_in_the_table_take_the_upsert_path_chunk_by_chunk(engine, t
     assert res.rows_loaded == 50 and res.rows_superseded == 0 and len(got) == 90
     assert got["C39"] == ("张伟", "GZ0012_CUSTOMER_20261103.csv")
     assert got["C40"] == got["C89"] == ("李娜", "GZ0012_CUSTOMER_20261104.csv")
+
+
+def test_feed_tables_keep_their_rows_across_the_natural_key_migration(engine, tmp_path):
+    """0009 drops the surrogate id of the feed tables; rows loaded before it are kept, and going back
+    to 0008 gives them ids again."""
+    from alembic import command
+
+    from store.db import alembic_config
+    ingest_file(engine, write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust("C1"), cust("C2")])))
+    cfg = alembic_config(engine.url.render_as_string(hide_password=False))
+    with engine.begin() as conn:
+        cfg.attributes["connection"] = conn
+        command.downgrade(cfg, "0008")
+    with engine.connect() as c:
+        ids = c.execute(sa.text("select customer_id, id from dms_customer order by id")).all()
+    assert [r[0] for r in ids] == ["C1", "C2"] and all(r[1] for r in ids)
+    upgrade(engine)
+    got = table(engine, "dms_customer", "customer_id, name, source_row")
+    assert got == [{"customer_id": "C1", "name": "张伟", "source_row": 2},
+                   {"customer_id": "C2", "name": "张伟", "source_row": 3}]
+    res = ingest_file(engine, write(tmp_path, "GZ0012_CUSTOMER_20261104.csv", csv_bytes(CUST_A, [cust("C2", name="李娜")])))
+    assert res.status == "loaded" and len(table(engine, "dms_customer")) == 2
