@@ -25,11 +25,41 @@ NULL_TOKENS = ["", "NULL", "null", "Null", "NONE", "None", "none", "NAN", "NaN",
                "NA", "无", "空", "-", "--", "—", "/", "#N/A"]
 
 
+# --------------------------------------------------------------------------- patterns
+# Shared with checks_pl.py (the polars twin): one place for each rule.
+_PHONE_RE = r"^(?:0[0-9]{2,3}-[0-9]{7,8}|[0-9]{7,8}|[48]00-?[0-9]{3}-?[0-9]{4}|1[3-9][0-9]{9})(?:转[0-9]{1,6})?$"
+_MOBILE_SEPARATORS = r"[ \-().·]"
+_MOBILE_PREFIX = r"^(?:\+86|0086|86)(1[0-9]{10})$"
+_MASKED_MOBILE_RE = r"^1[3-9][0-9]\*{4}[0-9]{4}$"
+_PHONE_EXTENSION = r"(?i) ?(?:ext\.?|x|分机) ?([0-9]+)$"
+_PHONE_SEPARATORS = r"[ ()]"
+_PHONE_COUNTRY = r"^(?:\+86|0086)-?"
+_PHONE_AREA = r"^(0[0-9]{2,3})-?([0-9]{7,8})"
+_RID_FORMAT = r"^[0-9]{17}[0-9X]$"
+_USCC_FORMAT = r"^[0-9A-HJ-NPQRTUWXY]{18}$"
+_ID18_FORMAT = r"^[0-9A-Z]{18}$"
+_ID_OTHER_FORMAT = r"^[0-9A-Z]{5,20}$"
+_ID_TRUNCATED = r"^[0-9]{13,17}$"
+_VIN_SEPARATORS = r"[ \-]"
+_PLATE_SEPARATORS = r"[ ·.\-]"
+_POSTCODE_RE = r"^[0-9]{6}$"
+_EMAIL_RE = r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}$"
+_DECIMAL_NOISE = r"[,， ¥￥]|元$|^CNY|^RMB"
+_DECIMAL_RE = r"^-?[0-9]{1,13}(?:\.[0-9]{1,4})?$"
+_INTEGER_NOISE = r"[,， ]|(?i:km|公里)$"
+_INTEGER_POINT_ZERO = r"^(-?[0-9]+)\.0*$"
+_INTEGER_LEADING_ZEROS = r"^(-?)0+([0-9])"
+_INTEGER_RE = r"^-?[0-9]{1,12}$"
+_ISO_DATE_CHECK = r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$"
+_ISO_DATETIME_CHECK = r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+
+
 # --------------------------------------------------------------------------- generic text
 
 # characters NFKC changes in this data: ideographic space, full-width ASCII, enclosed numbers...
 _NEEDS_NFKC = "[\u00a0\u2000-\u200b\u2460-\u24ff\u3000\u3250-\u33ff\ufe30-\ufe4f\uff01-\uff5e]"
 _WHITESPACE = "[ \t\r\n\f\v\u00a0\u3000]+"
+_ODD = _NEEDS_NFKC + "|[\t\r\n\f\v]|  |^'|^ | $"   # what needs more than the null-token check
 
 
 def clean_text(s: pd.Series) -> pd.Series:
@@ -39,7 +69,7 @@ def clean_text(s: pd.Series) -> pd.Series:
     Vectorised on pyarrow (RE2) patterns; NFKC runs only on the few values that need it."""
     s = s.astype("str") if s.dtype != "str" else s
     # one scan tells which (costlier) steps this column needs at all
-    odd = s.str.contains(_NEEDS_NFKC + "|[\t\r\n\f\v]|  |^'|^ | $", regex=True, na=False)
+    odd = s.str.contains(_ODD, regex=True, na=False)
     if odd.any():
         part = s[odd]
         wide = part.str.contains(_NEEDS_NFKC, regex=True, na=False)
@@ -60,8 +90,8 @@ _MOBILE_RE = r"^1[3-9][0-9]{9}$"
 
 def normalise_mobile(s: pd.Series) -> pd.Series:
     """``+86 138-1234-5678``, ``8613812345678``, ``138 1234 5678``, ``0086...`` -> ``13812345678``."""
-    d = s.str.replace(r"[ \-().·]", "", regex=True)
-    d = d.str.replace(r"^(?:\+86|0086|86)(1[0-9]{10})$", r"\1", regex=True)
+    d = s.str.replace(_MOBILE_SEPARATORS, "", regex=True)
+    d = d.str.replace(_MOBILE_PREFIX, r"\1", regex=True)
     return d
 
 
@@ -71,20 +101,20 @@ def is_cn_mobile(s: pd.Series) -> pd.Series:
 
 def is_masked_mobile(s: pd.Series) -> pd.Series:
     """A mobile as the OEM sends it, masked: ``138****5678``."""
-    return s.str.fullmatch(r"^1[3-9][0-9]\*{4}[0-9]{4}$", na=False)
+    return s.str.fullmatch(_MASKED_MOBILE_RE, na=False)
 
 
 def normalise_phone(s: pd.Series) -> pd.Series:
     """Landlines: ``0755 8888 1234转123`` -> ``0755-88881234转123``; mobiles as mobiles."""
-    d = s.str.replace(r"(?i) ?(?:ext\.?|x|分机) ?([0-9]+)$", r"转\1", regex=True)
-    d = d.str.replace(r"[ ()]", "", regex=True).str.replace(r"^(?:\+86|0086)-?", "", regex=True)
-    d = d.str.replace(r"^(0[0-9]{2,3})-?([0-9]{7,8})", r"\1-\2", regex=True)
+    d = s.str.replace(_PHONE_EXTENSION, r"转\1", regex=True)
+    d = d.str.replace(_PHONE_SEPARATORS, "", regex=True).str.replace(_PHONE_COUNTRY, "", regex=True)
+    d = d.str.replace(_PHONE_AREA, r"\1-\2", regex=True)
     mobile = normalise_mobile(d)
     return mobile.where(is_cn_mobile(mobile), d)
 
 
 def is_cn_phone(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(r"^(?:0[0-9]{2,3}-[0-9]{7,8}|[0-9]{7,8}|[48]00-?[0-9]{3}-?[0-9]{4}|1[3-9][0-9]{9})(?:转[0-9]{1,6})?$",
+    return s.str.fullmatch(_PHONE_RE,
                            na=False)
 
 
@@ -108,7 +138,7 @@ def normalise_id_number(s: pd.Series) -> pd.Series:
 
 def resident_id_ok(s: pd.Series) -> pd.Series:
     """18-character PRC resident ID: format, birth date and ISO 7064 MOD 11-2 check digit."""
-    fmt = s.str.fullmatch(r"^[0-9]{17}[0-9X]$", na=False).to_numpy(dtype=bool)
+    fmt = s.str.fullmatch(_RID_FORMAT, na=False).to_numpy(dtype=bool)
     out = np.zeros(len(s), dtype=bool)
     if fmt.any():
         vals = s.to_numpy(dtype=object)[fmt]
@@ -131,7 +161,7 @@ for _i, _c in enumerate(_USCC_ALPHABET):
 
 def uscc_ok(s: pd.Series) -> pd.Series:
     """Unified social credit code (GB 32100): 18 characters, MOD 31 check character."""
-    fmt = s.str.fullmatch(r"^[0-9A-HJ-NPQRTUWXY]{18}$", na=False).to_numpy(dtype=bool)
+    fmt = s.str.fullmatch(_USCC_FORMAT, na=False).to_numpy(dtype=bool)
     out = np.zeros(len(s), dtype=bool)
     if fmt.any():
         v = _USCC_VALUE[_as_matrix(s.to_numpy(dtype=object)[fmt], 18)]
@@ -144,8 +174,8 @@ def is_id_number(s: pd.Series) -> pd.Series:
     """Resident ID or credit code with a valid check character, or another document number
     (passport...). An 18-character number must carry a valid check character; a number Excel
     turned into scientific notation is destroyed and never valid."""
-    eighteen = s.str.fullmatch(r"^[0-9A-Z]{18}$", na=False)
-    other = s.str.fullmatch(r"^[0-9A-Z]{5,20}$", na=False) & ~eighteen & ~s.str.fullmatch(r"^[0-9]{13,17}$", na=False)
+    eighteen = s.str.fullmatch(_ID18_FORMAT, na=False)
+    other = s.str.fullmatch(_ID_OTHER_FORMAT, na=False) & ~eighteen & ~s.str.fullmatch(_ID_TRUNCATED, na=False)
     return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
 
 
@@ -159,7 +189,7 @@ _VIN_CHECK = np.frombuffer(b"0123456789X", dtype=np.uint8)
 
 
 def normalise_vin(s: pd.Series) -> pd.Series:
-    return s.str.replace(r"[ \-]", "", regex=True).str.upper()
+    return s.str.replace(_VIN_SEPARATORS, "", regex=True).str.upper()
 
 
 def vin_check_digit(vins: list[str] | np.ndarray) -> np.ndarray:
@@ -186,7 +216,7 @@ _PLATE_RE = (rf"^(?:[{PROVINCES}][A-HJ-NP-Z](?:[A-HJ-NP-Z0-9]{{4}}[A-HJ-NP-Z0-9�
 
 
 def normalise_plate(s: pd.Series) -> pd.Series:
-    return s.str.replace(r"[ ·.\-]", "", regex=True).str.upper()
+    return s.str.replace(_PLATE_SEPARATORS, "", regex=True).str.upper()
 
 
 def is_cn_plate(s: pd.Series) -> pd.Series:
@@ -194,7 +224,7 @@ def is_cn_plate(s: pd.Series) -> pd.Series:
 
 
 def is_postcode(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(r"^[0-9]{6}$", na=False)
+    return s.str.fullmatch(_POSTCODE_RE, na=False)
 
 
 def normalise_email(s: pd.Series) -> pd.Series:
@@ -202,29 +232,29 @@ def normalise_email(s: pd.Series) -> pd.Series:
 
 
 def is_email(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}$", na=False)
+    return s.str.fullmatch(_EMAIL_RE, na=False)
 
 
 # --------------------------------------------------------------------------- numbers
 
 def normalise_decimal(s: pd.Series) -> pd.Series:
     """``1,280.00``, ``￥1,280``, ``1280元`` -> ``1280.00`` / ``1280``."""
-    return s.str.replace(r"[,， ¥￥]|元$|^CNY|^RMB", "", regex=True)
+    return s.str.replace(_DECIMAL_NOISE, "", regex=True)
 
 
 def is_decimal(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(r"^-?[0-9]{1,13}(?:\.[0-9]{1,4})?$", na=False)
+    return s.str.fullmatch(_DECIMAL_RE, na=False)
 
 
 def normalise_integer(s: pd.Series) -> pd.Series:
     """``12,345`` / ``12345km`` / ``12345.0`` / ``007`` -> canonical digits (so keys compare equal)."""
-    d = s.str.replace(r"[,， ]|(?i:km|公里)$", "", regex=True)
-    d = d.str.replace(r"^(-?[0-9]+)\.0*$", r"\1", regex=True)
-    return d.str.replace(r"^(-?)0+([0-9])", r"\1\2", regex=True)
+    d = s.str.replace(_INTEGER_NOISE, "", regex=True)
+    d = d.str.replace(_INTEGER_POINT_ZERO, r"\1", regex=True)
+    return d.str.replace(_INTEGER_LEADING_ZEROS, r"\1\2", regex=True)
 
 
 def is_integer(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(r"^-?[0-9]{1,12}$", na=False)
+    return s.str.fullmatch(_INTEGER_RE, na=False)
 
 
 # --------------------------------------------------------------------------- dates
@@ -294,12 +324,12 @@ def normalise_datetime(s: pd.Series, formats: list[str] | None = None) -> pd.Ser
 
 def is_iso_date(s: pd.Series) -> pd.Series:
     """``YYYY-MM-DD`` and a real calendar date (``2024-02-30`` is not)."""
-    fmt = s.str.fullmatch(r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$", na=False)
+    fmt = s.str.fullmatch(_ISO_DATE_CHECK, na=False)
     return fmt & pd.to_datetime(s.where(fmt), format="%Y-%m-%d", errors="coerce").notna()
 
 
 def is_iso_datetime(s: pd.Series) -> pd.Series:
-    fmt = s.str.fullmatch(r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$", na=False)
+    fmt = s.str.fullmatch(_ISO_DATETIME_CHECK, na=False)
     return fmt & pd.to_datetime(s.where(fmt), format="%Y-%m-%d %H:%M:%S", errors="coerce").notna()
 
 

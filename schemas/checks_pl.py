@@ -13,10 +13,7 @@ import polars as pl
 
 from . import checks as ck
 
-_ODD = ck._NEEDS_NFKC + "|[\t\r\n\f\v]|  |^'|^ | $"
-
-
-def _s(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
+def _where(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
     """``s`` with ``values`` where ``mask``."""
     return pl.select(pl.when(mask).then(values).otherwise(s)).to_series().alias(s.name)
 
@@ -24,7 +21,7 @@ def _s(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
 def clean_text(s: pl.Series) -> pl.Series:
     """NFKC where needed, trim, Excel's leading apostrophe removed, white space collapsed, null tokens
     to null (as ``checks.clean_text``)."""
-    odd = s.str.contains(_ODD).fill_null(False)
+    odd = s.str.contains(ck._ODD).fill_null(False)
     if odd.any():
         idx = odd.arg_true()
         part = s.gather(idx)
@@ -35,12 +32,12 @@ def clean_text(s: pl.Series) -> pl.Series:
         part = part.str.replace_all(ck._WHITESPACE, " ").str.strip_chars(" ")
         part = part.str.replace(r"^'+", "").str.strip_chars(" ")
         s = s.scatter(idx, part)
-    return _s(s, s.is_in(ck.NULL_TOKENS), pl.lit(None, pl.String))
+    return _where(s, s.is_in(ck.NULL_TOKENS), pl.lit(None, pl.String))
 
 
 def normalise_mobile(s: pl.Series) -> pl.Series:
-    d = s.str.replace_all(r"[ \-().·]", "")
-    return d.str.replace(r"^(?:\+86|0086|86)(1[0-9]{10})$", "${1}")
+    d = s.str.replace_all(ck._MOBILE_SEPARATORS, "")
+    return d.str.replace(ck._MOBILE_PREFIX, "${1}")
 
 
 def is_cn_mobile(s: pl.Series) -> pl.Series:
@@ -48,20 +45,19 @@ def is_cn_mobile(s: pl.Series) -> pl.Series:
 
 
 def is_masked_mobile(s: pl.Series) -> pl.Series:
-    return s.str.contains(r"^1[3-9][0-9]\*{4}[0-9]{4}$").fill_null(False)
+    return s.str.contains(ck._MASKED_MOBILE_RE).fill_null(False)
 
 
 def normalise_phone(s: pl.Series) -> pl.Series:
-    d = s.str.replace(r"(?i) ?(?:ext\.?|x|分机) ?([0-9]+)$", "转${1}")
-    d = d.str.replace_all(r"[ ()]", "").str.replace(r"^(?:\+86|0086)-?", "")
-    d = d.str.replace(r"^(0[0-9]{2,3})-?([0-9]{7,8})", "${1}-${2}")
+    d = s.str.replace(ck._PHONE_EXTENSION, "转${1}")
+    d = d.str.replace_all(ck._PHONE_SEPARATORS, "").str.replace(ck._PHONE_COUNTRY, "")
+    d = d.str.replace(ck._PHONE_AREA, "${1}-${2}")
     mobile = normalise_mobile(d)
-    return _s(d, is_cn_mobile(mobile), mobile)
+    return _where(d, is_cn_mobile(mobile), mobile)
 
 
 def is_cn_phone(s: pl.Series) -> pl.Series:
-    return s.str.contains(r"^(?:0[0-9]{2,3}-[0-9]{7,8}|[0-9]{7,8}|[48]00-?[0-9]{3}-?[0-9]{4}|1[3-9][0-9]{9})"
-                          r"(?:转[0-9]{1,6})?$").fill_null(False)
+    return s.str.contains(ck._PHONE_RE).fill_null(False)
 
 
 def _fixed(s: pl.Series, pattern: str, check) -> pl.Series:
@@ -87,7 +83,7 @@ def _rid(vals: np.ndarray) -> np.ndarray:
 
 
 def resident_id_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, r"^[0-9]{17}[0-9X]$", _rid)
+    return _fixed(s, ck._RID_FORMAT, _rid)
 
 
 def _uscc(vals: np.ndarray) -> np.ndarray:
@@ -96,18 +92,18 @@ def _uscc(vals: np.ndarray) -> np.ndarray:
 
 
 def uscc_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, r"^[0-9A-HJ-NPQRTUWXY]{18}$", _uscc)
+    return _fixed(s, ck._USCC_FORMAT, _uscc)
 
 
 def is_id_number(s: pl.Series) -> pl.Series:
-    eighteen = s.str.contains(r"^[0-9A-Z]{18}$").fill_null(False)
-    other = (s.str.contains(r"^[0-9A-Z]{5,20}$").fill_null(False) & ~eighteen
-             & ~s.str.contains(r"^[0-9]{13,17}$").fill_null(False))
+    eighteen = s.str.contains(ck._ID18_FORMAT).fill_null(False)
+    other = (s.str.contains(ck._ID_OTHER_FORMAT).fill_null(False) & ~eighteen
+             & ~s.str.contains(ck._ID_TRUNCATED).fill_null(False))
     return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
 
 
 def normalise_vin(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(r"[ \-]", "").str.to_uppercase()
+    return s.str.replace_all(ck._VIN_SEPARATORS, "").str.to_uppercase()
 
 
 def is_vin(s: pl.Series) -> pl.Series:
@@ -115,7 +111,7 @@ def is_vin(s: pl.Series) -> pl.Series:
 
 
 def normalise_plate(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(r"[ ·.\-]", "").str.to_uppercase()
+    return s.str.replace_all(ck._PLATE_SEPARATORS, "").str.to_uppercase()
 
 
 def is_cn_plate(s: pl.Series) -> pl.Series:
@@ -123,7 +119,7 @@ def is_cn_plate(s: pl.Series) -> pl.Series:
 
 
 def is_postcode(s: pl.Series) -> pl.Series:
-    return s.str.contains(r"^[0-9]{6}$").fill_null(False)
+    return s.str.contains(ck._POSTCODE_RE).fill_null(False)
 
 
 def normalise_email(s: pl.Series) -> pl.Series:
@@ -131,25 +127,25 @@ def normalise_email(s: pl.Series) -> pl.Series:
 
 
 def is_email(s: pl.Series) -> pl.Series:
-    return s.str.contains(r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}$").fill_null(False)
+    return s.str.contains(ck._EMAIL_RE).fill_null(False)
 
 
 def normalise_decimal(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(r"[,， ¥￥]|元$|^CNY|^RMB", "")
+    return s.str.replace_all(ck._DECIMAL_NOISE, "")
 
 
 def is_decimal(s: pl.Series) -> pl.Series:
-    return s.str.contains(r"^-?[0-9]{1,13}(?:\.[0-9]{1,4})?$").fill_null(False)
+    return s.str.contains(ck._DECIMAL_RE).fill_null(False)
 
 
 def normalise_integer(s: pl.Series) -> pl.Series:
-    d = s.str.replace_all(r"[,， ]|(?i:km|公里)$", "")
-    d = d.str.replace(r"^(-?[0-9]+)\.0*$", "${1}")
-    return d.str.replace(r"^(-?)0+([0-9])", "${1}${2}")
+    d = s.str.replace_all(ck._INTEGER_NOISE, "")
+    d = d.str.replace(ck._INTEGER_POINT_ZERO, "${1}")
+    return d.str.replace(ck._INTEGER_LEADING_ZEROS, "${1}${2}")
 
 
 def is_integer(s: pl.Series) -> pl.Series:
-    return s.str.contains(r"^-?[0-9]{1,12}$").fill_null(False)
+    return s.str.contains(ck._INTEGER_RE).fill_null(False)
 
 
 # --------------------------------------------------------------------------- dates
@@ -195,7 +191,7 @@ def _normalise_temporal(s: pl.Series, formats: list[str] | None, with_time: bool
     part = s.gather(idx)
     parsed = parse_dates(part, formats, with_time)
     text = parsed.dt.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
-    return s.scatter(idx, _s(part, parsed.is_not_null(), text))
+    return s.scatter(idx, _where(part, parsed.is_not_null(), text))
 
 
 def normalise_date(s: pl.Series, formats: list[str] | None = None) -> pl.Series:
@@ -207,12 +203,12 @@ def normalise_datetime(s: pl.Series, formats: list[str] | None = None) -> pl.Ser
 
 
 def is_iso_date(s: pl.Series) -> pl.Series:
-    fmt = s.str.contains(r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2}$").fill_null(False)
+    fmt = s.str.contains(ck._ISO_DATE_CHECK).fill_null(False)
     return fmt & s.str.strptime(pl.Date, "%Y-%m-%d", strict=False).is_not_null()
 
 
 def is_iso_datetime(s: pl.Series) -> pl.Series:
-    fmt = s.str.contains(r"^(?:19|20|21)[0-9]{2}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$").fill_null(False)
+    fmt = s.str.contains(ck._ISO_DATETIME_CHECK).fill_null(False)
     return fmt & s.str.strptime(pl.Datetime("us"), "%Y-%m-%d %H:%M:%S", strict=False).is_not_null()
 
 
@@ -221,7 +217,7 @@ def normalise_enum(s: pl.Series, mapping: dict[str, str]) -> pl.Series:
         return s
     upper_map = {str(k).upper(): v for k, v in mapping.items()}
     mapped = s.str.to_uppercase().replace_strict(upper_map, default=None, return_dtype=pl.String)
-    return _s(s, mapped.is_not_null(), mapped)
+    return _where(s, mapped.is_not_null(), mapped)
 
 
 CHECKS = {"cn_mobile": is_cn_mobile, "masked_mobile": is_masked_mobile, "cn_phone": is_cn_phone,
