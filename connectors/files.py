@@ -11,6 +11,7 @@ import csv
 import gzip
 import hashlib
 import io
+import itertools
 import re
 import zipfile
 from dataclasses import dataclass, field
@@ -165,11 +166,20 @@ def raw_blocks(fh, block_bytes: int = _BLOCK_BYTES) -> Iterator[bytes]:
             return
 
 
+def _codec(encoding: str) -> str:
+    """The codec that decodes a file's lines (its BOM is removed with the first block)."""
+    return "utf-8" if encoding == "utf-8-sig" else encoding
+
+
+def _lines(blocks, enc: str, stats: DecodeStats) -> Iterator[str]:
+    """Text lines (with their line ends) of blocks of whole lines."""
+    for block in blocks:
+        yield from io.StringIO(decode_block(block, enc, stats), newline="")
+
+
 def decoded_lines(fh, encoding: str, stats: DecodeStats) -> Iterator[str]:
     """Yield text lines (with their line ends) from a binary stream, block by block."""
-    enc = "utf-8" if encoding == "utf-8-sig" else encoding
-    for block in raw_blocks(fh):
-        yield from io.StringIO(decode_block(block, enc, stats), newline="")
+    return _lines(raw_blocks(fh), _codec(encoding), stats)
 
 
 # ------------------------------------------------------------------------------------ cells
@@ -324,7 +334,7 @@ _FAST_BLOCK_BYTES = 8 << 20
 
 def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: int, width: int,
                  rows: int) -> Iterator[Batch]:
-    enc = "utf-8" if encoding == "utf-8-sig" else encoding
+    enc = _codec(encoding)
     blocks = raw_blocks(fh, _FAST_BLOCK_BYTES)
     line = 1          # file line number of the first line of ``text``
     carry = ""
@@ -361,11 +371,8 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
 def _slow_rest(text: str, line: int, blocks, enc: str, stats: DecodeStats, name: str, width: int, rows: int,
                data_line: int | None = None) -> Iterator[Batch]:
     """From ``text`` (starting at file line ``line``) to the end of the file, row by row."""
-    def lines():
-        yield from io.StringIO(text, newline="")
-        for block in blocks:
-            yield from io.StringIO(decode_block(block, enc, stats), newline="")
-    recs = ((r, c) for r, c in _csv_rows_from(lines(), name, line)
+    lines = itertools.chain(io.StringIO(text, newline=""), _lines(blocks, enc, stats))
+    recs = ((r, c) for r, c in _csv_rows_from(lines, name, line)
             if (data_line is None or r >= data_line) and "".join(c).strip())
     yield from _batched(recs, rows, width)
 
@@ -553,7 +560,7 @@ def _check_decodable(sample: bytes, encoding: str, path: Path) -> None:
         lines = lines[:-1]  # the last line may be cut
     if not lines:
         return
-    enc = "utf-8" if encoding == "utf-8-sig" else encoding
+    enc = _codec(encoding)
     bad = sum(1 for ln in lines if not (_decodes(ln, enc) or _decodes(ln, "utf-8") or _decodes(ln, "gb18030")))
     if bad > len(lines) / 2:
         raise BadSourceData(f"unreadable encoding: {bad} of the first {len(lines)} lines are neither "

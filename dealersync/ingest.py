@@ -265,7 +265,7 @@ class ChunkWriter:
     ``total``: the sum of what the writes returned."""
 
     def __init__(self, write, threaded: bool = True):
-        self.write, self.threaded, self.total = write, threaded, 0
+        self.write, self.total = write, 0
         self._pool = ThreadPoolExecutor(1, thread_name_prefix="dealersync-writer") if threaded else None
         self._pending: Future | None = None
 

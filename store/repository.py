@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
 
-from sqlalchemy import (Boolean, Column, Connection, Date, DateTime, Integer, MetaData, Numeric, String, Table, Text,
+from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, String, Table, Text,
                         and_, cast, delete, func, insert, literal, or_, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 
@@ -82,9 +82,7 @@ def add_quarantine(conn: Connection, load_id: int, records: list[dict]) -> None:
 
 
 def add_issues(conn: Connection, load_id: int, feed: str, dealer_code: str, records: list[dict]) -> None:
-    if records:
-        conn.execute(insert(value_issue), [dict(r, load_id=load_id, feed=feed, dealer_code=dealer_code)
-                                           for r in records])
+    add_warnings(conn, [dict(r, load_id=load_id, feed=feed, dealer_code=dealer_code) for r in records])
 
 
 # ------------------------------------------------------------------------------------ staging
@@ -148,9 +146,12 @@ def _bulk_write(conn: Connection, table: Table, frame, columns: list[str], const
 
 def _sqlite_mark(table: Table, col: str) -> str:
     t = table.c[col].type
-    if isinstance(t, (Integer, Numeric, Boolean)) and not isinstance(t, Date):
-        return f"CAST(? AS {t.compile(dialect=sqlite.dialect())})"
-    return "?"
+    return "?" if _sqlite_iso_text(t) else f"CAST(? AS {t.compile(dialect=sqlite.dialect())})"
+
+
+def _sqlite_iso_text(t) -> bool:
+    """SQLite keeps dates and times as the ISO text SQLAlchemy reads back: no cast for those."""
+    return isinstance(t, (Date, DateTime))
 
 
 def stage_frame(conn: Connection, stage: Table, frame) -> None:
@@ -226,6 +227,7 @@ def _superseded_in_load(conn: Connection, stage: Table, feed: FeedDef, lineage: 
 
 
 def add_warnings(conn: Connection, records: list[dict]) -> None:
+    """Value issues and warnings (full ``value_issue`` records), in batches."""
     for i in range(0, len(records), 5000):
         conn.execute(insert(value_issue), records[i:i + 5000])
 
@@ -254,8 +256,8 @@ def drop_stage(conn: Connection, stage: Table) -> None:
 
 def _typed(conn: Connection, stage: Table, target: Table, col: str):
     t = target.c[col].type
-    if conn.dialect.name == "sqlite" and isinstance(t, (Date, DateTime)):
-        return stage.c[col]  # SQLite keeps ISO text, which is what SQLAlchemy reads back
+    if conn.dialect.name == "sqlite" and _sqlite_iso_text(t):
+        return stage.c[col]
     return cast(stage.c[col], t)
 
 
