@@ -45,7 +45,7 @@ _PLATE_SEPARATORS = r"[ ·.\-]"
 _POSTCODE_RE = r"^[0-9]{6}$"
 _EMAIL_RE = r"^[a-z0-9._%+\-]+@[a-z0-9\-]+(?:\.[a-z0-9\-]+)*\.[a-z]{2,}$"
 _DECIMAL_NOISE = r"[,， ¥￥]|元$|^CNY|^RMB"
-_DECIMAL_RE = r"^-?[0-9]{1,13}(?:\.[0-9]{1,4})?$"
+_DECIMAL_RE = r"^-?[0-9]{1,12}(?:\.[0-9]{1,4})?$"   # what NUMERIC(16, 4) holds
 _INTEGER_NOISE = r"[,， ]|(?i:km|公里)$"
 _INTEGER_POINT_ZERO = r"^(-?[0-9]+)\.0*$"
 _INTEGER_LEADING_ZEROS = r"^(-?)0+([0-9])"
@@ -417,7 +417,7 @@ _EXPLAIN = {
     "cn_plate": lambda v: ("BAD_PLATE", f"{v!r} is not a CN licence plate"),
     "postcode": lambda v: ("BAD_POSTCODE", f"{v!r} is not a 6-digit postcode"),
     "email": lambda v: ("BAD_EMAIL", f"{v!r} is not an e-mail address"),
-    "decimal": lambda v: ("BAD_DECIMAL", f"{v!r} is not a decimal amount"),
+    "decimal": lambda v: ("BAD_DECIMAL", f"{v!r} is not a decimal amount (at most 12 digits, 4 decimals)"),
     "integer": lambda v: ("BAD_INTEGER", f"{v!r} is not a whole number"),
     "iso_date": _explain_date,
     "iso_datetime": _explain_date,

@@ -163,6 +163,9 @@ def test_profile_date_formats_come_first(ck):
 @pytest.mark.parametrize("raw,norm,valid", [
     ("1,280.00", "1280.00", True), ("￥1,280", "1280", True), ("1280元", "1280", True), ("-35.5", "-35.5", True),
     ("12x", "12x", False), ("1.2.3", "1.2.3", False),
+    # the store's NUMERIC(16, 4): 12 digits before the point, 4 after
+    ("999,999,999,999.9999", "999999999999.9999", True), ("1234567890123", "1234567890123", False),
+    ("1.23456", "1.23456", False),
 ])
 def test_decimal(ck, raw, norm, valid):
     d = ck.normalise_decimal(S(ck, raw))
