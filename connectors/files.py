@@ -220,9 +220,17 @@ class Batch:
 
     def cells(self, pos: int) -> list[str]:
         """Row ``pos`` as read."""
+        return self.cells_of([pos])[0]
+
+    def cells_of(self, positions: list[int]) -> list[list[str]]:
+        """Rows ``positions`` as read."""
         if self.rows is not None:
-            return self.rows[pos]
-        return [c[pos].as_py() or "" for c in self.columns]
+            return [self.rows[p] for p in positions]
+        if not positions:
+            return []
+        idx = pa.array(positions, type=pa.int64())
+        columns = [c.take(idx).to_pylist() for c in self.columns]
+        return [[v or "" for v in row] for row in zip(*columns)]
 
 
 TOTALS_WORDS = ("合计", "总计", "小计", "共计")
@@ -255,24 +263,41 @@ def rows_batch(recs: list[tuple[int, list[str]]], width: int) -> Batch:
     return Batch(rownums, [pa.array(col, type=pa.large_string()) for col in columns], bad, cells)
 
 
-def _totals(columns: list) -> dict[int, tuple[str, str]]:
-    """Totals rows of a columnar batch (vectorised on the first column; row by row where it is blank)."""
-    first = pc.utf8_trim_whitespace(columns[0])
+def _totals(columns: list, first=None) -> dict[int, tuple[str, str]]:
+    """Totals rows of a columnar batch (vectorised on the first column; row by row where it is blank).
+    ``first``: the first column trimmed, when the caller has it."""
+    first = pc.utf8_trim_whitespace(columns[0]) if first is None else first
     hit = pc.fill_null(pc.and_(pc.match_substring(first, "计"), pc.match_substring_regex(
         pc.replace_substring(first, " ", ""), "^(" + "|".join(TOTALS_WORDS) + ")")), False)
     out = {int(i): ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
            for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False))}
-    maybe = pc.equal(first, "")   # first cell blank: the first non-blank one decides, if any holds 计
-    any_ji = None
-    for c in columns[1:]:
-        m = pc.match_substring(c, "计")
-        any_ji = m if any_ji is None else pc.or_(any_ji, m)
-    if any_ji is not None:
-        maybe = pc.and_(maybe, any_ji)
-    for i in np.flatnonzero(maybe.to_numpy(zero_copy_only=False)):
-        if is_totals_row([c[int(i)].as_py() or "" for c in columns]):
-            out[int(i)] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
+    cand = _where_blank(first)   # first cell blank: the first non-blank one decides, if any holds 计
+    if len(cand):
+        idx = pa.array(cand)
+        ji = np.zeros(len(cand), dtype=bool)
+        for c in columns[1:]:
+            ji |= pc.fill_null(pc.match_substring(c.take(idx), "计"), False).to_numpy(zero_copy_only=False)
+        for i in cand[ji]:
+            if is_totals_row([c[int(i)].as_py() or "" for c in columns]):
+                out[int(i)] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
     return out
+
+
+def _where_blank(trimmed) -> np.ndarray:
+    return np.flatnonzero(pc.equal(trimmed, "").to_numpy(zero_copy_only=False))
+
+
+def _blank_rows(columns: list, first) -> np.ndarray:
+    """Positions of the rows whose cells are all blank: only rows with a blank first cell are looked at
+    further, so a batch of ordinary rows costs one column's check."""
+    cand = _where_blank(first)
+    if len(cand) == 0:
+        return cand
+    idx = pa.array(cand)
+    blank = np.ones(len(cand), dtype=bool)
+    for c in columns[1:]:
+        blank &= pc.equal(pc.utf8_trim_whitespace(c.take(idx)), "").to_numpy(zero_copy_only=False)
+    return cand[blank]
 
 
 @dataclass
@@ -338,6 +363,7 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
     blocks = raw_blocks(fh, _FAST_BLOCK_BYTES)
     line = 1          # file line number of the first line of ``text``
     carry = ""
+    pending = _Pending(rows)
     for block in blocks:
         text = carry + decode_block(block, enc, stats)
         carry = ""
@@ -356,16 +382,51 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
             text, line = text[cut + 1:], data_line
         parsed = _parse_block(text, line, width)
         if parsed is None or (parsed[1] == 0 and len(text) > 4 * _FAST_BLOCK_BYTES):
+            yield from pending.flush()
             return (yield from _slow_rest(text, line, blocks, enc, stats, name, width, rows))
         batch, used, lines = parsed
         if used == 0:   # no record ends in this block (a long quoted value): read on
             carry = text
             continue
         carry, line = text[used:], line + lines
-        for start in range(0, len(batch), rows):
-            yield _slice(batch, start, rows)
+        yield from pending.add(batch)
+    yield from pending.flush()
     if carry:
         return (yield from _slow_rest(carry, line, iter(()), enc, stats, name, width, rows))
+
+
+class _Pending:
+    """Block batches gathered into batches of ``rows`` rows: per-chunk costs downstream (validation,
+    the COPY round trip) are paid per chunk, not per block."""
+
+    def __init__(self, rows: int):
+        self.rows, self.parts, self.n = rows, [], 0
+
+    def add(self, batch: Batch) -> Iterator[Batch]:
+        if len(batch):
+            self.parts.append(batch)
+            self.n += len(batch)
+        while self.n >= self.rows:
+            whole = _concat(self.parts)
+            yield _slice(whole, 0, self.rows)
+            rest = _slice(whole, self.rows, self.n - self.rows)
+            self.parts, self.n = ([rest] if len(rest) else []), len(rest)
+
+    def flush(self) -> Iterator[Batch]:
+        if self.n:
+            yield _concat(self.parts)
+        self.parts, self.n = [], 0
+
+
+def _concat(parts: list[Batch]) -> Batch:
+    if len(parts) == 1:
+        return parts[0]
+    bad, offset = {}, 0
+    for p in parts:
+        bad.update({i + offset: v for i, v in p.bad.items()})
+        offset += len(p)
+    return Batch(np.concatenate([p.rownums for p in parts]),
+                 [pa.concat_arrays([p.columns[i] for p in parts]) for i in range(len(parts[0].columns))], bad)
 
 
 def _slow_rest(text: str, line: int, blocks, enc: str, stats: DecodeStats, name: str, width: int, rows: int,
@@ -416,17 +477,15 @@ def _parse_block(text: str, line: int, width: int):
     if invalid or table.num_rows != len(rownums):
         return None
     columns = [table.column(i).combine_chunks() for i in range(width)]
-    if len(rownums):   # rows of blank cells only are no records either
-        blank = None
-        for c in columns:
-            b = pc.equal(pc.utf8_trim_whitespace(c), "")
-            blank = b if blank is None else pc.and_(blank, b)
-        keep = ~blank.to_numpy(zero_copy_only=False)
-        if not keep.all():
-            mask = pa.array(keep)
-            columns = [c.filter(mask) for c in columns]
-            rownums = rownums[keep]
-    batch = Batch(rownums, columns, _totals(columns) if len(rownums) else {})
+    first = pc.utf8_trim_whitespace(columns[0]) if len(rownums) else None
+    blank = _blank_rows(columns, first) if len(rownums) else []
+    if len(blank):   # rows of blank cells only are no records either
+        keep = np.ones(len(rownums), dtype=bool)
+        keep[blank] = False
+        mask = pa.array(keep)
+        columns = [c.filter(mask) for c in columns]
+        rownums, first = rownums[keep], first.filter(mask)
+    batch = Batch(rownums, columns, _totals(columns, first) if len(rownums) else {})
     used = int(np.count_nonzero((arr[:end] & 0xC0) != 0x80))   # characters: bytes that start one
     return batch, used, int(line_of_end[-1]) + 1
 

@@ -28,7 +28,7 @@ class Settings(BaseSettings):
     drop_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="folders the DMS exports land in")
     profile: str | None = Field(None, description="default export profile; None = detect from headers")
     profile_files: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="TOML files declaring custom profiles")
-    chunk_rows: int = Field(50_000, ge=1000, description="rows per processing chunk")
+    chunk_rows: int = Field(200_000, ge=1000, description="rows per processing chunk")
     stable_seconds: float = Field(0.0, ge=0, description="a file must be unchanged this long before it is taken")
 
     # upstream systems (used by later stages); secrets are SecretStr and never flow parameters

@@ -115,12 +115,12 @@ def _header_score(feed: FeedDef, profiles: list[Profile]):
 def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
     raw = pl.DataFrame([pl.Series(col, batch.columns[pos]) for col, pos in cmap.positions.items()])
     return validate_chunk(raw, batch.rownums, feed, profile, source_file=file_name, header=table.header,
-                          raw_cells=batch.cells, bad_structure=batch.bad,
+                          raw_cells=batch.cells_of, bad_structure=batch.bad,
                           undecodable=table.kind == "xlsx" or table.stats.undecodable_lines > 0)
 
 
 def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, profile: str | None = None,
-                dealer: str | None = None, profiles: dict[str, Profile] | None = None, chunk_rows: int = 50_000,
+                dealer: str | None = None, profiles: dict[str, Profile] | None = None, chunk_rows: int = 200_000,
                 default_dealer: str = "UNKNOWN", force: bool = False, progress=None) -> FileResult:
     """Load or quarantine every row of one file. Idempotent: the same bytes again are a no-op; a
     corrected re-export of the same dealer, feed and business day replaces that day's rows. The

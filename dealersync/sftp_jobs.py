@@ -49,7 +49,7 @@ def stable_files(session, folder: str, patterns: list[str], *, stable_seconds: f
 
 def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Path, tokens: list[str] | None = None,
          folder: str | None = None, stable_seconds: float = 5.0, require_done_marker: bool = False,
-         attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 50_000,
+         attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 200_000,
          workers: int = 2) -> list[dict]:
     """Download new stable drops of ``dealer`` and ingest them. Returns one dict per file."""
     tokens = tokens or [f.token for f in OEM_FEEDS]

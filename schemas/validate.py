@@ -19,7 +19,6 @@ import numpy as np
 import pandas as pd
 import pandera.polars as pa
 import polars as pl
-import pyarrow as pa_arrow
 from pandera.api.polars.types import PolarsData
 
 from connectors.files import UNDECODABLE
@@ -31,7 +30,7 @@ from .profiles import Profile
 
 @dataclass
 class ChunkResult:
-    frame: pd.DataFrame                # canonical columns (strings, None for blank) + source_row
+    frame: pl.DataFrame                # canonical columns (strings, null for blank) + source_row
     quarantine: list[dict] = field(default_factory=list)
     issues: list[dict] = field(default_factory=list)
 
@@ -112,10 +111,10 @@ def _failures(norm: pl.DataFrame, feed: FeedDef) -> pd.DataFrame:
 
 
 def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profile: Profile, *,
-                   source_file: str, header: list[str], raw_cells: Callable[[int], list[str]],
+                   source_file: str, header: list[str], raw_cells: Callable[[list[int]], list[list[str]]],
                    bad_structure: dict[int, tuple[str, str]] | None = None, undecodable: bool = True) -> ChunkResult:
     """``raw``: canonical columns of raw strings (polars), rows 0..n-1; ``rownums``: the file
-    row of each; ``raw_cells(pos)``: the row as read (for the quarantine record); ``bad_structure``:
+    row of each; ``raw_cells(positions)``: those rows as read (for the quarantine records); ``bad_structure``:
     position -> (reason, message) for rows already known to be broken; ``undecodable``: False when the
     file has shown no bytes in neither encoding so far (no cell can hold the marker)."""
     bad_structure = dict(bad_structure or {})
@@ -136,8 +135,7 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     issues: list[dict] = []
     q_pos: set[int] = set()
 
-    def raw_row(pos: int) -> str:
-        cells = raw_cells(pos)
+    def raw_row(cells: list[str]) -> str:
         return json.dumps({(h or f"col{i + 1}"): (cells[i] if i < len(cells) else None)
                            for i, h in enumerate(header)} | (
             {f"extra{j + 1}": c for j, c in enumerate(cells[len(header):])} if len(cells) > len(header) else {}),
@@ -146,10 +144,15 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     for pos, (reason, message) in sorted(bad_structure.items()):
         q_pos.add(pos)
         quarantine.append(dict(source_file=source_file, row_number=int(rownums[pos]), column_name=None,
-                               raw_value=None, reason_code=reason, message=message, raw_row=raw_row(pos)))
+                               raw_value=None, reason_code=reason, message=message, raw_row=pos))
 
     if len(fails):
-        raw_np = {c: np.asarray(raw[c].to_list(), dtype=object) for c in set(fails["column"]) if c in raw.columns}
+        # the raw value of each failing cell, looked up by (position, column)
+        raw_np: dict[str, dict[int, str | None]] = {}
+        for c, grp in fails.groupby("column"):
+            if c in raw.columns:
+                pos = np.unique(grp["index"].to_numpy())
+                raw_np[c] = dict(zip(pos.tolist(), raw[c].gather(pos).to_list()))
         required = set(feed.required)
         fails = fails[~fails["index"].isin(q_pos)]
         req = fails[fails["column"].isin(required)].sort_values("index", kind="stable")
@@ -164,7 +167,7 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
             col, value, reason, _ = explained[0]
             message = "; ".join(f"{c}: {m}" for c, _, _, m in explained)
             quarantine.append(dict(source_file=source_file, row_number=int(rownums[pos]), column_name=col,
-                                   raw_value=_s(value), reason_code=reason, message=message, raw_row=raw_row(pos)))
+                                   raw_value=_s(value), reason_code=reason, message=message, raw_row=pos))
             q_pos.add(pos)
         opt = fails[~fails["column"].isin(required) & ~fails["index"].isin(q_pos)]
         for pos, col, chk in zip(opt["index"], opt["column"], opt["check"]):
@@ -176,6 +179,10 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
             norm = norm.with_columns(norm[col].scatter(grp["index"].to_numpy(), None)
                                      for col, grp in opt.groupby("column"))
 
+    if quarantine:   # the rows as read, fetched together
+        for q, cells in zip(quarantine, raw_cells([q["raw_row"] for q in quarantine])):
+            q["raw_row"] = raw_row(cells)
+
     keep = np.ones(norm.height, dtype=bool)
     if q_pos:
         keep[list(q_pos)] = False
@@ -184,9 +191,7 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     bools = [c for c, m in feed.columns.items() if m["kind"] == "bool"]
     if bools:
         norm = norm.with_columns(pl.col(c).replace_strict({"Y": "1", "N": "0"}, default=None) for c in bools)
-    frame = pd.DataFrame({c: pd.Series(pd.arrays.ArrowStringArray(
-        norm[c].to_arrow().cast(pa_arrow.large_string())), dtype="str") for c in norm.columns})
-    frame["source_row"] = rownums[keep]
+    frame = norm.with_columns(pl.Series("source_row", rownums[keep], dtype=pl.Int64))
     return ChunkResult(frame, quarantine, issues)
 
 

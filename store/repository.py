@@ -14,6 +14,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 
 from schemas.feeds import FeedDef
 
+from .bulk import sqlite_iso_text, write_arrow, write_records
 from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue
 
 DONE_STATUSES = ("LOADED", "REPLACED")
@@ -77,8 +78,7 @@ def finish_load(conn: Connection, load_id: int, **values) -> None:
 
 
 def add_quarantine(conn: Connection, load_id: int, records: list[dict]) -> None:
-    if records:
-        conn.execute(insert(quarantine), [dict(r, load_id=load_id) for r in records])
+    write_records(conn, quarantine, [dict(r, load_id=load_id) for r in records])
 
 
 def add_issues(conn: Connection, load_id: int, feed: str, dealer_code: str, records: list[dict]) -> None:
@@ -113,78 +113,43 @@ class Lineage:
     ingested_at: datetime
 
 
-def _bulk_write(conn: Connection, table: Table, frame, columns: list[str], constants: dict | None = None) -> None:
-    """Append ``frame``'s ``columns`` (canonical strings, NA for blank) plus constant ``constants`` to
-    ``table``. PostgreSQL: the rows as CSV written by pyarrow (C++) straight into COPY, which parses the
-    typed columns; SQLite: one executemany with the same casts the keyed upsert uses."""
-    constants = constants or {}
-    names = list(columns) + list(constants)
-    if conn.dialect.name == "postgresql":
-        import pyarrow as pa
-        import pyarrow.csv as pacsv
-        data = pa.Table.from_pandas(frame[columns], preserve_index=False)
-        for name, v in constants.items():
-            data = data.append_column(name, pa.repeat(pa.scalar(None if v is None else str(v), pa.large_string()),
-                                                      len(frame)))
-        sink = pa.BufferOutputStream()
-        # unquoted empty = NULL, quoted "" = empty string: COPY's CSV rules
-        pacsv.write_csv(data, sink, pacsv.WriteOptions(include_header=False))
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT csv)") as cp:
-                cp.write(memoryview(sink.getvalue()))
-        return
-    data = [frame[c].to_numpy(dtype=object, na_value=None) if frame[c].dtype != "int64" else frame[c].tolist()
-            for c in columns]
-    fixed = []
-    for name, v in constants.items():  # as SQLAlchemy would store them (dates as ISO text)
-        proc = table.c[name].type.bind_processor(conn.dialect)
-        fixed.append([proc(v) if proc and v is not None else v] * len(frame))
-    marks = ", ".join(_sqlite_mark(table, c) for c in names)
-    conn.exec_driver_sql(f"INSERT INTO {table.name} ({', '.join(names)}) VALUES ({marks})", list(zip(*data, *fixed)))
-
-
-def _sqlite_mark(table: Table, col: str) -> str:
-    t = table.c[col].type
-    return "?" if _sqlite_iso_text(t) else f"CAST(? AS {t.compile(dialect=sqlite.dialect())})"
-
-
-def _sqlite_iso_text(t) -> bool:
-    """SQLite keeps dates and times as the ISO text SQLAlchemy reads back: no cast for those."""
-    return isinstance(t, (Date, DateTime))
-
-
 def stage_frame(conn: Connection, stage: Table, frame) -> None:
-    """Append a chunk's valid rows to the stage (text columns and source_row)."""
-    if len(frame):
-        _bulk_write(conn, stage, frame, [c.name for c in stage.columns])
+    """Append a chunk's valid rows (a polars frame) to the stage (text columns and source_row)."""
+    if frame.height:
+        write_arrow(conn, stage, _arrow(frame, [c.name for c in stage.columns]))
+
+
+def _arrow(frame, columns: list[str]):
+    import polars as pl
+    return frame.select(columns).to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
 def write_chunk(conn: Connection, feed: FeedDef, frame, lineage: Lineage, stage: Callable[[], Table]) -> list[dict]:
-    """Load one validated chunk into the feed's canonical table; returns the SUPERSEDED warnings
-    (earlier rows of this load whose key came again; the later row wins).
+    """Load one validated chunk (a polars frame: canonical columns as strings, null for blank, and
+    ``source_row``) into the feed's canonical table; returns the SUPERSEDED warnings (earlier rows of
+    this load whose key came again; the later row wins).
 
     Inside the chunk the last occurrence of a key wins. The chunk then goes in with a plain bulk
     write (COPY) inside a savepoint: the common case, a key not in the table yet, costs nothing more.
     When a key is already there (an earlier chunk of this file, or another day's row), the savepoint is
     rolled back and the chunk goes through ``stage()`` and the keyed upsert instead."""
-    if len(frame) == 0:
+    import polars as pl
+    if frame.height == 0:
         return []
     key = list(feed.key)
     warnings: list[dict] = []
-    dup = frame.duplicated(subset=key, keep="last").to_numpy()
+    dup = ~frame.select(pl.struct(key).is_last_distinct()).to_series()
     if dup.any():
-        last = frame.groupby(key, sort=False)["source_row"].transform("max").to_numpy()
-        for (_, r), later in zip(frame[dup].iterrows(), last[dup]):
-            warnings.append(_superseded(feed, lineage, int(r["source_row"]), {k: r[k] for k in key}, int(later)))
-        frame = frame[~dup]
+        later = frame.select(pl.col("source_row").max().over(key)).to_series().filter(dup)
+        for r, last in zip(frame.filter(dup).iter_rows(named=True), later):
+            warnings.append(_superseded(feed, lineage, int(r["source_row"]), {k: r[k] for k in key}, int(last)))
+        frame = frame.filter(~dup)
     target = FEED_TABLES[feed.name]
-    columns = list(feed.columns) + ["source_row"]
     constants = dict(dealer_code=lineage.dealer_code, business_date=lineage.business_date,
                      source_file=lineage.source_file, load_id=lineage.load_id, ingested_at=lineage.ingested_at)
     savepoint = conn.begin_nested()
     try:
-        _bulk_write(conn, target, frame, columns, constants)
+        write_arrow(conn, target, _arrow(frame, list(feed.columns) + ["source_row"]), constants)
     except Exception as e:
         savepoint.rollback()
         if not _is_unique_violation(e):
@@ -227,9 +192,8 @@ def _superseded_in_load(conn: Connection, stage: Table, feed: FeedDef, lineage: 
 
 
 def add_warnings(conn: Connection, records: list[dict]) -> None:
-    """Value issues and warnings (full ``value_issue`` records), in batches."""
-    for i in range(0, len(records), 5000):
-        conn.execute(insert(value_issue), records[i:i + 5000])
+    """Value issues and warnings (full ``value_issue`` records), in one bulk write."""
+    write_records(conn, value_issue, records)
 
 
 def replace_previous(conn: Connection, feed: FeedDef, dealer_code: str, business_date: date | None,
@@ -256,7 +220,7 @@ def drop_stage(conn: Connection, stage: Table) -> None:
 
 def _typed(conn: Connection, stage: Table, target: Table, col: str):
     t = target.c[col].type
-    if conn.dialect.name == "sqlite" and _sqlite_iso_text(t):
+    if conn.dialect.name == "sqlite" and sqlite_iso_text(t):
         return stage.c[col]
     return cast(stage.c[col], t)
 
