@@ -115,7 +115,8 @@ def worker_ingest(path: str, url: str) -> dict:
 
 def copy_into_canonical(engine) -> float:
     """Seconds for a bare COPY of the rows dealersync loaded (already valid) into an empty table shaped
-    like the canonical one (typed columns, its unique key, its indexes): PostgreSQL's own share."""
+    like the canonical one (typed columns, its unique key, its indexes), in COPY's binary format as
+    dealersync sends them: PostgreSQL's own share."""
     import io
     raw = engine.raw_connection()
     try:
@@ -124,13 +125,13 @@ def copy_into_canonical(engine) -> float:
                "sender_mobile, mileage_km, repair_type, advisor, labor_amount, parts_amount, total_amount, " \
                "complaint, status, dealer_code, business_date, source_file, source_row, load_id, ingested_at"
         buf = io.BytesIO()
-        with cur.copy(f"COPY dms_repair_order ({cols}) TO STDOUT") as cp:
+        with cur.copy(f"COPY dms_repair_order ({cols}) TO STDOUT WITH (FORMAT binary)") as cp:
             for block in cp:
                 buf.write(block)
         cur.execute("CREATE TABLE bench_canonical (LIKE dms_repair_order INCLUDING ALL)")
         raw.driver_connection.commit()
         t0 = time.perf_counter()
-        with cur.copy(f"COPY bench_canonical ({cols}) FROM STDIN") as cp:
+        with cur.copy(f"COPY bench_canonical ({cols}) FROM STDIN WITH (FORMAT binary)") as cp:
             cp.write(buf.getbuffer())
         raw.driver_connection.commit()
         return time.perf_counter() - t0
