@@ -134,6 +134,7 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     quarantine: list[dict] = []
     issues: list[dict] = []
     q_pos: set[int] = set()
+    q_at: list[int] = []   # the position of each quarantine record's row, for its raw row
 
     def raw_row(cells: list[str]) -> str:
         return json.dumps({(h or f"col{i + 1}"): (cells[i] if i < len(cells) else None)
@@ -144,15 +145,16 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     for pos, (reason, message) in sorted(bad_structure.items()):
         q_pos.add(pos)
         quarantine.append(dict(source_file=source_file, row_number=int(rownums[pos]), column_name=None,
-                               raw_value=None, reason_code=reason, message=message, raw_row=pos))
+                               raw_value=None, reason_code=reason, message=message))
+        q_at.append(pos)
 
     if len(fails):
         # the raw value of each failing cell, looked up by (position, column)
-        raw_np: dict[str, dict[int, str | None]] = {}
+        raw_at: dict[str, dict[int, str | None]] = {}
         for c, grp in fails.groupby("column"):
             if c in raw.columns:
                 pos = np.unique(grp["index"].to_numpy())
-                raw_np[c] = dict(zip(pos.tolist(), raw[c].gather(pos).to_list()))
+                raw_at[c] = dict(zip(pos.tolist(), raw[c].gather(pos).to_list()))
         required = set(feed.required)
         fails = fails[~fails["index"].isin(q_pos)]
         req = fails[fails["column"].isin(required)].sort_values("index", kind="stable")
@@ -162,16 +164,17 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
         for a, b in zip(bounds[:-1], bounds[1:]):
             pos = int(r_pos[a])
             explained = [(c, v, *ck.explain(chk, v)) for c, chk, v in
-                         ((r_col[i], r_chk[i], raw_np[r_col[i]][pos] if r_col[i] in raw_np else None)
+                         ((r_col[i], r_chk[i], raw_at[r_col[i]][pos] if r_col[i] in raw_at else None)
                           for i in range(a, b))]
             col, value, reason, _ = explained[0]
             message = "; ".join(f"{c}: {m}" for c, _, _, m in explained)
             quarantine.append(dict(source_file=source_file, row_number=int(rownums[pos]), column_name=col,
-                                   raw_value=_s(value), reason_code=reason, message=message, raw_row=pos))
+                                   raw_value=_s(value), reason_code=reason, message=message))
+            q_at.append(pos)
             q_pos.add(pos)
         opt = fails[~fails["column"].isin(required) & ~fails["index"].isin(q_pos)]
         for pos, col, chk in zip(opt["index"], opt["column"], opt["check"]):
-            value = raw_np[col][int(pos)]
+            value = raw_at[col][int(pos)]
             reason, message = ck.explain(chk, value)
             issues.append(dict(source_file=source_file, source_row=int(rownums[int(pos)]), column_name=col,
                                raw_value=_s(value), reason_code=reason, message=message, severity="ISSUE"))
@@ -179,9 +182,8 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
             norm = norm.with_columns(norm[col].scatter(grp["index"].to_numpy(), None)
                                      for col, grp in opt.groupby("column"))
 
-    if quarantine:   # the rows as read, fetched together
-        for q, cells in zip(quarantine, raw_cells([q["raw_row"] for q in quarantine])):
-            q["raw_row"] = raw_row(cells)
+    for q, cells in zip(quarantine, raw_cells(q_at)):   # the rows as read, fetched together
+        q["raw_row"] = raw_row(cells)
 
     keep = np.ones(norm.height, dtype=bool)
     if q_pos:
