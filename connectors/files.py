@@ -397,25 +397,33 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
 
 class _Pending:
     """Block batches gathered into batches of ``rows`` rows: per-chunk costs downstream (validation,
-    the COPY round trip) are paid per chunk, not per block."""
+    the COPY round trip) are paid per chunk, not per block. A full batch leaves only once the next
+    block shows the file goes on; at the end the rows left go as one part and a last part of at most
+    a quarter of ``rows``, so the load's final write, which nothing overlaps, is a short one."""
 
     def __init__(self, rows: int):
         self.rows, self.parts, self.n = rows, [], 0
 
     def add(self, batch: Batch) -> Iterator[Batch]:
-        if len(batch):
-            self.parts.append(batch)
-            self.n += len(batch)
-        while self.n >= self.rows:
-            whole = _concat(self.parts)
-            yield _slice(whole, 0, self.rows)
-            rest = _slice(whole, self.rows, self.n - self.rows)
-            self.parts, self.n = ([rest] if len(rest) else []), len(rest)
+        if not len(batch):
+            return
+        while self.n >= self.rows:   # more rows follow: these are not the file's last
+            yield from self._take(self.rows)
+        self.parts.append(batch)
+        self.n += len(batch)
 
     def flush(self) -> Iterator[Batch]:
+        last = min(self.n, max(self.rows // 4, 1))
+        while self.n > last:
+            yield from self._take(min(self.rows, self.n - last))
         if self.n:
-            yield _concat(self.parts)
-        self.parts, self.n = [], 0
+            yield from self._take(self.n)
+
+    def _take(self, k: int) -> Iterator[Batch]:
+        whole = _concat(self.parts)
+        yield _slice(whole, 0, k)
+        rest = _slice(whole, k, self.n - k)
+        self.parts, self.n = ([rest] if len(rest) else []), len(rest)
 
 
 def _concat(parts: list[Batch]) -> Batch:
