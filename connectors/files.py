@@ -361,9 +361,15 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
                  rows: int) -> Iterator[Batch]:
     enc = _codec(encoding)
     blocks = raw_blocks(fh, _FAST_BLOCK_BYTES)
-    line = 1          # file line number of the first line of ``text``
-    carry = ""
     pending = _Pending(rows)
+    line = 1          # file line number of the first line of ``text``
+    if enc in _OWN_BYTES_CODECS:
+        rest, line = yield from _own_bytes_batches(blocks, enc, stats, data_line, width, pending)
+        if rest is None:
+            yield from pending.flush()
+            return
+        blocks = itertools.chain([rest], blocks)   # from here on, decoded first (see below)
+    carry = ""
     for block in blocks:
         text = carry + decode_block(block, enc, stats)
         carry = ""
@@ -393,6 +399,70 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
     yield from pending.flush()
     if carry:
         return (yield from _slow_rest(carry, line, iter(()), enc, stats, name, width, rows))
+
+
+_OWN_BYTES_CODECS = ("gb18030", "utf-8")
+
+
+def _own_bytes_batches(blocks, enc: str, stats: DecodeStats, data_line: int, width: int, pending: "_Pending"):
+    """The fast path for GB18030 and UTF-8 files: records are found and parsed in the file's own bytes
+    (a comma, a quote, CR and LF are never part of a multi-byte character in either encoding), and
+    only the columns that hold non-ASCII bytes are decoded, each in one call. Yields batches into
+    ``pending``; returns (bytes not yet read, their first line number) when a block needs the decoded
+    path (bytes that do not decode, a bare CR, an irregular row), or (None, line) at the end."""
+    line, carry = 1, b""
+    for block in blocks:
+        data = carry + block
+        carry = b""
+        if line < data_line:   # the header and the lines above it
+            if _bare_cr(data):
+                return data, line
+            cut = -1
+            for _ in range(data_line - line):
+                cut = data.find(b"\n", cut + 1)
+                if cut < 0:
+                    break
+            if cut < 0:
+                stats.lines += data.count(b"\n")
+                line += data.count(b"\n")
+                continue
+            stats.lines += data_line - line
+            data, line = data[cut + 1:], data_line
+        parsed = _parse_records(data, line, width, enc)
+        if parsed is None or (parsed[1] == 0 and len(data) > 4 * _FAST_BLOCK_BYTES):
+            return data, line
+        batch, end, lines = parsed
+        if end == 0:   # no record ends in this block (a long quoted value): read on
+            carry = data
+            continue
+        stats.lines += lines
+        carry, line = data[end:], line + lines
+        yield from pending.add(batch)
+    return (carry or None), line
+
+
+def _decode_columns(columns: list, enc: str) -> list | None:
+    """Binary columns in ``enc`` as UTF-8 string columns: ASCII ones as they are, the others decoded
+    in one call each (values joined by U+001F, then split again). None when a value does not decode
+    (the decoded path then applies its fallback rules) or holds U+001F itself."""
+    out = []
+    for c in columns:
+        offsets = np.frombuffer(c.buffers()[1], np.int64)[c.offset:c.offset + len(c) + 1]
+        data = np.frombuffer(c.buffers()[2], np.uint8)[offsets[0]:offsets[-1]] if len(c) and c.buffers()[2] else \
+            np.zeros(0, np.uint8)
+        if not len(data) or data.max() < 0x80:
+            out.append(c.cast(pa.large_string()))
+            continue
+        if (data == 0x1F).any():
+            return None
+        joined = pc.binary_join(pa.LargeListArray.from_arrays(pa.array([0, len(c)], pa.int64()), c),
+                                pa.scalar(b"\x1f", pa.large_binary()))[0].as_py()
+        try:
+            text = joined.decode(enc)
+        except UnicodeDecodeError:
+            return None
+        out.append(pc.split_pattern(pa.array([text], pa.large_string()), "\x1f")[0].values)
+    return out
 
 
 class _Pending:
@@ -450,6 +520,18 @@ def _parse_block(text: str, line: int, width: int):
     """Parse the whole records of ``text`` in C++. Returns (batch, characters used, lines used), or
     None when the block is not regular enough to number its rows without reading them one by one."""
     data = text.encode("utf-8")
+    parsed = _parse_records(data, line, width)
+    if parsed is None:
+        return None
+    batch, end, lines = parsed
+    used = int(np.count_nonzero((np.frombuffer(data, dtype=np.uint8)[:end] & 0xC0) != 0x80))   # characters
+    return batch, used, lines
+
+
+def _parse_records(data: bytes, line: int, width: int, enc: str | None = None):
+    """Parse the whole records of ``data`` (UTF-8, or the file's own bytes in ``enc``, decoded column by
+    column) in C++. Returns (batch, bytes used, lines used), or None when the block is not regular
+    enough to number its rows without reading them one by one."""
     if _bare_cr(data):
         return None   # a bare CR ends a line for the row reader
     arr = np.frombuffer(data, dtype=np.uint8)
@@ -471,13 +553,15 @@ def _parse_block(text: str, line: int, width: int):
     if (line_of_end - first_line + 1).max() > MAX_RECORD_LINES:
         return None   # the row reader takes such a record for an unclosed quote
     invalid = []
+    kind = pa.large_string() if enc is None else pa.large_binary()
     try:
         table = pacsv.read_csv(
             io.BytesIO(body),
             read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=False),
-            parse_options=pacsv.ParseOptions(newlines_in_values=True, ignore_empty_lines=True,
-                                              invalid_row_handler=lambda row: invalid.append(1) or "skip"),
-            convert_options=pacsv.ConvertOptions(column_types={f"c{i}": pa.large_string() for i in range(width)},
+            parse_options=pacsv.ParseOptions(  # a row of the wrong width: ArrowInvalid, or noted (UTF-8 only)
+                newlines_in_values=True, ignore_empty_lines=True,
+                invalid_row_handler=(lambda row: invalid.append(1) or "skip") if enc is None else None),
+            convert_options=pacsv.ConvertOptions(column_types={f"c{i}": kind for i in range(width)},
                                                  strings_can_be_null=False, quoted_strings_can_be_null=False))
     except pa.ArrowInvalid:
         return None
@@ -485,6 +569,10 @@ def _parse_block(text: str, line: int, width: int):
     if invalid or table.num_rows != len(rownums):
         return None
     columns = [table.column(i).combine_chunks() for i in range(width)]
+    if enc is not None:
+        columns = _decode_columns(columns, enc)
+        if columns is None:
+            return None
     first = pc.utf8_trim_whitespace(columns[0]) if len(rownums) else None
     blank = _blank_rows(columns, first) if len(rownums) else []
     if len(blank):   # rows of blank cells only are no records either
@@ -494,8 +582,7 @@ def _parse_block(text: str, line: int, width: int):
         columns = [c.filter(mask) for c in columns]
         rownums, first = rownums[keep], first.filter(mask)
     batch = Batch(rownums, columns, _totals(columns, first) if len(rownums) else {})
-    used = int(np.count_nonzero((arr[:end] & 0xC0) != 0x80))   # characters: bytes that start one
-    return batch, used, int(line_of_end[-1]) + 1
+    return batch, end, int(line_of_end[-1]) + 1
 
 
 def _bare_cr(data: bytes) -> bool:

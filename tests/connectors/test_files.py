@@ -55,13 +55,22 @@ def write(tmp_path, text: str, encoding="gb18030", name="GZ0012_RO_20261103.csv"
     return p
 
 
+def decoded_path(monkeypatch) -> list:
+    """Spy: the first line of each block parsed after decoding (not in the file's own bytes)."""
+    calls, real = [], files._parse_block
+    monkeypatch.setattr(files, "_parse_block", lambda text, line, width: calls.append(line) or real(text, line, width))
+    return calls
+
+
 @pytest.mark.parametrize("ending", ["\r\n", "\n"])
 @pytest.mark.parametrize("encoding", ["gb18030", "utf-8", "utf-8-sig"])
-def test_regular_file_is_read_in_blocks_and_matches_the_row_reader(tmp_path, ending, encoding):
+def test_regular_file_is_read_in_blocks_and_matches_the_row_reader(tmp_path, monkeypatch, ending, encoding):
     p = write(tmp_path, ending.join(LINES) + ending, encoding)
+    decoded = decoded_path(monkeypatch)
     fast, slow, fallbacks = both(p)
     assert fast == slow
     assert fallbacks == []                      # the columnar reader did the whole file
+    assert decoded == []                        # in the file's own bytes, decoding only the columns
     assert [r for r, _, _ in fast] == [4, 6, 7, 10, 11, 12]
     assert fast[2][1][2] == "两行的\n地址" and fast[3][1][2] == '他说"你好"'
     assert fast[-1][2][0] == "TOTALS_ROW"
@@ -125,6 +134,22 @@ def test_bare_cr_line_ends_and_mixed_encodings_match(tmp_path):
     assert fast == slow and files.UNDECODABLE in fast[-1][1][2]
     assert stats == (t.stats.fallback_lines, t.stats.undecodable_lines) and stats[1] == 1
     t.close()
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8"])
+@pytest.mark.parametrize("odd", [b"\xff\xfe", "上海".encode("gb18030") + b"\x1f" + "广州".encode("gb18030")])
+def test_a_block_the_own_bytes_path_cannot_take_is_decoded_first(tmp_path, monkeypatch, encoding, odd):
+    """Bytes that do not decode in the file's encoding, or the separator the column decoding uses,
+    send that block through the decoded path (its fallback rules), with the row reader's result."""
+    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", 200)
+    rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}".encode(encoding) for i in range(30)]
+    rows[17] = b"RO17,LVSHCAMB1CE100017," + odd + b",17"
+    p = tmp_path / "GZ0012_RO_20261103.csv"
+    p.write_bytes(b"\r\n".join([",".join(HEADER).encode(encoding), *rows]) + b"\r\n")
+    decoded = decoded_path(monkeypatch)
+    fast, slow, fallbacks = both(p)
+    assert fast == slow and len(fast) == 30 and fallbacks == []
+    assert decoded and min(decoded) <= 19 and fast[17][1][0] == "RO17"
 
 
 @pytest.mark.parametrize("block", [256, 1 << 20])
