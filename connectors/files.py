@@ -267,10 +267,10 @@ def _totals(columns: list, first=None) -> dict[int, tuple[str, str]]:
     """Totals rows of a columnar batch (vectorised on the first column; row by row where it is blank).
     ``first``: the first column trimmed, when the caller has it."""
     first = pc.utf8_trim_whitespace(columns[0]) if first is None else first
-    hit = pc.fill_null(pc.and_(pc.match_substring(first, "计"), pc.match_substring_regex(
-        pc.replace_substring(first, " ", ""), "^(" + "|".join(TOTALS_WORDS) + ")")), False)
-    out = {int(i): ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
-           for i in np.flatnonzero(hit.to_numpy(zero_copy_only=False))}
+    ji = np.flatnonzero(pc.fill_null(pc.match_substring(first, "计"), False).to_numpy(zero_copy_only=False))
+    hit = pc.match_substring_regex(pc.replace_substring(first.take(pa.array(ji, pa.int64())), " ", ""),
+                                   "^(" + "|".join(TOTALS_WORDS) + ")").to_numpy(zero_copy_only=False)
+    out = {int(i): ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record") for i in ji[hit]}
     cand = _where_blank(first)   # first cell blank: the first non-blank one decides, if any holds 计
     if len(cand):
         idx = pa.array(cand)
@@ -450,8 +450,8 @@ def _decode_columns(columns: list, enc: str) -> list | None:
         offsets = np.frombuffer(c.buffers()[1], np.int64)[c.offset:c.offset + len(c) + 1]
         data = np.frombuffer(c.buffers()[2], np.uint8)[offsets[0]:offsets[-1]] if len(c) and c.buffers()[2] else \
             np.zeros(0, np.uint8)
-        if not len(data) or data.max() < 0x80:
-            out.append(c.cast(pa.large_string()))
+        if not len(data) or data.max() < 0x80:   # ASCII: the same bytes are the UTF-8 text
+            out.append(pa.Array.from_buffers(pa.large_string(), len(c), c.buffers(), offset=c.offset))
             continue
         if (data == 0x1F).any():
             return None
@@ -490,10 +490,17 @@ class _Pending:
             yield from self._take(self.n)
 
     def _take(self, k: int) -> Iterator[Batch]:
-        whole = _concat(self.parts)
-        yield _slice(whole, 0, k)
-        rest = _slice(whole, k, self.n - k)
-        self.parts, self.n = ([rest] if len(rest) else []), len(rest)
+        """The first ``k`` rows as one batch (each row is copied once; the parts after stay as they are)."""
+        taken, need = [], k
+        while need:
+            part = self.parts.pop(0)
+            if len(part) > need:
+                self.parts.insert(0, _slice(part, need, len(part) - need))
+                part = _slice(part, 0, need)
+            taken.append(part)
+            need -= len(part)
+        self.n -= k
+        yield _concat(taken)
 
 
 def _concat(parts: list[Batch]) -> Batch:
@@ -532,9 +539,10 @@ def _parse_records(data: bytes, line: int, width: int, enc: str | None = None):
     """Parse the whole records of ``data`` (UTF-8, or the file's own bytes in ``enc``, decoded column by
     column) in C++. Returns (batch, bytes used, lines used), or None when the block is not regular
     enough to number its rows without reading them one by one."""
-    if _bare_cr(data):
-        return None   # a bare CR ends a line for the row reader
     arr = np.frombuffer(data, dtype=np.uint8)
+    cr = np.flatnonzero(arr == 13)
+    if len(cr) and (cr[-1] == len(arr) - 1 or (arr[cr + 1] != 10).any()):
+        return None   # a bare CR ends a line for the row reader
     nl = np.flatnonzero(arr == 10)
     if len(nl) == 0:
         return None
@@ -557,7 +565,8 @@ def _parse_records(data: bytes, line: int, width: int, enc: str | None = None):
     try:
         table = pacsv.read_csv(
             io.BytesIO(body),
-            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=False),
+            read_options=pacsv.ReadOptions(column_names=[f"c{i}" for i in range(width)], use_threads=False,
+                                           block_size=len(body) + 1),   # one chunk: no copy to combine
             parse_options=pacsv.ParseOptions(  # a row of the wrong width: ArrowInvalid, or noted (UTF-8 only)
                 newlines_in_values=True, ignore_empty_lines=True,
                 invalid_row_handler=(lambda row: invalid.append(1) or "skip") if enc is None else None),
