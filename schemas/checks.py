@@ -296,6 +296,10 @@ def parse_dates(s: pd.Series, formats: list[str] | None = None, with_time: bool 
 
 _ISO_DATE = r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
 _ISO_DATETIME = r"^[0-9]{4}-[0-9]{2}-[0-9]{2} [0-9]{2}:[0-9]{2}:[0-9]{2}$"
+# zero-padded 2024/03/05 (14:22:00): parsing and formatting it gives the same text with dashes
+_SLASHED_DATE = r"^[0-9]{4}/[0-9]{2}/[0-9]{2}$"
+_SLASHED_DATETIME = r"^[0-9]{4}/[0-9]{2}/[0-9]{2} [0-9]{2}:[0-9]{2}:[0-5][0-9]$"
+_CANONICAL_INTEGER = r"^-?[1-9][0-9]*$|^0$"
 
 
 def _normalise_temporal(s: pd.Series, formats: list[str] | None, with_time: bool) -> pd.Series:

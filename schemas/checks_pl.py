@@ -139,9 +139,13 @@ def is_decimal(s: pl.Series) -> pl.Series:
 
 
 def normalise_integer(s: pl.Series) -> pl.Series:
-    d = s.str.replace_all(ck._INTEGER_NOISE, "")
+    todo = s.is_not_null() & ~s.str.contains(ck._CANONICAL_INTEGER).fill_null(False)
+    if not todo.any():   # plain integers: nothing to remove
+        return s
+    idx = todo.arg_true()
+    d = s.gather(idx).str.replace_all(ck._INTEGER_NOISE, "")
     d = d.str.replace(ck._INTEGER_POINT_ZERO, "${1}")
-    return d.str.replace(ck._INTEGER_LEADING_ZEROS, "${1}${2}")
+    return s.scatter(idx, d.str.replace(ck._INTEGER_LEADING_ZEROS, "${1}${2}"))
 
 
 def is_integer(s: pl.Series) -> pl.Series:
@@ -189,6 +193,13 @@ def _normalise_temporal(s: pl.Series, formats: list[str] | None, with_time: bool
         return s
     idx = todo.arg_true()
     part = s.gather(idx)
+    if not formats:   # 2024/03/05 (14:22:00), zero-padded: the dashes are what parsing and formatting give
+        slashed = part.str.contains(ck._SLASHED_DATETIME if with_time else ck._SLASHED_DATE).fill_null(False)
+        if slashed.any():
+            s = s.scatter(idx.filter(slashed), part.filter(slashed).str.replace_all("/", "-", literal=True))
+            idx, part = idx.filter(~slashed), part.filter(~slashed)
+            if not len(idx):
+                return s
     parsed = parse_dates(part, formats, with_time)
     text = parsed.dt.strftime("%Y-%m-%d %H:%M:%S" if with_time else "%Y-%m-%d")
     return s.scatter(idx, _where(part, parsed.is_not_null(), text))

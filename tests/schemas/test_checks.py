@@ -41,6 +41,16 @@ def test_clean_text(ck, raw, expected):
     assert (out if isinstance(out, str) else None) == expected
 
 
+@pytest.mark.parametrize("odd", ["\tA", "A\nB", "A\x0bB", "A  B", "'123", " A", "A ", "A\u00a0B", "\u3000张伟",
+                                 "①", "ｆｕｌｌ", "㎡", "\ufe50"])
+def test_clean_text_finds_the_one_odd_value_among_plain_ones(ck, odd):
+    """One odd value of each kind among plain ones (and a null token) is cleaned, the others kept."""
+    values = ["RO000001", "张伟", "NULL", odd, "2024-03-05 14:22:00", "", "粤A12345"]
+    expected = [checks.clean_text(pd.Series([v], dtype="str")).iloc[0] for v in values]
+    got = S(ck, *values).tolist()
+    assert [g if isinstance(g, str) else None for g in got] == [e if isinstance(e, str) else None for e in expected]
+
+
 @pytest.mark.parametrize("raw,norm,valid", [
     ("13812345678", "13812345678", True),
     ("138 1234 5678", "13812345678", True),
@@ -143,6 +153,11 @@ def test_email(ck, raw, valid):
     ("45356", "2024-03-05", "2024-03-05 00:00:00"),          # Excel serial
     ("45356.5", "2024-03-05", "2024-03-05 12:00:00"),
     ("2024年3月5日", "2024-03-05", "2024-03-05 00:00:00"),
+    ("2024/03/05", "2024-03-05", "2024-03-05 00:00:00"),
+    ("2024/03/05 14:22:00", "2024-03-05", "2024-03-05 14:22:00"),
+    ("2024/03/05 14:22:60", "2024-03-05", "2024-03-05 14:23:00"),   # a leap second: the next minute
+    ("2024/02/30 10:00:00", None, None),
+    ("2024/02/30", None, None),
     ("2024-02-30", None, None),                               # impossible
     ("20241301", None, None),
     ("yesterday", None, None),
@@ -174,7 +189,8 @@ def test_decimal(ck, raw, norm, valid):
 
 @pytest.mark.parametrize("raw,norm,valid", [("12,345", "12345", True), ("12345km", "12345", True),
                                             ("12345.0", "12345", True), ("12.5", "12.5", False),
-                                            ("007", "7", True), ("0", "0", True), ("-012", "-12", True)])
+                                            ("007", "7", True), ("0", "0", True), ("-012", "-12", True),
+                                            ("123456", "123456", True), ("-5", "-5", True)])
 def test_integer(ck, raw, norm, valid):
     d = ck.normalise_integer(S(ck, raw))
     assert d.iloc[0] == norm and bool(ck.is_integer(d).iloc[0]) is valid
