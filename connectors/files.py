@@ -467,25 +467,29 @@ def _decode_columns(columns: list, enc: str) -> list | None:
 
 class _Pending:
     """Block batches gathered into batches of ``rows`` rows: per-chunk costs downstream (validation,
-    the COPY round trip) are paid per chunk, not per block. A full batch leaves only once the next
-    block shows the file goes on; at the end the rows left go as one part and a last part of at most
-    a quarter of ``rows``, so the load's final write, which nothing overlaps, is a short one."""
+    the COPY round trip) are paid per chunk, not per block. The first batch is a quarter of ``rows``,
+    so the writer starts early; a full batch leaves only once the next block shows the file goes on,
+    and at the end the rows left go as one part and a last part of at most a quarter of ``rows``, so
+    the load's final write, which nothing overlaps, is a short one."""
 
     def __init__(self, rows: int):
-        self.rows, self.parts, self.n = rows, [], 0
+        self.rows, self.parts, self.n, self.started = rows, [], 0, False
+
+    def _size(self) -> int:
+        return self.rows if self.started else max(self.rows // 4, 1)
 
     def add(self, batch: Batch) -> Iterator[Batch]:
         if not len(batch):
             return
-        while self.n >= self.rows:   # more rows follow: these are not the file's last
-            yield from self._take(self.rows)
+        while self.n >= self._size():   # more rows follow: these are not the file's last
+            yield from self._take(self._size())
         self.parts.append(batch)
         self.n += len(batch)
 
     def flush(self) -> Iterator[Batch]:
         last = min(self.n, max(self.rows // 4, 1))
         while self.n > last:
-            yield from self._take(min(self.rows, self.n - last))
+            yield from self._take(min(self._size(), self.n - last))
         if self.n:
             yield from self._take(self.n)
 
@@ -500,6 +504,7 @@ class _Pending:
             taken.append(part)
             need -= len(part)
         self.n -= k
+        self.started = True
         yield _concat(taken)
 
 

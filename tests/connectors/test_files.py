@@ -87,9 +87,9 @@ def test_blocks_cut_anywhere_even_inside_a_quoted_value(tmp_path, monkeypatch, b
 
 
 def test_small_blocks_are_gathered_into_batches_of_the_chunk_size(tmp_path, monkeypatch):
-    """Blocks of a few rows each come out as batches of exactly ``rows``, then the file's last rows in
-    two parts, the final one short (a quarter of ``rows``); blank rows dropped, the totals row marked
-    at its place in the gathered batch."""
+    """Blocks of a few rows each come out as a short first batch (a quarter of ``rows``), batches of
+    exactly ``rows``, then the file's last rows in two parts, the final one short; blank rows dropped,
+    the totals row marked at its place in the gathered batch."""
     monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", 100)
     rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}" if i % 10 else ",,," for i in range(1, 41)]
     p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows, "合计,,,820"]) + "\r\n")
@@ -98,11 +98,12 @@ def test_small_blocks_are_gathered_into_batches_of_the_chunk_size(tmp_path, monk
     t.close()
     sizes = [len(b) for b in batches]
     assert sum(sizes) == 37                                  # 36 rows and the totals row
-    assert set(sizes[:-2]) == {7} and 1 <= sizes[-2] <= 7 and sizes[-1] == 1   # the end: a short last part
+    assert sizes[0] == 1 and set(sizes[1:-2]) == {7}         # a short first part, then the chunk size
+    assert 1 <= sizes[-2] <= 7 and sizes[-1] == 1            # the end: a short last part
     assert flat(batches) == both(p, rows=7)[1]
     assert batches[-1].bad == {0: ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")}
-    assert batches[1].rownums.tolist() == [9, 10, 12, 13, 14, 15, 16]   # RO10's blank line 11 dropped
-    assert [c[0] for c in batches[1].cells_of([0, 2])] == ["RO8", "RO11"]
+    assert batches[2].rownums.tolist() == [10, 12, 13, 14, 15, 16, 17]   # RO10's blank line 11 dropped
+    assert [c[0] for c in batches[2].cells_of([0, 1])] == ["RO9", "RO11"]
 
 
 @pytest.mark.parametrize("bad_line, why", [
