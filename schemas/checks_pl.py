@@ -10,6 +10,7 @@ import unicodedata
 
 import numpy as np
 import polars as pl
+from pyarrow import ChunkedArray as pa_ChunkedArray
 
 from . import checks as ck
 
@@ -60,13 +61,19 @@ def is_cn_phone(s: pl.Series) -> pl.Series:
     return s.str.contains(ck._PHONE_RE).fill_null(False)
 
 
-def _fixed(s: pl.Series, pattern: str, check) -> pl.Series:
-    """Values matching ``pattern`` (fixed width, ASCII) go through the numpy ``check``; others fail."""
+def _fixed(s: pl.Series, pattern: str, width: int, check) -> pl.Series:
+    """Values matching ``pattern`` (``width`` ASCII characters) go through the numpy ``check`` as a
+    (n, width) byte matrix, taken from the Arrow buffer as it is, with the matching values; others fail."""
     fmt = s.str.contains(pattern).fill_null(False)
     out = np.zeros(len(s), dtype=bool)
     if fmt.any():
-        idx = fmt.arg_true().to_numpy()
-        out[idx] = check(np.asarray(s.gather(idx).to_list(), dtype=object))
+        idx = fmt.arg_true()
+        part = s.gather(idx)
+        a = part.to_arrow(compat_level=pl.CompatLevel.oldest())
+        a = a.combine_chunks() if isinstance(a, pa_ChunkedArray) else a
+        offsets = np.frombuffer(a.buffers()[1], np.int64)[a.offset:a.offset + len(a) + 1]
+        matrix = np.frombuffer(a.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, width)
+        out[idx.to_numpy()] = check(matrix, part)
     return pl.Series(s.name, out)
 
 
@@ -74,25 +81,24 @@ def normalise_id_number(s: pl.Series) -> pl.Series:
     return s.str.replace_all(" ", "", literal=True).str.to_uppercase()
 
 
-def _rid(vals: np.ndarray) -> np.ndarray:
-    m = ck._as_matrix(vals, 18)
+def _rid(m: np.ndarray, vals: pl.Series) -> np.ndarray:
     digits = (m[:, :17] - 48).astype(np.int64)
     ok = ck._RID_CHECK[(digits @ ck._RID_WEIGHTS) % 11] == m[:, 17]
-    births = pl.Series([v[6:14] for v in vals]).str.strptime(pl.Date, "%Y%m%d", strict=False)
+    births = vals.str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False)
     return ok & births.is_not_null().to_numpy() & (births.dt.year().fill_null(0).to_numpy() >= 1900)
 
 
 def resident_id_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, ck._RID_FORMAT, _rid)
+    return _fixed(s, ck._RID_FORMAT, 18, _rid)
 
 
-def _uscc(vals: np.ndarray) -> np.ndarray:
-    v = ck._USCC_VALUE[ck._as_matrix(vals, 18)]
+def _uscc(m: np.ndarray, vals: pl.Series) -> np.ndarray:
+    v = ck._USCC_VALUE[m]
     return (31 - (v[:, :17] @ ck._USCC_WEIGHTS) % 31) % 31 == v[:, 17]
 
 
 def uscc_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, ck._USCC_FORMAT, _uscc)
+    return _fixed(s, ck._USCC_FORMAT, 18, _uscc)
 
 
 def is_id_number(s: pl.Series) -> pl.Series:
@@ -107,7 +113,8 @@ def normalise_vin(s: pl.Series) -> pl.Series:
 
 
 def is_vin(s: pl.Series) -> pl.Series:
-    return _fixed(s, r"^[A-HJ-NPR-Z0-9]{17}$", lambda v: ck.vin_check_digit(v) == ck._as_matrix(v, 17)[:, 8])
+    return _fixed(s, r"^[A-HJ-NPR-Z0-9]{17}$", 17,
+                  lambda m, _: ck._VIN_CHECK[(ck._VIN_VALUE[m] @ ck._VIN_WEIGHTS) % 11] == m[:, 8])
 
 
 def normalise_plate(s: pl.Series) -> pl.Series:

@@ -102,6 +102,17 @@ def test_id_numbers(ck, raw, resident, uscc, valid):
     assert bool(ck.is_id_number(s).iloc[0]) is valid
 
 
+def test_id_numbers_checked_together_as_one_by_one(ck):
+    """Many values in one series (the polars twin checks them as one byte matrix) give the answers
+    each gives alone, nulls and other forms in between."""
+    values = ["11010519491231002X", None, "110105194912310021", "91350100M000100Y43", "G12345678",
+              "110105194902300027", "91350100M000100Y44", "11010519491231002X", "4.4010619900101E+17"]
+    s = ck.normalise_id_number(pd.Series(values, dtype="str"))
+    alone = [bool(ck.is_id_number(ck.normalise_id_number(pd.Series([v], dtype="str"))).iloc[0]) for v in values]
+    assert ck.is_id_number(s).tolist() == alone == [True, False, False, True, True, False, False, True, False]
+    assert ck.resident_id_ok(s).tolist() == [True, False, False, False, False, False, False, True, False]
+
+
 @pytest.mark.parametrize("raw,norm,valid", [
     ("1M8GDM9AXKP042788", "1M8GDM9AXKP042788", True),   # the textbook example
     ("1m8gdm9axkp042788", "1M8GDM9AXKP042788", True),
