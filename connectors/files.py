@@ -376,16 +376,10 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
         if line < data_line:   # the header and the lines above it
             if _bare_cr(text.encode("utf-8")):
                 return (yield from _slow_rest(text, line, blocks, enc, stats, name, width, rows, data_line))
-            skip = data_line - line
-            cut = -1
-            for _ in range(skip):
-                cut = text.find("\n", cut + 1)
-                if cut < 0:
-                    break
-            if cut < 0:
-                line += text.count("\n")
+            rest, line = _from_line(text, line, data_line)
+            if rest is None:
                 continue
-            text, line = text[cut + 1:], data_line
+            text = rest
         parsed = _parse_block(text, line, width)
         if parsed is None or (parsed[1] == 0 and len(text) > 4 * _FAST_BLOCK_BYTES):
             yield from pending.flush()
@@ -399,6 +393,18 @@ def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: in
     yield from pending.flush()
     if carry:
         return (yield from _slow_rest(carry, line, iter(()), enc, stats, name, width, rows))
+
+
+def _from_line(data, line: int, data_line: int):
+    """``data`` (text or bytes starting at file line ``line``) from file line ``data_line`` on, and that
+    line number; or (None, the line after ``data``) when ``data`` ends before it."""
+    newline = "\n" if isinstance(data, str) else b"\n"
+    cut = -1
+    for _ in range(data_line - line):
+        cut = data.find(newline, cut + 1)
+        if cut < 0:
+            return None, line + data.count(newline)
+    return data[cut + 1:], data_line
 
 
 _OWN_BYTES_CODECS = ("gb18030", "utf-8")
@@ -417,17 +423,12 @@ def _own_bytes_batches(blocks, enc: str, stats: DecodeStats, data_line: int, wid
         if line < data_line:   # the header and the lines above it
             if _bare_cr(data):
                 return data, line
-            cut = -1
-            for _ in range(data_line - line):
-                cut = data.find(b"\n", cut + 1)
-                if cut < 0:
-                    break
-            if cut < 0:
-                stats.lines += data.count(b"\n")
-                line += data.count(b"\n")
+            rest, after = _from_line(data, line, data_line)
+            stats.lines += after - line
+            line = after
+            if rest is None:
                 continue
-            stats.lines += data_line - line
-            data, line = data[cut + 1:], data_line
+            data = rest
         parsed = _parse_records(data, line, width, enc)
         if parsed is None or (parsed[1] == 0 and len(data) > 4 * _FAST_BLOCK_BYTES):
             return data, line
