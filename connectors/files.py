@@ -226,11 +226,24 @@ class Batch:
         """Rows ``positions`` as read."""
         if self.rows is not None:
             return [self.rows[p] for p in positions]
-        if not positions:
-            return []
-        idx = pa.array(positions, type=pa.int64())
-        columns = [c.take(idx).to_pylist() for c in self.columns]
-        return [[v or "" for v in row] for row in zip(*columns)]
+        return _cells(self.columns, positions)
+
+
+def _cells(columns: list, positions) -> list[list[str]]:
+    """Rows ``positions`` of Arrow string ``columns``, blank for null."""
+    if not len(positions):
+        return []
+    idx = pa.array(positions, type=pa.int64())
+    return [[v or "" for v in row] for row in zip(*(c.take(idx).to_pylist() for c in columns))]
+
+
+def value_bytes(a) -> tuple[np.ndarray, np.ndarray]:
+    """(offsets, bytes) of an Arrow large string or binary array, without a copy: value i is
+    ``data[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]]``."""
+    offsets = np.frombuffer(a.buffers()[1], np.int64)[a.offset:a.offset + len(a) + 1]
+    data = a.buffers()[2]
+    data = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] if len(a) and data else np.zeros(0, np.uint8)
+    return offsets, data
 
 
 TOTALS_WORDS = ("合计", "总计", "小计", "共计")
@@ -277,8 +290,9 @@ def _totals(columns: list, first=None) -> dict[int, tuple[str, str]]:
         ji = np.zeros(len(cand), dtype=bool)
         for c in columns[1:]:
             ji |= pc.fill_null(pc.match_substring(c.take(idx), "计"), False).to_numpy(zero_copy_only=False)
-        for i in cand[ji]:
-            if is_totals_row([c[int(i)].as_py() or "" for c in columns]):
+        hits = cand[ji]
+        for i, cells in zip(hits, _cells(columns, hits)):
+            if is_totals_row(cells):
                 out[int(i)] = ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")
     return out
 
@@ -448,9 +462,7 @@ def _decode_columns(columns: list, enc: str) -> list | None:
     (the decoded path then applies its fallback rules) or holds U+001F itself."""
     out = []
     for c in columns:
-        offsets = np.frombuffer(c.buffers()[1], np.int64)[c.offset:c.offset + len(c) + 1]
-        data = np.frombuffer(c.buffers()[2], np.uint8)[offsets[0]:offsets[-1]] if len(c) and c.buffers()[2] else \
-            np.zeros(0, np.uint8)
+        _, data = value_bytes(c)
         if not len(data) or data.max() < 0x80:   # ASCII: the same bytes are the UTF-8 text
             out.append(pa.Array.from_buffers(pa.large_string(), len(c), c.buffers(), offset=c.offset))
             continue

@@ -12,6 +12,8 @@ import numpy as np
 import polars as pl
 from pyarrow import ChunkedArray as pa_ChunkedArray
 
+from connectors.files import value_bytes
+
 from . import checks as ck
 
 def _where(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
@@ -71,8 +73,7 @@ def _fixed(s: pl.Series, pattern: str, width: int, check) -> pl.Series:
         part = s.gather(idx)
         a = part.to_arrow(compat_level=pl.CompatLevel.oldest())
         a = a.combine_chunks() if isinstance(a, pa_ChunkedArray) else a
-        offsets = np.frombuffer(a.buffers()[1], np.int64)[a.offset:a.offset + len(a) + 1]
-        matrix = np.frombuffer(a.buffers()[2], np.uint8)[offsets[0]:offsets[-1]].reshape(-1, width)
+        matrix = value_bytes(a)[1].reshape(-1, width)
         out[idx.to_numpy()] = check(matrix, part)
     return pl.Series(s.name, out)
 

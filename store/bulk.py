@@ -10,6 +10,7 @@ Both paths store the same values: ``tests/store/test_bulk.py`` loads the same ch
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from datetime import datetime
 
 import pyarrow as pa
@@ -76,6 +77,15 @@ def _encode_csv(data: pa.Table, constants: dict) -> list:
     return [sink.getvalue()]
 
 
+@contextmanager
+def _copy(conn: Connection, table: Table, names: list[str], options: str = ""):
+    """A PostgreSQL ``COPY table (names) FROM STDIN`` on the connection's driver connection, in its
+    transaction."""
+    with conn.connection.driver_connection.cursor() as cur:
+        with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN {options}".rstrip()) as cp:
+            yield cp
+
+
 def write_arrow(conn: Connection, table: Table, data: pa.Table, constants: dict | None = None) -> None:
     """Append ``data`` (string columns named as ``table``'s, integers for integer columns; null for
     blank) plus ``constants`` (one value per column, for every row) to ``table``."""
@@ -88,11 +98,9 @@ def write_arrow(conn: Connection, table: Table, data: pa.Table, constants: dict 
             payload, fmt = _encode_binary(typed(table, data, constants)), "binary"
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             payload, fmt = _encode_csv(data, constants), "csv"
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN WITH (FORMAT {fmt})") as cp:
-                for part in payload:
-                    cp.write(memoryview(part))
+        with _copy(conn, table, names, f"WITH (FORMAT {fmt})") as cp:
+            for part in payload:
+                cp.write(memoryview(part))
         return
     columns = [data.column(c).to_pylist() for c in data.column_names]
     fixed = []
@@ -121,11 +129,9 @@ def write_records(conn: Connection, table: Table, records: list[dict], batch: in
         return
     if conn.dialect.name == "postgresql":
         names = list(records[0])
-        raw = conn.connection.driver_connection
-        with raw.cursor() as cur:
-            with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN") as cp:
-                for r in records:
-                    cp.write_row([r[n] for n in names])
+        with _copy(conn, table, names) as cp:
+            for r in records:
+                cp.write_row([r[n] for n in names])
         return
     for i in range(0, len(records), batch):
         conn.execute(table.insert(), records[i:i + batch])
