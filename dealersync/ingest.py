@@ -202,6 +202,7 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
     overlap with the server's COPY); superseded rows and mileage warnings are recorded at the end."""
     reasons: Counter = Counter()
     phase = Phases()
+    vins = repo.RepeatedValues("vin", where="mileage_km")
     with engine.begin() as conn:
         lineage = repo.Lineage(res.dealer, bdate, path.name, load_id, repo.now())
         with phase("replace"):
@@ -231,12 +232,15 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
                 reasons.update(q["reason_code"] for q in out.quarantine)
                 reasons.update(i["reason_code"] for i in out.issues)
                 writer.submit(out)
+                vins.add(out.frame)
                 if progress:
                     progress(res)
+            with phase("row_rules"):
+                repeated = vins.repeated()   # while the last chunk is written
         res.rows_superseded = writer.total
         with phase("row_rules"):
             res.warnings = res.rows_superseded + repo.mileage_warnings(
-                conn, fd, lineage, res.rows_read - res.rows_quarantined)
+                conn, fd, lineage, res.rows_read - res.rows_quarantined, repeated)
         if stage:
             repo.drop_stage(conn, stage[0])
         if res.rows_superseded:

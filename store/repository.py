@@ -246,16 +246,28 @@ def upsert_from_stage(conn: Connection, stage: Table, feed: FeedDef, lineage: Li
     return conn.execute(stmt).rowcount
 
 
-def mileage_warnings(conn: Connection, feed: FeedDef, lineage: Lineage, rows_loaded: int = 0) -> int:
+def mileage_warnings(conn: Connection, feed: FeedDef, lineage: Lineage, rows_loaded: int = 0,
+                     repeated_vins: list[str] | None = None) -> int:
     """Repair orders of this load whose mileage is lower than an earlier visit of the same VIN
-    (loaded, flagged). Only VINs seen more than once are ranked; a big load finds them in one pass
-    over the dealer's rows, a small one through its own VINs."""
+    (loaded, flagged). Only VINs seen more than once are ranked.
+
+    ``repeated_vins``: the VINs that came more than once in this load, when the caller kept count
+    (``RepeatedValues``). If no other load of the dealer's feed can have rows in the table, those are
+    the only VINs to rank, and none means no warning, with no pass over the table. Otherwise a big load
+    finds the repeats in one pass over the dealer's rows, a small one through its own VINs."""
     if feed.name != "repair_orders":
         return 0
     target = FEED_TABLES[feed.name].name
     if conn.dialect.name == "postgresql":
         conn.exec_driver_sql("SET LOCAL work_mem = '256MB'")
-    if rows_loaded >= 100_000:
+    params = {"dealer": lineage.dealer_code, "load": lineage.load_id}
+    if repeated_vins is not None and not _other_loads(conn, feed, lineage):
+        if not repeated_vins:
+            return 0
+        params["vins"] = json.dumps(repeated_vins) if conn.dialect.name == "sqlite" else repeated_vins
+        again = ("SELECT value AS vin FROM json_each(:vins)" if conn.dialect.name == "sqlite"
+                 else "SELECT unnest(CAST(:vins AS text[])) AS vin")
+    elif rows_loaded >= 100_000:
         again = f"""SELECT vin FROM {target} WHERE dealer_code = :dealer AND mileage_km IS NOT NULL
          GROUP BY vin HAVING count(*) > 1 AND max(CASE WHEN load_id = :load THEN 1 ELSE 0 END) = 1"""
     else:
@@ -272,13 +284,52 @@ def mileage_warnings(conn: Connection, feed: FeedDef, lineage: Lineage, rows_loa
          WHERE t.dealer_code = :dealer AND t.mileage_km IS NOT NULL
     )
     SELECT vin, source_row, km, prev_max FROM o WHERE load_id = :load AND prev_max > km ORDER BY source_row"""
-    rows = conn.execute(text(sql), {"dealer": lineage.dealer_code, "load": lineage.load_id}).all()
+    rows = conn.execute(text(sql), params).all()
     add_warnings(conn, [dict(
         load_id=lineage.load_id, feed=feed.name, dealer_code=lineage.dealer_code, source_file=lineage.source_file,
         source_row=r.source_row, column_name="mileage_km", raw_value=str(r.km), reason_code="MILEAGE_BACKWARDS",
         severity="WARNING", message=f"mileage {r.km} km is lower than {r.prev_max} km at an earlier visit "
                                     f"of VIN {r.vin}") for r in rows])
     return len(rows)
+
+
+def _other_loads(conn: Connection, feed: FeedDef, lineage: Lineage) -> bool:
+    """Whether another load of this dealer's feed, loaded or under way, may have rows in its table
+    (a replaced load's rows are gone)."""
+    q = select(ingest_file.c.id).where(
+        ingest_file.c.dealer_code == lineage.dealer_code, ingest_file.c.feed == feed.name,
+        ingest_file.c.id != lineage.load_id, ingest_file.c.status.in_(("LOADED", "LOADING"))).limit(1)
+    return conn.execute(q).first() is not None
+
+
+class RepeatedValues:
+    """The values of one column that come more than once in a load, gathered chunk by chunk (for the
+    mileage rule: the VINs with a mileage). Past ``cap`` values it keeps none and says None, so memory
+    stays bounded whatever the file's size."""
+
+    def __init__(self, column: str, where: str | None = None, cap: int = 4_000_000):
+        self.column, self.where, self.cap = column, where, cap
+        self._parts: list | None = []
+        self._count = 0
+
+    def add(self, frame) -> None:
+        import polars as pl
+        if self._parts is None or not {self.column, self.where or self.column} <= set(frame.columns):
+            return
+        if self.where is not None:
+            frame = frame.filter(pl.col(self.where).is_not_null())
+        s = frame.get_column(self.column).drop_nulls()
+        self._count += len(s)
+        self._parts = None if self._count > self.cap else [*self._parts, s]
+
+    def repeated(self) -> list[str] | None:
+        import polars as pl
+        if self._parts is None:
+            return None
+        if not self._parts:
+            return []
+        s = pl.concat(self._parts)
+        return s.filter(s.is_duplicated()).unique().sort().to_list()
 
 
 # ------------------------------------------------------------------------------------ queries

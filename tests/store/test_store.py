@@ -218,3 +218,75 @@ def test_feed_tables_keep_their_rows_across_the_natural_key_migration(engine, tm
                    {"customer_id": "C2", "name": "张伟", "source_row": 3}]
     res = ingest_file(engine, write(tmp_path, "GZ0012_CUSTOMER_20261104.csv", csv_bytes(CUST_A, [cust("C2", name="李娜")])))
     assert res.status == "loaded" and len(table(engine, "dms_customer")) == 2
+
+
+def _mileage_oracle(visits):
+    """The rule in plain Python: a visit is flagged when an earlier visit of its VIN shows more km.
+    ``visits``: (key, vin, opened, km, load, source_row) as they stand in the table."""
+    flagged = set()
+    by_vin: dict[str, list] = {}
+    for v in visits:
+        if v[3] is not None:
+            by_vin.setdefault(v[1], []).append(v)
+    for vs in by_vin.values():
+        top = None
+        for v in sorted(vs, key=lambda v: v[2]):
+            if top is not None and top > v[3]:
+                flagged.add((v[4], v[5]))
+            top = v[3] if top is None else max(top, v[3])
+    return flagged
+
+
+def test_mileage_rule_from_the_loads_own_repeats_and_against_other_loads(engine, tmp_path, monkeypatch):
+    """The first load of a dealer ranks only the VINs it saw twice (counted as the chunks passed, so
+    repeats across chunks, superseded keys and blank mileages count); a later load ranks against the
+    table. Both agree with the rule written out in Python."""
+    import random
+
+    import numpy as np
+
+    from dealersync.sample import make_vins
+    rnd = random.Random(7)
+    vins = list(make_vins(np.random.default_rng(7), 12))
+    took = []
+    real = repo._other_loads
+    monkeypatch.setattr(repo, "_other_loads", lambda *a: took.append(real(*a)) or took[-1])
+    table_now: dict[str, tuple] = {}
+    expected, got = set(), set()
+    for day, n in [(3, 90), (4, 40)]:
+        data, load_rows = [], {}
+        for i in range(n):
+            key = f"RO{rnd.randrange(0, 150):04d}"          # keys come again inside and across files
+            opened = f"2024-{rnd.randrange(1, 13):02d}-{rnd.randrange(1, 29):02d} {i % 24:02d}:{day * 10 + i // 60:02d}:{i % 60:02d}"
+            km = "" if rnd.random() < 0.1 else str(rnd.randrange(1000, 60000))
+            data.append(ro(key, opened=opened, vin=rnd.choice(vins), km=km))
+            load_rows[key] = (data[-1][3], opened, int(km) if km else None, i + 2)   # the last of a key wins
+        res = balanced_load(ingest_file(engine, write(tmp_path, f"GZ0012_RO_2026110{day}.csv", csv_bytes(RO_A, data)),
+                                        chunk_rows=16))
+        for key, (vin, opened, km, row) in load_rows.items():
+            table_now[key] = (key, vin, opened, km, res.load_id, row)
+        expected |= _mileage_oracle(table_now.values()) - {(v[4], v[5]) for v in table_now.values()
+                                                            if v[4] != res.load_id}
+        got |= {(r["load_id"], r["source_row"]) for r in table(engine, "value_issue")
+                if r["reason_code"] == "MILEAGE_BACKWARDS"}
+    assert took == [False, True]
+    assert len(expected) > 5 and got == expected
+
+
+def balanced_load(res):
+    assert res.status == "loaded" and res.rows_read == res.rows_loaded + res.rows_quarantined, res
+    return res
+
+
+def test_repeated_values_are_counted_across_chunks_and_give_up_past_the_cap():
+    import polars as pl
+    rv = repo.RepeatedValues("vin", where="km")
+    rv.add(pl.DataFrame({"vin": ["A", "B", None], "km": ["1", None, "3"]}))
+    rv.add(pl.DataFrame({"vin": ["A", "B", "C"], "km": ["1", "2", "3"]}))
+    rv.add(pl.DataFrame({"other": ["A"]}))                  # a frame without the columns counts nothing
+    assert rv.repeated() == ["A"]                           # B's first visit had no mileage
+    capped = repo.RepeatedValues("vin", cap=3)
+    capped.add(pl.DataFrame({"vin": ["A", "B"]}))
+    assert capped.repeated() == []
+    capped.add(pl.DataFrame({"vin": ["A", "B"]}))
+    assert capped.repeated() is None
