@@ -1,8 +1,9 @@
 """Bulk writes: a chunk of canonical rows (an Arrow table of strings) into a table in one go.
 
 PostgreSQL: ``COPY ... FROM STDIN``. The strings are first cast to the table's column types in C++
-(Arrow) and sent in COPY's binary format (encoded by ``pgpq``), so the server does not parse dates,
-timestamps and numerics row by row; a chunk Arrow cannot cast (a value PostgreSQL may still take or
+(Arrow) and sent in COPY's binary format (encoded by ``pgpq`` slice by slice, and handed to psycopg's
+sending thread, so the server works on one slice while the next is encoded), so the server does not
+parse dates, timestamps and numerics row by row; a chunk Arrow cannot cast (a value PostgreSQL may still take or
 reject with its own message) goes as CSV text instead, which the server parses itself. SQLite: one
 ``executemany`` with the casts the keyed upsert uses.
 
@@ -61,10 +62,18 @@ def typed(table: Table, data: pa.Table, constants: dict) -> pa.RecordBatch:
     return pa.RecordBatch.from_arrays(cols, names=names)
 
 
-def _encode_binary(batch: pa.RecordBatch) -> list[bytes]:
+SLICE_ROWS = 20_000
+
+
+def _encode_binary(batch: pa.RecordBatch):
+    """COPY's binary format for ``batch``, ``SLICE_ROWS`` rows at a time: the server starts on the first
+    slice while the next is encoded."""
     from pgpq import ArrowToPostgresBinaryEncoder
     enc = ArrowToPostgresBinaryEncoder(batch.schema)
-    return [enc.write_header(), enc.write_batch(batch), enc.finish()]
+    yield enc.write_header()
+    for start in range(0, batch.num_rows, SLICE_ROWS):
+        yield enc.write_batch(batch.slice(start, SLICE_ROWS))
+    yield enc.finish()
 
 
 def _encode_csv(data: pa.Table, constants: dict) -> list:
@@ -78,11 +87,14 @@ def _encode_csv(data: pa.Table, constants: dict) -> list:
 
 
 @contextmanager
-def _copy(conn: Connection, table: Table, names: list[str], options: str = ""):
+def _copy(conn: Connection, table: Table, names: list[str], options: str = "", queued: bool = False):
     """A PostgreSQL ``COPY table (names) FROM STDIN`` on the connection's driver connection, in its
-    transaction."""
+    transaction. ``queued``: writes return at once and a psycopg thread sends them, so the caller
+    prepares the next part while the server takes this one."""
+    from psycopg.copy import QueuedLibpqWriter
     with conn.connection.driver_connection.cursor() as cur:
-        with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN {options}".rstrip()) as cp:
+        with cur.copy(f"COPY {table.name} ({', '.join(names)}) FROM STDIN {options}".rstrip(),
+                      writer=QueuedLibpqWriter(cur) if queued else None) as cp:
             yield cp
 
 
@@ -98,7 +110,7 @@ def write_arrow(conn: Connection, table: Table, data: pa.Table, constants: dict 
             payload, fmt = _encode_binary(typed(table, data, constants)), "binary"
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             payload, fmt = _encode_csv(data, constants), "csv"
-        with _copy(conn, table, names, f"WITH (FORMAT {fmt})") as cp:
+        with _copy(conn, table, names, f"WITH (FORMAT {fmt})", queued=True) as cp:
             for part in payload:
                 cp.write(memoryview(part))
         return

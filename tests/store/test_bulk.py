@@ -104,3 +104,30 @@ def test_records_with_awkward_text_survive_the_bulk_insert(engine):
                            .order_by(quarantine.c.row_number)).all()
     assert [r[0] for r in got] == awkward and [r[1] for r in got] == awkward
     assert [r[2] for r in got] == [None if v is None else "c" for v in awkward]
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_a_chunk_sent_in_slices_stores_what_one_slice_stores(engine, monkeypatch):
+    with engine.begin() as conn:
+        load = _load(conn)
+        bulk.write_arrow(conn, RO, _strings(ROS), _constants(load, "A"))
+        monkeypatch.setattr(bulk, "SLICE_ROWS", 2)
+        assert len(list(bulk._encode_binary(bulk.typed(RO, _strings(ROS), {})))) == 4   # header, 2 slices, end
+        bulk.write_arrow(conn, RO, _strings(ROS), _constants(load, "B"))
+        assert _rows(conn, RO, "A") == _rows(conn, RO, "B")
+
+
+@pytest.mark.parametrize("engine", ["postgresql"], indirect=True)
+def test_the_servers_refusal_of_a_queued_copy_reaches_the_caller(engine, monkeypatch):
+    """The slices go through psycopg's sending thread; a key already there still fails the write (the
+    keyed upsert of ``write_chunk`` depends on it) and the transaction carries on after the savepoint."""
+    monkeypatch.setattr(bulk, "SLICE_ROWS", 1)
+    with engine.begin() as conn:
+        load = _load(conn)
+        bulk.write_arrow(conn, RO, _strings(ROS), _constants(load, "A"))
+        sp = conn.begin_nested()
+        with pytest.raises(Exception) as err:
+            bulk.write_arrow(conn, RO, _strings(ROS), _constants(load, "A"))
+        sp.rollback()
+        assert getattr(err.value, "sqlstate", None) == "23505"
+        assert len(_rows(conn, RO, "A")) == 3
