@@ -141,11 +141,14 @@ def decode_block(block: bytes, enc: str, stats: DecodeStats) -> str:
     return "".join(out)
 
 
-def raw_blocks(fh, block_bytes: int = _BLOCK_BYTES) -> Iterator[bytes]:
-    """Blocks of whole lines (cut after a line end) from a binary stream, the UTF-8 BOM removed."""
+def raw_blocks(fh, block_bytes: int = _BLOCK_BYTES, first_bytes: int | None = None) -> Iterator[bytes]:
+    """Blocks of whole lines (cut after a line end) from a binary stream, the UTF-8 BOM removed.
+    ``first_bytes``: the first read's size, doubling up to ``block_bytes`` (the first rows come soon)."""
     rest, first = b"", True
+    size = min(first_bytes or block_bytes, block_bytes)
     while True:
-        data = fh.read(block_bytes)
+        data = fh.read(size)
+        size = min(size * 2, block_bytes)
         if data:
             buf = rest + data
             cut = buf.rfind(b"\n")
@@ -374,7 +377,7 @@ _FAST_BLOCK_BYTES = 8 << 20
 def _csv_batches(fh, encoding: str, stats: DecodeStats, name: str, data_line: int, width: int,
                  rows: int) -> Iterator[Batch]:
     enc = _codec(encoding)
-    blocks = raw_blocks(fh, _FAST_BLOCK_BYTES)
+    blocks = raw_blocks(fh, _FAST_BLOCK_BYTES, first_bytes=1 << 20)
     pending = _Pending(rows)
     line = 1          # file line number of the first line of ``text``
     if enc in _OWN_BYTES_CODECS:
@@ -480,8 +483,8 @@ def _decode_columns(columns: list, enc: str) -> list | None:
 
 class _Pending:
     """Block batches gathered into batches of ``rows`` rows: per-chunk costs downstream (validation,
-    the COPY round trip) are paid per chunk, not per block. The first batch is a quarter of ``rows``,
-    so the writer starts early; a full batch leaves only once the next block shows the file goes on,
+    the COPY round trip) are paid per chunk, not per block. The first batch is a quarter of ``rows`` and
+    leaves as soon as it is there, so the writer starts early; a full batch leaves only once the next block shows the file goes on,
     and at the end the rows left go as one part and a last part of at most a quarter of ``rows``, so
     the load's final write, which nothing overlaps, is a short one."""
 
@@ -498,6 +501,8 @@ class _Pending:
             yield from self._take(self._size())
         self.parts.append(batch)
         self.n += len(batch)
+        if not self.started and self.n >= self._size():   # the first leaves at once: the writer starts
+            yield from self._take(self._size())
 
     def flush(self) -> Iterator[Batch]:
         last = min(self.n, max(self.rows // 4, 1))

@@ -2,6 +2,8 @@
 the same rows, row numbers, cells and structural faults, whatever the file holds."""
 from __future__ import annotations
 
+import io
+
 import pytest
 
 import connectors.files as files
@@ -104,6 +106,29 @@ def test_small_blocks_are_gathered_into_batches_of_the_chunk_size(tmp_path, monk
     assert batches[-1].bad == {0: ("TOTALS_ROW", "totals row (合计) at the end of the export, not a record")}
     assert batches[2].rownums.tolist() == [10, 12, 13, 14, 15, 16, 17]   # RO10's blank line 11 dropped
     assert [c[0] for c in batches[2].cells_of([0, 1])] == ["RO9", "RO11"]
+
+
+def test_the_first_rows_come_from_a_short_first_read(tmp_path, monkeypatch):
+    """The first read is small and reads double up to the block size; the first batch (a quarter of the
+    chunk) leaves as soon as it is there, so the writer starts before the file's next megabytes are parsed."""
+    data = b"".join(f"line {i}\r\n".encode() for i in range(200))
+    blocks = list(files.raw_blocks(io.BytesIO(data), block_bytes=256, first_bytes=16))
+    assert b"".join(blocks) == data and len(blocks[0]) <= 16 and max(map(len, blocks)) <= 256 + 16
+    assert [len(b) for b in blocks[:4]] == sorted(len(b) for b in blocks[:4])
+    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", 100)
+    rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}" for i in range(1, 41)]
+    p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
+    seen = []
+    real = files.raw_blocks
+    monkeypatch.setattr(files, "raw_blocks", lambda *a, **k: (seen.append(b) or b for b in real(*a, **k)))
+    t = open_table(p, score)
+    seen.clear()                                               # what finding the header read
+    first = next(t.batches(8))
+    t.close()
+    assert len(first) == 2 and first.rownums.tolist() == [2, 3]
+    rows_seen = sum(b.count(b"\n") for b in seen) - 1      # the header is in the first block
+    assert rows_seen - len(seen[-1].splitlines()) < 2 <= rows_seen   # no block read beyond the one it needed
+    assert len(first) == 2 and first.rownums.tolist() == [2, 3]
 
 
 @pytest.mark.parametrize("bad_line, why", [
