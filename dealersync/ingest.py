@@ -222,8 +222,10 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
                 repo.add_warnings(conn, superseded)
             return len(superseded)
 
-        with ChunkWriter(write, threaded=conn.dialect.name == "postgresql") as writer:
-            for batch in phase.timed(table.batches(chunk_rows), "read"):
+        threaded = conn.dialect.name == "postgresql"
+        with ChunkWriter(write, threaded=threaded) as writer, \
+                Prefetch(table.batches(chunk_rows)) as batches:
+            for batch in phase.timed(batches, "read"):
                 with phase("validate"):
                     out = _process_chunk(batch, table, fd, prof, cmap, path.name)
                 res.rows_read += len(batch)
@@ -258,6 +260,58 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
                          timings=json.dumps(res.timings), duration_ms=int(res.seconds * 1000),
                          message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
                          if res.replaced_loads else None)
+
+
+class Prefetch:
+    """Iterate ``iterable`` on a thread of its own, ``depth`` items ahead of the caller: the file's next
+    chunk is read (parsed, decoded) while this one is validated. Items come in order; an exception of
+    the producer is raised in the caller at the item where it happened; leaving the ``with`` block early
+    stops the producer after the item it is on."""
+
+    def __init__(self, iterable, depth: int = 1):
+        import queue
+        import threading
+        self._it, self._queue, self._stop = iter(iterable), queue.Queue(depth), threading.Event()
+        self._thread = threading.Thread(target=self._produce, name="dealersync-reader", daemon=True)
+
+    def _produce(self) -> None:
+        import queue
+        try:
+            for item in self._it:
+                while not self._stop.is_set():
+                    try:
+                        self._queue.put((True, item), timeout=0.1)
+                        break
+                    except queue.Full:
+                        continue
+                if self._stop.is_set():
+                    return
+            self._queue.put((False, _END))
+        except BaseException as e:  # noqa: BLE001 - handed to the caller
+            self._queue.put((False, e))
+
+    def __enter__(self):
+        self._thread.start()
+        return self
+
+    def __iter__(self):
+        while True:
+            ok, item = self._queue.get()
+            if ok:
+                yield item
+            elif item is _END:
+                return
+            else:
+                raise item
+
+    def __exit__(self, *exc):
+        self._stop.set()
+        while self._thread.is_alive():   # free a producer blocked on a full queue
+            try:
+                self._queue.get(timeout=0.1)
+            except Exception:  # noqa: BLE001 - queue.Empty
+                pass
+        return False
 
 
 class ChunkWriter:
