@@ -304,32 +304,44 @@ def _other_loads(conn: Connection, feed: FeedDef, lineage: Lineage) -> bool:
 
 class RepeatedValues:
     """The values of one column that come more than once in a load, gathered chunk by chunk (for the
-    mileage rule: the VINs with a mileage). Past ``cap`` values it keeps none and says None, so memory
-    stays bounded whatever the file's size."""
+    mileage rule: the VINs with a mileage). It keeps a sorted array of the 64-bit hashes seen so far
+    (8 bytes a value) and the text of the values seen again only; a hash collision can only add a value
+    that came once, which costs the rule a little work and changes no result. Past ``cap`` distinct
+    values it keeps nothing and says None, so memory stays bounded whatever the file's size."""
 
-    def __init__(self, column: str, where: str | None = None, cap: int = 4_000_000):
+    def __init__(self, column: str, where: str | None = None, cap: int = 8_000_000):
+        import numpy as np
         self.column, self.where, self.cap = column, where, cap
-        self._parts: list | None = []
-        self._count = 0
+        self._seen: np.ndarray | None = np.zeros(0, np.uint64)
+        self._again: list = []
 
     def add(self, frame) -> None:
+        import numpy as np
         import polars as pl
-        if self._parts is None or not {self.column, self.where or self.column} <= set(frame.columns):
+        if self._seen is None or not {self.column, self.where or self.column} <= set(frame.columns):
             return
         if self.where is not None:
             frame = frame.filter(pl.col(self.where).is_not_null())
         s = frame.get_column(self.column).drop_nulls()
-        self._count += len(s)
-        self._parts = None if self._count > self.cap else [*self._parts, s]
+        if not len(s):
+            return
+        h = s.hash().to_numpy()
+        again = s.is_duplicated().to_numpy()
+        if len(self._seen):
+            pos = np.minimum(np.searchsorted(self._seen, h), len(self._seen) - 1)
+            again |= self._seen[pos] == h
+        if again.any():
+            self._again.append(s.filter(pl.Series(again)))
+        # two sorted runs: the stable sort merges them in one pass
+        merged = np.sort(np.concatenate([self._seen, np.unique(h)]), kind="stable")
+        merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
+        self._seen = None if len(merged) > self.cap else merged
 
     def repeated(self) -> list[str] | None:
         import polars as pl
-        if self._parts is None:
+        if self._seen is None:
             return None
-        if not self._parts:
-            return []
-        s = pl.concat(self._parts)
-        return s.filter(s.is_duplicated()).unique().sort().to_list()
+        return pl.concat(self._again).unique().sort().to_list() if self._again else []
 
 
 # ------------------------------------------------------------------------------------ queries

@@ -286,7 +286,21 @@ def test_repeated_values_are_counted_across_chunks_and_give_up_past_the_cap():
     rv.add(pl.DataFrame({"other": ["A"]}))                  # a frame without the columns counts nothing
     assert rv.repeated() == ["A"]                           # B's first visit had no mileage
     capped = repo.RepeatedValues("vin", cap=3)
-    capped.add(pl.DataFrame({"vin": ["A", "B"]}))
-    assert capped.repeated() == []
-    capped.add(pl.DataFrame({"vin": ["A", "B"]}))
+    capped.add(pl.DataFrame({"vin": ["A", "B", "A"]}))
+    assert capped.repeated() == ["A"]
+    capped.add(pl.DataFrame({"vin": ["C", "D"]}))                 # four distinct values: past the cap
     assert capped.repeated() is None
+
+
+def test_repeated_values_match_counting_them_all_at_once():
+    import random
+
+    import polars as pl
+    rnd = random.Random(3)
+    values = [f"V{rnd.randrange(3000):05d}" for _ in range(5000)]
+    rv = repo.RepeatedValues("vin")
+    cuts = sorted(rnd.sample(range(1, len(values)), 12))
+    for a, b in zip([0, *cuts], [*cuts, len(values)]):
+        rv.add(pl.DataFrame({"vin": values[a:b]}))
+    everything = pl.Series(values)
+    assert rv.repeated() == everything.filter(everything.is_duplicated()).unique().sort().to_list()
