@@ -24,6 +24,7 @@ from schemas.validate import validate_chunk
 from store import repository as repo
 
 from .errors import BadSourceData, ConfigurationError
+from .runtime import tune_memory
 
 log = logging.getLogger("dealersync.ingest")
 
@@ -126,6 +127,7 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     corrected re-export of the same dealer, feed and business day replaces that day's rows. The
     whole load is one transaction: a crash leaves the previous state intact."""
     t0 = time.monotonic()
+    tune_memory()
     path = Path(path)
     res = FileResult(file=path.name, path=str(path))
     fname = parse_file_name(path.name)
