@@ -533,8 +533,13 @@ def _concat(parts: list[Batch]) -> Batch:
     for p in parts:
         bad.update({i + offset: v for i, v in p.bad.items()})
         offset += len(p)
-    return Batch(np.concatenate([p.rownums for p in parts]),
-                 [pa.concat_arrays([p.columns[i] for p in parts]) for i in range(len(parts[0].columns))], bad)
+    return Batch(np.concatenate([p.rownums for p in parts]),   # columns as chunked arrays: no copy here
+                 [pa.chunked_array([ch for p in parts for ch in _chunks(p.columns[i])])
+                  for i in range(len(parts[0].columns))], bad)
+
+
+def _chunks(column) -> list:
+    return column.chunks if isinstance(column, pa.ChunkedArray) else [column]
 
 
 def _slow_rest(text: str, line: int, blocks, enc: str, stats: DecodeStats, name: str, width: int, rows: int,
