@@ -1,9 +1,11 @@
 """Ingestion benchmark: N repair-order rows (dms_a CSV, GB18030, ~2% dirty rows) ingested end to
 end into SQLite and PostgreSQL, against a bare PostgreSQL COPY of the same file as the floor.
 
-    .venv/bin/python bench/ingest.py [--rows 1000000] [--big 2000000] [--pg-url URL]
+    .venv/bin/python bench/ingest.py [--rows 1000000] [--big 2000000] [--repeat 3] [--pg-url URL]
 
-Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone.
+Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone. The bare COPY
+and the load into PostgreSQL run ``--repeat`` times, alternating (these machines are noisy); the table
+shows the median run of each (its phases), every run's seconds, and the highest peak RSS.
 """
 from __future__ import annotations
 
@@ -99,6 +101,8 @@ def worker_ingest(path: str, url: str) -> dict:
         kw = {"connect_args": {"options": f"-csearch_path={schema}"}}
     engine = make_engine(url, **kw)
     upgrade(engine)
+    if kw:
+        _checkpoint(url.replace("postgresql+psycopg://", "postgresql://"))
     t0 = time.perf_counter()
     res = ingest_file(engine, path)
     secs = time.perf_counter() - t0
@@ -139,6 +143,17 @@ def copy_into_canonical(engine) -> float:
         raw.close()
 
 
+def _checkpoint(conninfo: str) -> None:
+    """Start each timed run from a clean server: the dirty buffers and WAL of the runs before are written
+    out now, not during this run (CHECKPOINT needs a superuser or pg_checkpoint; skipped without)."""
+    import psycopg
+    try:
+        with psycopg.connect(conninfo, autocommit=True) as c:
+            c.execute("CHECKPOINT")
+    except psycopg.Error as e:
+        print(f"# no CHECKPOINT before the run: {e}", file=sys.stderr)
+
+
 def worker_copy(path: str, url: str) -> dict:
     """The floor: PostgreSQL COPY of the raw file into a text table, no validation at all."""
     import psycopg
@@ -146,6 +161,8 @@ def worker_copy(path: str, url: str) -> dict:
     table = f"bench_copy_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(conninfo) as conn:
         conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{i} text' for i in range(len(HEADER)))})")
+        conn.commit()
+        _checkpoint(conninfo)
         t0 = time.perf_counter()
         with conn.cursor() as cur, open(path, "rb") as f:
             with cur.copy(f"COPY {table} FROM STDIN WITH (FORMAT csv, HEADER true, ENCODING 'GB18030')") as cp:
@@ -166,10 +183,24 @@ def run_worker(kind: str, path: Path, url: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def _median(runs: list[dict]) -> dict:
+    """The median run (by seconds), with every run's seconds, the highest peak RSS and the median
+    canonical COPY."""
+    ordered = sorted(runs, key=lambda r: r["seconds"])
+    out = dict(ordered[len(ordered) // 2])
+    out["runs"] = [r["seconds"] for r in runs]
+    out["peak_mb"] = max(r["peak_mb"] for r in runs)
+    canon = sorted(r["canonical_copy"] for r in runs if r.get("canonical_copy"))
+    if canon:
+        out["canonical_copy"] = canon[len(canon) // 2]
+    return out
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--rows", type=int, default=1_000_000)
     ap.add_argument("--big", type=int, default=2_000_000, help="second size for the peak-RSS check (0: skip)")
+    ap.add_argument("--repeat", type=int, default=3, help="runs of the bare COPY and of the PostgreSQL load")
     ap.add_argument("--pg-url", default=PG_URL)
     ap.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "URL"))
     a = ap.parse_args()
@@ -184,20 +215,24 @@ def main() -> None:
         path = generate(rows)
         print(f"# {path.name}: {path.stat().st_size / 1e6:.0f} MB ({time.perf_counter() - t0:.0f} s to generate or find)",
               file=sys.stderr)
-        copy = run_worker("copy", path, a.pg_url)
+        copies, loads = [], []
+        for _ in range(a.repeat):   # alternating, so both see the same spells of a noisy machine
+            copies.append(run_worker("copy", path, a.pg_url))
+            loads.append(run_worker("ingest", path, a.pg_url))
+        copy = _median(copies)
         results.append(("bare COPY (PostgreSQL)", rows, copy, copy["seconds"]))
-        with tempfile.TemporaryDirectory() as d:
-            for name, url in [("dealersync -> PostgreSQL", a.pg_url), ("dealersync -> SQLite", f"sqlite:///{d}/b.db")]:
-                if rows != a.rows and "SQLite" in name:
-                    continue
-                r = run_worker("ingest", path, url)
-                results.append((name, rows, r, copy["seconds"]))
+        results.append(("dealersync -> PostgreSQL", rows, _median(loads), copy["seconds"]))
+        if rows == a.rows:
+            with tempfile.TemporaryDirectory() as d:
+                results.append(("dealersync -> SQLite", rows, run_worker("ingest", path, f"sqlite:///{d}/b.db"),
+                                copy["seconds"]))
     print(f"\n{'run':26s} {'rows':>10s} {'seconds':>8s} {'rows/s':>9s} {'x COPY':>7s} {'peak RSS MB':>12s} "
-          f"{'quarantined':>11s} {'value issues':>12s}  seconds per phase")
+          f"{'quarantined':>11s} {'value issues':>12s}  {'runs (s)':16s} seconds per phase (median run)")
     for name, rows, r, copy_s in results:
+        runs = " ".join(f"{x:.1f}" for x in r.get("runs", [r["seconds"]]))
         print(f"{name:26s} {rows:>10,d} {r['seconds']:8.1f} {r['rows'] / r['seconds']:9,.0f} "
               f"{r['seconds'] / copy_s:7.2f} {r['peak_mb']:12.0f} {r['quarantined']:11,d} {r['value_issues']:12,d}  "
-              + " ".join(f"{k} {v:.1f}" for k, v in (r.get("timings") or {}).items()))
+              f"{runs:16s} " + " ".join(f"{k} {v:.1f}" for k, v in (r.get("timings") or {}).items()))
         if r.get("canonical_copy"):
             c = r["canonical_copy"]
             print(f"{'  COPY of its valid rows':26s} {r['loaded']:>10,d} {c:8.1f} {r['loaded'] / c:9,.0f} "
