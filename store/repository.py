@@ -326,14 +326,19 @@ class RepeatedValues:
         if not len(s):
             return
         h = s.hash().to_numpy()
-        again = s.is_duplicated().to_numpy()
-        if len(self._seen):
-            pos = np.minimum(np.searchsorted(self._seen, h), len(self._seen) - 1)
-            again |= self._seen[pos] == h
+        order = np.argsort(h)
+        hs = h[order]                                   # sorted: the look-ups below walk memory in order
+        same = hs[1:] == hs[:-1]
+        again = np.zeros(len(hs), dtype=bool)
+        again[1:] |= same                               # twice in this chunk
+        again[:-1] |= same
+        if len(self._seen):                             # or seen in an earlier one
+            pos = np.minimum(np.searchsorted(self._seen, hs), len(self._seen) - 1)
+            again |= self._seen[pos] == hs
         if again.any():
-            self._again.append(s.filter(pl.Series(again)))
+            self._again.append(s.gather(order[again]))
         # two sorted runs: the stable sort merges them in one pass
-        merged = np.sort(np.concatenate([self._seen, np.unique(h)]), kind="stable")
+        merged = np.sort(np.concatenate([self._seen, hs[np.r_[True, ~same]]]), kind="stable")
         merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
         self._seen = None if len(merged) > self.cap else merged
 

@@ -182,6 +182,38 @@ def test_dates(ck, raw, date, datetime_):
         assert d.iloc[0] == date and dt.iloc[0] == datetime_
 
 
+@pytest.mark.parametrize("value,valid", [
+    ("2024-02-29 23:59:59", True), ("2023-02-29 10:00:00", False),          # leap years
+    ("2000-02-29 00:00:00", True), ("1900-02-29 00:00:00", False), ("2100-02-29 00:00:00", False),
+    ("2024-04-31 00:00:00", False), ("2024-12-31 23:59:59", True), ("2024-00-10 00:00:00", False),
+    ("2024-13-01 00:00:00", False), ("2024-01-00 00:00:00", False), ("2024-01-32 00:00:00", False),
+    ("2024-01-01 24:00:00", False), ("2024-01-01 23:60:00", False),
+    ("2024-01-01 10:00:60", True),                                          # a leap second, as strptime has it
+    ("1899-12-31 00:00:00", False), ("1900-01-01 00:00:00", True), ("2199-12-31 00:00:00", True),
+    ("2200-01-01 00:00:00", False), ("2024/01/01 00:00:00", False), ("2024-01-01T00:00:00", False),
+    ("2024-01-01 00:00:0", False), ("2024-01-01 00:00:001", False), ("2024-01-0a 00:00:00", False),
+    ("2024-01-01 0:00:000", False), ("2024年1月1日 00:00:00", False), ("", False),
+])
+def test_iso_datetime_check_reads_the_calendar(ck, value, valid):
+    assert bool(ck.is_iso_datetime(S(ck, value)).iloc[0]) is valid
+
+
+@pytest.mark.parametrize("value,valid", [
+    ("2024-02-29", True), ("2023-02-29", False), ("2000-02-29", True), ("1900-02-29", False),
+    ("2024-06-31", False), ("2024-00-01", False), ("1899-12-31", False), ("2199-12-31", True),
+    ("2024/02/29", False), ("2024-2-29", False), ("2024-02-2x", False), ("2024年2月9日", False),
+])
+def test_iso_date_check_reads_the_calendar(ck, value, valid):
+    assert bool(ck.is_iso_date(S(ck, value)).iloc[0]) is valid
+
+
+def test_iso_datetimes_checked_together_as_one_by_one(ck):
+    values = ["2024-02-29 23:59:59", None, "2023-02-29 10:00:00", "bad", "2024-01-01 10:00:60", "2024-13-01 00:00:00"]
+    s = pd.Series(values, dtype="str")
+    alone = [bool(ck.is_iso_datetime(pd.Series([v], dtype="str")).iloc[0]) for v in values]
+    assert ck.is_iso_datetime(s).tolist() == alone == [True, False, False, False, True, False]
+
+
 def test_profile_date_formats_come_first(ck):
     assert ck.normalise_date(S(ck, "05.03.2024"), ["%d.%m.%Y"]).iloc[0] == "2024-03-05"
 
