@@ -332,15 +332,15 @@ class RepeatedValues:
         again = np.zeros(len(hs), dtype=bool)
         again[1:] |= same                               # twice in this chunk
         again[:-1] |= same
-        if len(self._seen):                             # or seen in an earlier one
-            pos = np.minimum(np.searchsorted(self._seen, hs), len(self._seen) - 1)
-            again |= self._seen[pos] == hs
+        pos = np.searchsorted(self._seen, hs)
+        seen = (self._seen[np.minimum(pos, len(self._seen) - 1)] == hs) if len(self._seen) else again & False
+        again |= seen                                   # or seen in an earlier one
         if again.any():
             self._again.append(s.gather(order[again]))
-        # two sorted runs: the stable sort merges them in one pass
-        merged = np.sort(np.concatenate([self._seen, hs[np.r_[True, ~same]]]), kind="stable")
-        merged = merged[np.r_[True, merged[1:] != merged[:-1]]]
-        self._seen = None if len(merged) > self.cap else merged
+        new = np.r_[True, ~same] & ~seen                # first time seen: merged in, in order, in one pass
+        self._seen = np.insert(self._seen, pos[new], hs[new])
+        if len(self._seen) > self.cap:
+            self._seen = None
 
     def repeated(self) -> list[str] | None:
         import polars as pl

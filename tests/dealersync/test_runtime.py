@@ -1,35 +1,32 @@
-"""Process-wide allocator settings (``dealersync/runtime.py``)."""
+"""Process-wide settings for long loads (``dealersync/runtime.py``)."""
 from __future__ import annotations
 
 import gc
-import platform
 
 import pyarrow as pa
-import pytest
 
 from dealersync import runtime
 
 
-@pytest.mark.skipif(platform.libc_ver()[0] != "glibc", reason="mallopt is glibc's")
-def test_tune_memory_takes_on_glibc_and_routes_arrow_through_it(monkeypatch):
+def test_tune_memory_routes_arrow_through_jemalloc_and_freezes_the_modules(monkeypatch):
     monkeypatch.setattr(runtime, "_tuned", False)
     before = pa.default_memory_pool()
     try:
-        assert runtime.tune_memory() is True
-        assert pa.default_memory_pool().backend_name == "system"
-        assert gc.get_freeze_count() > 10_000            # the modules' objects, out of the collector's way
-        assert runtime.tune_memory() is True            # once per process: the second call changes nothing
+        assert runtime.tune_memory() is True                   # this machine's pyarrow has jemalloc
+        assert pa.default_memory_pool().backend_name == "jemalloc"
+        assert gc.get_freeze_count() > 10_000                  # the modules' objects, out of the collector's way
+        pa.set_memory_pool(before)
+        assert runtime.tune_memory() is False                  # once per process: a second call changes nothing
     finally:
         pa.set_memory_pool(before)
 
 
-def test_without_mallopt_the_defaults_stay(monkeypatch):
+def test_a_build_without_jemalloc_keeps_its_allocator(monkeypatch):
     monkeypatch.setattr(runtime, "_tuned", False)
 
-    class NoMallopt:
-        def __init__(self, *a):
-            raise OSError("no libc here")
-    monkeypatch.setattr(runtime.ctypes, "CDLL", NoMallopt)
+    def missing():
+        raise NotImplementedError("jemalloc support is not built")
+    monkeypatch.setattr(pa, "jemalloc_memory_pool", missing)
     before = pa.default_memory_pool()
-    assert runtime.tune_memory() is False
+    assert runtime.tune_memory() is (before.backend_name == "jemalloc")
     assert pa.default_memory_pool().backend_name == before.backend_name
