@@ -15,8 +15,9 @@ def test_tune_memory_routes_arrow_through_jemalloc_and_freezes_the_modules(monke
         assert runtime.tune_memory() is True                   # this machine's pyarrow has jemalloc
         assert pa.default_memory_pool().backend_name == "jemalloc"
         assert gc.get_freeze_count() > 10_000                  # the modules' objects, out of the collector's way
-        pa.set_memory_pool(before)
+        pa.set_memory_pool(pa.system_memory_pool())
         assert runtime.tune_memory() is False                  # once per process: a second call changes nothing
+        assert pa.default_memory_pool().backend_name == "system"
     finally:
         pa.set_memory_pool(before)
 
