@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import logging
+import queue
+import threading
 import time
 from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor, wait
@@ -271,13 +273,10 @@ class Prefetch:
     stops the producer after the item it is on."""
 
     def __init__(self, iterable, depth: int = 1):
-        import queue
-        import threading
         self._it, self._queue, self._stop = iter(iterable), queue.Queue(depth), threading.Event()
         self._thread = threading.Thread(target=self._produce, name="dealersync-reader", daemon=True)
 
     def _produce(self) -> None:
-        import queue
         try:
             for item in self._it:
                 while not self._stop.is_set():
@@ -311,7 +310,7 @@ class Prefetch:
         while self._thread.is_alive():   # free a producer blocked on a full queue
             try:
                 self._queue.get(timeout=0.1)
-            except Exception:  # noqa: BLE001 - queue.Empty
+            except queue.Empty:
                 pass
         return False
 

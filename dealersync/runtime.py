@@ -12,6 +12,7 @@ CLI, the Prefect flows and the benchmark all run with them.
 """
 from __future__ import annotations
 
+import atexit
 import gc
 import logging
 
@@ -32,6 +33,7 @@ def tune_memory() -> bool:
     except (NotImplementedError, pa.ArrowNotImplementedError) as e:   # a build without jemalloc
         log.debug("Arrow keeps its default allocator: %s", e)
     gc.freeze()
+    atexit.register(gc.unfreeze)   # let the interpreter's last collection free them (duckdb's bindings check)
     _tuned = True
     return pool_is_jemalloc()
 

@@ -305,7 +305,7 @@ def _other_loads(conn: Connection, feed: FeedDef, lineage: Lineage) -> bool:
 class RepeatedValues:
     """The values of one column that come more than once in a load, gathered chunk by chunk (for the
     mileage rule: the VINs with a mileage). It keeps a sorted array of the 64-bit hashes seen so far
-    (8 bytes a value) and the text of the values seen again only; a hash collision can only add a value
+    (8 bytes a value) and the text of the values seen again only, once each; a hash collision can only add a value
     that came once, which costs the rule a little work and changes no result. Past ``cap`` distinct
     values it keeps nothing and says None, so memory stays bounded whatever the file's size."""
 
@@ -313,6 +313,7 @@ class RepeatedValues:
         import numpy as np
         self.column, self.where, self.cap = column, where, cap
         self._seen: np.ndarray | None = np.zeros(0, np.uint64)
+        self._repeated = np.zeros(0, np.uint64)         # hashes of the values whose text is in _again
         self._again: list = []
 
     def add(self, frame) -> None:
@@ -335,8 +336,16 @@ class RepeatedValues:
         pos = np.searchsorted(self._seen, hs)
         seen = (self._seen[np.minimum(pos, len(self._seen) - 1)] == hs) if len(self._seen) else again & False
         again |= seen                                   # or seen in an earlier one
-        if again.any():
-            self._again.append(s.gather(order[again]))
+        if again.any():                                 # the text of each repeated value, once
+            rep = hs[again]
+            first = np.r_[True, rep[1:] != rep[:-1]]
+            rows, rep = order[again][first], rep[first]
+            at = np.searchsorted(self._repeated, rep)
+            known = (self._repeated[np.minimum(at, len(self._repeated) - 1)] == rep) if len(self._repeated) \
+                else np.zeros(len(rep), dtype=bool)
+            if not known.all():
+                self._again.append(s.gather(rows[~known]))
+                self._repeated = np.insert(self._repeated, at[~known], rep[~known])
         new = np.r_[True, ~same] & ~seen                # first time seen: merged in, in order, in one pass
         self._seen = np.insert(self._seen, pos[new], hs[new])
         if len(self._seen) > self.cap:

@@ -304,3 +304,4 @@ def test_repeated_values_match_counting_them_all_at_once():
         rv.add(pl.DataFrame({"vin": values[a:b]}))
     everything = pl.Series(values)
     assert rv.repeated() == everything.filter(everything.is_duplicated()).unique().sort().to_list()
+    assert sum(len(part) for part in rv._again) == len(rv.repeated())   # each repeated value's text kept once
