@@ -483,10 +483,10 @@ def _decode_columns(columns: list, enc: str) -> list | None:
 
 class _Pending:
     """Block batches gathered into batches of ``rows`` rows: per-chunk costs downstream (validation,
-    the COPY round trip) are paid per chunk, not per block. The first batch is a quarter of ``rows`` and
-    leaves as soon as it is there, so the writer starts early; a full batch leaves only once the next block shows the file goes on,
-    and at the end the rows left go as one part and a last part of at most a quarter of ``rows``, so
-    the load's final write, which nothing overlaps, is a short one."""
+    the COPY round trip) are paid per chunk, not per block. The first batch is a quarter of ``rows``
+    and leaves as soon as it is there, so the writer starts early; a full batch leaves only once the
+    next block shows the file goes on, and at the end the rows left go as one part and a last part of
+    at most a quarter of ``rows``, so the load's final write, which nothing overlaps, is a short one."""
 
     def __init__(self, rows: int):
         self.rows, self.parts, self.n, self.started = rows, [], 0, False

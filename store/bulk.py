@@ -1,11 +1,11 @@
 """Bulk writes: a chunk of canonical rows (an Arrow table of strings) into a table in one go.
 
 PostgreSQL: ``COPY ... FROM STDIN``. The strings are first cast to the table's column types in C++
-(Arrow) and sent in COPY's binary format (encoded by ``pgpq`` slice by slice, and handed to psycopg's
-sending thread, so the server works on one slice while the next is encoded), so the server does not
-parse dates, timestamps and numerics row by row; a chunk Arrow cannot cast (a value PostgreSQL may still take or
-reject with its own message) goes as CSV text instead, which the server parses itself. SQLite: one
-``executemany`` with the casts the keyed upsert uses.
+(Arrow) and sent in COPY's binary format, encoded by ``pgpq`` slice by slice and handed to psycopg's
+sending thread (the server works on one slice while the next is encoded), so the server does not
+parse dates, timestamps and numerics row by row; a chunk Arrow cannot cast (a value PostgreSQL may
+still take or reject with its own message) goes as CSV text instead, which the server parses itself.
+SQLite: one ``executemany`` with the casts the keyed upsert uses.
 
 Both paths store the same values: ``tests/store/test_bulk.py`` loads the same chunks both ways.
 """
@@ -67,13 +67,17 @@ SLICE_ROWS = 20_000
 
 def _encode_binary(batch: pa.RecordBatch):
     """COPY's binary format for ``batch``, ``SLICE_ROWS`` rows at a time: the server starts on the first
-    slice while the next is encoded."""
+    slice while the next is encoded. The encoder is made here, so a type it cannot encode raises before
+    the COPY starts (and the chunk goes as text)."""
     from pgpq import ArrowToPostgresBinaryEncoder
     enc = ArrowToPostgresBinaryEncoder(batch.schema)
-    yield enc.write_header()
-    for start in range(0, batch.num_rows, SLICE_ROWS):
-        yield enc.write_batch(batch.slice(start, SLICE_ROWS))
-    yield enc.finish()
+
+    def parts():
+        yield enc.write_header()
+        for start in range(0, batch.num_rows, SLICE_ROWS):
+            yield enc.write_batch(batch.slice(start, SLICE_ROWS))
+        yield enc.finish()
+    return parts()
 
 
 def _encode_csv(data: pa.Table, constants: dict) -> list:
