@@ -567,10 +567,9 @@ def _parse_records(data: bytes, line: int, width: int, enc: str | None = None):
     """Parse the whole records of ``data`` (UTF-8, or the file's own bytes in ``enc``, decoded column by
     column) in C++. Returns (batch, bytes used, lines used), or None when the block is not regular
     enough to number its rows without reading them one by one."""
-    arr = np.frombuffer(data, dtype=np.uint8)
-    cr = np.flatnonzero(arr == 13)
-    if len(cr) and (cr[-1] == len(arr) - 1 or (arr[cr + 1] != 10).any()):
+    if _bare_cr(data):
         return None   # a bare CR ends a line for the row reader
+    arr = np.frombuffer(data, dtype=np.uint8)
     nl = np.flatnonzero(arr == 10)
     if len(nl) == 0:
         return None
@@ -623,7 +622,10 @@ def _parse_records(data: bytes, line: int, width: int, enc: str | None = None):
 
 
 def _bare_cr(data: bytes) -> bool:
-    return data.count(b"\r") != data.count(b"\r\n")
+    """A CR not followed by LF (the row reader ends a line there)."""
+    arr = np.frombuffer(data, dtype=np.uint8)
+    cr = np.flatnonzero(arr == 13)
+    return bool(len(cr)) and bool(cr[-1] == len(arr) - 1 or (arr[cr + 1] != 10).any())
 
 
 def _slice(batch: Batch, start: int, rows: int) -> Batch:

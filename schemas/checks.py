@@ -132,6 +132,11 @@ def _as_matrix(values: np.ndarray, width: int) -> np.ndarray:
     return np.frombuffer("".join(values).encode("ascii"), dtype=np.uint8).reshape(-1, width)
 
 
+def rid_check_ok(m: np.ndarray) -> np.ndarray:
+    """Rows of the (n, 18) byte matrix ``m`` whose ISO 7064 MOD 11-2 check character is right."""
+    return _RID_CHECK[((m[:, :17] - 48).astype(np.int64) @ _RID_WEIGHTS) % 11] == m[:, 17]
+
+
 def normalise_id_number(s: pd.Series) -> pd.Series:
     return s.str.replace(" ", "", regex=False).str.upper()
 
@@ -142,10 +147,7 @@ def resident_id_ok(s: pd.Series) -> pd.Series:
     out = np.zeros(len(s), dtype=bool)
     if fmt.any():
         vals = s.to_numpy(dtype=object)[fmt]
-        m = _as_matrix(vals, 18)
-        digits = (m[:, :17] - 48).astype(np.int64)
-        check = _RID_CHECK[(digits @ _RID_WEIGHTS) % 11]
-        ok = check == m[:, 17]
+        ok = rid_check_ok(_as_matrix(vals, 18))
         births = pd.to_datetime(pd.Series([v[6:14] for v in vals]), format="%Y%m%d", errors="coerce")
         ok &= births.notna().to_numpy() & (births.dt.year.to_numpy(na_value=0) >= 1900)
         out[fmt] = ok
@@ -159,14 +161,18 @@ for _i, _c in enumerate(_USCC_ALPHABET):
     _USCC_VALUE[ord(_c)] = _i
 
 
+def uscc_check_ok(m: np.ndarray) -> np.ndarray:
+    """Rows of the (n, 18) byte matrix ``m`` whose GB 32100 MOD 31 check character is right."""
+    v = _USCC_VALUE[m]
+    return (31 - (v[:, :17] @ _USCC_WEIGHTS) % 31) % 31 == v[:, 17]
+
+
 def uscc_ok(s: pd.Series) -> pd.Series:
     """Unified social credit code (GB 32100): 18 characters, MOD 31 check character."""
     fmt = s.str.fullmatch(_USCC_FORMAT, na=False).to_numpy(dtype=bool)
     out = np.zeros(len(s), dtype=bool)
     if fmt.any():
-        v = _USCC_VALUE[_as_matrix(s.to_numpy(dtype=object)[fmt], 18)]
-        expect = (31 - (v[:, :17] @ _USCC_WEIGHTS) % 31) % 31
-        out[fmt] = expect == v[:, 17]
+        out[fmt] = uscc_check_ok(_as_matrix(s.to_numpy(dtype=object)[fmt], 18))
     return pd.Series(out, index=s.index)
 
 
@@ -194,8 +200,16 @@ def normalise_vin(s: pd.Series) -> pd.Series:
 
 def vin_check_digit(vins: list[str] | np.ndarray) -> np.ndarray:
     """Expected position-9 characters (uint8) for 17-character VINs of the VIN alphabet."""
-    v = _VIN_VALUE[_as_matrix(np.asarray(vins, dtype=object), 17)]
-    return _VIN_CHECK[(v @ _VIN_WEIGHTS) % 11]
+    return _vin_check_of(_as_matrix(np.asarray(vins, dtype=object), 17))
+
+
+def _vin_check_of(m: np.ndarray) -> np.ndarray:
+    return _VIN_CHECK[(_VIN_VALUE[m] @ _VIN_WEIGHTS) % 11]
+
+
+def vin_check_ok(m: np.ndarray) -> np.ndarray:
+    """Rows of the (n, 17) byte matrix ``m`` whose position-9 check digit is right."""
+    return _vin_check_of(m) == m[:, 8]
 
 
 def is_vin(s: pd.Series) -> pd.Series:
@@ -203,8 +217,7 @@ def is_vin(s: pd.Series) -> pd.Series:
     fmt = s.str.fullmatch(r"^[A-HJ-NPR-Z0-9]{17}$", na=False).to_numpy(dtype=bool)
     out = np.zeros(len(s), dtype=bool)
     if fmt.any():
-        vals = s.to_numpy(dtype=object)[fmt]
-        out[fmt] = vin_check_digit(vals) == _as_matrix(vals, 17)[:, 8]
+        out[fmt] = vin_check_ok(_as_matrix(s.to_numpy(dtype=object)[fmt], 17))
     return pd.Series(out, index=s.index)
 
 

@@ -84,8 +84,7 @@ def normalise_id_number(s: pl.Series) -> pl.Series:
 
 
 def _rid(m: np.ndarray, vals: pl.Series) -> np.ndarray:
-    digits = (m[:, :17] - 48).astype(np.int64)
-    ok = ck._RID_CHECK[(digits @ ck._RID_WEIGHTS) % 11] == m[:, 17]
+    ok = ck.rid_check_ok(m)
     births = vals.str.slice(6, 8).str.strptime(pl.Date, "%Y%m%d", strict=False)
     return ok & births.is_not_null().to_numpy() & (births.dt.year().fill_null(0).to_numpy() >= 1900)
 
@@ -94,13 +93,8 @@ def resident_id_ok(s: pl.Series) -> pl.Series:
     return _fixed(s, ck._RID_FORMAT, 18, _rid)
 
 
-def _uscc(m: np.ndarray, vals: pl.Series) -> np.ndarray:
-    v = ck._USCC_VALUE[m]
-    return (31 - (v[:, :17] @ ck._USCC_WEIGHTS) % 31) % 31 == v[:, 17]
-
-
 def uscc_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, ck._USCC_FORMAT, 18, _uscc)
+    return _fixed(s, ck._USCC_FORMAT, 18, lambda m, _: ck.uscc_check_ok(m))
 
 
 def is_id_number(s: pl.Series) -> pl.Series:
@@ -115,8 +109,7 @@ def normalise_vin(s: pl.Series) -> pl.Series:
 
 
 def is_vin(s: pl.Series) -> pl.Series:
-    return _fixed(s, r"^[A-HJ-NPR-Z0-9]{17}$", 17,
-                  lambda m, _: ck._VIN_CHECK[(ck._VIN_VALUE[m] @ ck._VIN_WEIGHTS) % 11] == m[:, 8])
+    return _fixed(s, r"^[A-HJ-NPR-Z0-9]{17}$", 17, lambda m, _: ck.vin_check_ok(m))
 
 
 def normalise_plate(s: pl.Series) -> pl.Series:
