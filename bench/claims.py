@@ -29,9 +29,9 @@ FINAL = {"SETTLED", "REJECTED", "RETURNED"}
 def seed(url: str, n: int) -> None:
     from sqlalchemy import insert
 
-    from dealersync.sample import PARTS, make_vin
-    from store.db import make_engine, upgrade
-    from store.tables import FEED_TABLES
+    from dealersync.services.sample import PARTS, make_vin
+    from dealersync.store.db import make_engine, upgrade
+    from dealersync.store.tables import FEED_TABLES
     import random
     engine = make_engine(url)
     upgrade(engine)
@@ -61,9 +61,9 @@ def seed(url: str, n: int) -> None:
 
 def worker(url: str, portal: str, rate: float, log: str) -> None:
     """One pushing process: prepare and send everything outstanding; appends its timings to ``log``."""
-    from connectors.oem import OemClient, OemSettings
-    from dealersync import claims
-    from store.db import make_engine
+    from dealersync.connectors.oem import OemClient, OemSettings
+    from dealersync.services import claims
+    from dealersync.store.db import make_engine
     engine = make_engine(url)
     client = OemClient(OemSettings(url=portal, client_id="dealersync", client_secret="sandbox-secret",
                                    dealer_number="GZ0012", rate_per_second=rate))
@@ -92,7 +92,7 @@ def main() -> None:
     import requests
     import sqlalchemy as sa
 
-    from store.db import make_engine
+    from dealersync.store.db import make_engine
     schema = f"bench_claims_{uuid.uuid4().hex[:6]}"
     admin = make_engine(a.pg_url)
     with admin.begin() as c:
@@ -102,7 +102,7 @@ def main() -> None:
     log = tmp / "runs.jsonl"
     port = 18710
     portal_proc = subprocess.Popen(
-        [sys.executable, "-m", "dealersync.cli", "sandbox", "portal", "--port", str(port), "--db", str(tmp / "portal.db"),
+        [sys.executable, "-m", "dealersync.cli.main", "sandbox", "portal", "--port", str(port), "--db", str(tmp / "portal.db"),
          "--rate", str(a.rate), "--error-rate", "0.08", "--drop-rate", "0.04", "--expire-rate", "0.04",
          "--throttle-rate", "0.04",
          "--review-after", "1", "--decide-after", "2", "--settle-after", "3"],
@@ -137,8 +137,8 @@ def main() -> None:
                 break
         push_wall = time.time() - started
         # statuses: poll until every claim has a final state
-        from connectors.oem import OemClient, OemSettings
-        from dealersync import claims
+        from dealersync.connectors.oem import OemClient, OemSettings
+        from dealersync.services import claims
         engine = make_engine(url)
         client = OemClient(OemSettings(url=portal, client_id="dealersync", client_secret="sandbox-secret",
                                        dealer_number="GZ0012"))

@@ -21,7 +21,7 @@ def seed_masters(engine, n: int) -> None:
     import numpy as np
     from sqlalchemy import insert
 
-    from store.tables import master_customer
+    from dealersync.store.tables import master_customer
     rng = np.random.default_rng(1)
     now = datetime.now().replace(microsecond=0)
     surnames, given = list("王李张刘陈杨黄赵吴周"), list("伟芳娜敏静丽强磊军洋")
@@ -42,13 +42,13 @@ def main() -> None:
     a = ap.parse_args()
     from sqlalchemy import select, update
 
-    from connectors.crm import CrmClient, CrmSettings
-    from dealersync import crm_sync
-    from dealersync.followups import Rules
-    from sandbox.crm import create_app
-    from store.db import make_engine, upgrade
-    from store.tables import master_customer
-    from sandbox.runner import serving
+    from dealersync.connectors.crm import CrmClient, CrmSettings
+    from dealersync.services import crm_sync
+    from dealersync.services.followups import Rules
+    from dealersync.sandbox.crm import create_app
+    from dealersync.store.db import make_engine, upgrade
+    from dealersync.store.tables import master_customer
+    from dealersync.sandbox.runner import serving
     with tempfile.TemporaryDirectory() as d:
         engine = make_engine(f"sqlite:///{d}/bench.db")
         upgrade(engine)

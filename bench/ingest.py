@@ -33,7 +33,7 @@ def generate(rows: int, seed: int = 1, dirty: float = 0.02) -> Path:
     import numpy as np
     import pandas as pd
 
-    from dealersync.sample import make_vins
+    from dealersync.schemas.identifiers import make_vins
     folder = OUT / f"{rows}_{seed}"
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / "GZ0012_RO_20261103.csv"
@@ -89,8 +89,8 @@ def _peak_mb() -> float:
 
 
 def worker_ingest(path: str, url: str) -> dict:
-    from dealersync.ingest import ingest_file
-    from store.db import make_engine, upgrade
+    from dealersync.services.ingest import ingest_file
+    from dealersync.store.db import make_engine, upgrade
     kw = {}
     if url.startswith("postgresql"):
         schema = f"bench_{uuid.uuid4().hex[:8]}"

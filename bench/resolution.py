@@ -38,7 +38,7 @@ def _peak_mb() -> float:
 def dataset(n: int, seed: int = 7) -> Path:
     path = OUT / f"resolution_{n}_{seed}.parquet"
     if not path.exists():
-        from resolution import synth
+        from dealersync.resolution import synth
         OUT.mkdir(parents=True, exist_ok=True)
         synth.generate(n, seed=seed).to_parquet(path)
     return path
@@ -72,7 +72,7 @@ def febrl(which: str):
 def w_ours(n: int) -> dict:
     import pandas as pd
 
-    from resolution import resolve
+    from dealersync.resolution import resolve
     df = pd.read_parquet(dataset(n))
     t0 = time.perf_counter()
     res = resolve.resolve_frame(df.drop(columns=TRUTH_COLS))
@@ -87,8 +87,8 @@ def w_increment(n: int, new: int) -> dict:
     """Resolve n - new records, then score the remaining ``new`` against them incrementally."""
     import pandas as pd
 
-    from resolution import resolve
-    from resolution.normalise import normalise_records
+    from dealersync.resolution import resolve
+    from dealersync.resolution.normalise import normalise_records
     df = pd.read_parquet(dataset(n))
     base, inc = df.iloc[:-new], df.iloc[-new:]
     norm_base = normalise_records(base.drop(columns=TRUTH_COLS))
@@ -106,8 +106,8 @@ def w_increment(n: int, new: int) -> dict:
 def w_ours_febrl(which: str) -> dict:
     import pandas as pd
 
-    from resolution import engine, resolve
-    from resolution.models import FEBRL
+    from dealersync.resolution import engine, resolve
+    from dealersync.resolution.models import FEBRL
     frames = febrl(which)
     df = pd.concat(frames, ignore_index=True)
     cols = ["given_name", "surname", "street_number", "address_1", "address_2", "suburb", "postcode", "state",
@@ -149,12 +149,12 @@ def w_splink(n: int | str) -> dict:
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-    from resolution import resolve
+    from dealersync.resolution import resolve
     if isinstance(n, str):
         return w_splink_febrl(n)
     df = pd.read_parquet(dataset(n))
     t0 = time.perf_counter()
-    from resolution.normalise import normalise_records
+    from dealersync.resolution.normalise import normalise_records
     norm = normalise_records(df.drop(columns=TRUTH_COLS))
     t_norm = time.perf_counter() - t0
     keep = ["name_norm", "name_key", "mobile", "id_raw", "vin", "plate", "email", "address_key", "company_key",
@@ -207,7 +207,7 @@ def w_splink_febrl(which: str) -> dict:
     import splink.comparison_library as cl
     from splink import DuckDBAPI, Linker, SettingsCreator, block_on
 
-    from resolution import resolve
+    from dealersync.resolution import resolve
     frames = febrl(which)
     t0 = time.perf_counter()
     db = DuckDBAPI()

@@ -26,10 +26,10 @@ def main() -> None:
     ap.add_argument("--mb", type=int, default=1024, help="total size in MB")
     a = ap.parse_args()
 
-    from connectors.sftp import SftpConnector, SftpSettings
-    from dealersync.sftp_jobs import pull
-    from store.db import make_engine, upgrade
-    from tests.connectors.sshd import USER, start_sshd, stop_sshd
+    from dealersync.connectors.sftp import SftpConnector, SftpSettings
+    from dealersync.services.sftp_jobs import pull
+    from dealersync.store.db import make_engine, upgrade
+    from dealersync.sandbox.sshd import USER, start_sshd, stop_sshd
 
     sshd = start_sshd()
     work = Path(tempfile.mkdtemp(prefix="dealersync-sftp-bench-"))

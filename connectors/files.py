@@ -25,12 +25,12 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from dealersync.errors import BadSourceData
+from dealersync.schemas.cells import value_bytes
 
 EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
 FILE_NAME_RE = re.compile(
     r"^(?P<dealer>[A-Za-z0-9]+)_(?P<feed>[A-Za-z]+)_(?P<date>\d{8})(?:_(?P<seq>\d+))?\.(?P<ext>csv\.gz|csv|xlsx)$",
     re.IGNORECASE)
-UNDECODABLE = "\ufffd"
 _SNIFF_BYTES = 1 << 20
 _BLOCK_BYTES = 4 << 20
 csv.field_size_limit(1 << 22)   # 4 MB: no real cell is larger; an unclosed quote hits it
@@ -238,15 +238,6 @@ def _cells(columns: list, positions) -> list[list[str]]:
         return []
     idx = pa.array(positions, type=pa.int64())
     return [[v or "" for v in row] for row in zip(*(c.take(idx).to_pylist() for c in columns))]
-
-
-def value_bytes(a) -> tuple[np.ndarray, np.ndarray]:
-    """(offsets, bytes) of an Arrow large string or binary array, without a copy: value i is
-    ``data[offsets[i] - offsets[0]:offsets[i + 1] - offsets[0]]``."""
-    offsets = np.frombuffer(a.buffers()[1], np.int64)[a.offset:a.offset + len(a) + 1]
-    data = a.buffers()[2]
-    data = np.frombuffer(data, np.uint8)[offsets[0]:offsets[-1]] if len(a) and data else np.zeros(0, np.uint8)
-    return offsets, data
 
 
 TOTALS_WORDS = ("合计", "总计", "小计", "共计")

@@ -1,4 +1,4 @@
-"""Flows ``pull_crm`` and ``push_crm``: thin wrappers over dealersync.crm_sync."""
+"""Flows ``pull_crm`` and ``push_crm``: thin wrappers over dealersync.services.crm_sync."""
 from __future__ import annotations
 
 from datetime import date
@@ -6,10 +6,10 @@ from datetime import date
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from connectors.crm import CrmClient, CrmSettings
-from dealersync import crm_sync
-from dealersync.followups import Rules
-from store.db import make_engine, upgrade
+from dealersync.connectors.crm import CrmClient, CrmSettings
+from dealersync.services import crm_sync
+from dealersync.services.followups import Rules
+from dealersync.store.db import make_engine, upgrade
 
 from .common import settings_with_privacy, transient_only
 

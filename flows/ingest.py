@@ -7,9 +7,9 @@ from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dealersync.errors import BadSourceData
-from dealersync.ingest import FileResult, ingest_file, pending_files
-from schemas.profiles import load_profiles
-from store.db import make_engine, upgrade
+from dealersync.services.ingest import FileResult, ingest_file, pending_files
+from dealersync.schemas.profiles import load_profiles
+from dealersync.store.db import make_engine, upgrade
 
 from .common import settings_with_privacy, task_runner, transient_only
 

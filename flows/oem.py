@@ -1,5 +1,5 @@
 """Flows to the OEM portal: claims, claim status, survey results, the monthly CSI report, and the 三包
-monitor. Thin wrappers over dealersync.claims / surveys / sanbao."""
+monitor. Thin wrappers over dealersync.services.claims / surveys / sanbao."""
 from __future__ import annotations
 
 from datetime import date
@@ -7,9 +7,9 @@ from datetime import date
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from connectors.oem import OemClient, OemSettings
-from dealersync import claims, sanbao, surveys
-from store.db import make_engine, upgrade
+from dealersync.connectors.oem import OemClient, OemSettings
+from dealersync.services import claims, sanbao, surveys
+from dealersync.store.db import make_engine, upgrade
 
 from .common import settings_with_privacy, transient_only
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from resolution import service
-from store.db import make_engine, upgrade
+from dealersync.resolution import service
+from dealersync.store.db import make_engine, upgrade
 
 from .common import settings_with_privacy, task_runner
 

@@ -6,9 +6,9 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from connectors.sftp import SftpConnector, SftpSettings
-from dealersync import sftp_jobs
-from store.db import make_engine, upgrade
+from dealersync.connectors.sftp import SftpConnector, SftpSettings
+from dealersync.services import sftp_jobs
+from dealersync.store.db import make_engine, upgrade
 
 from .common import settings_with_privacy, transient_only
 

@@ -13,7 +13,7 @@ import functools
 import numpy as np
 import pandas as pd
 
-from schemas import checks
+from dealersync.schemas import checks
 
 INPUT_COLUMNS = ["source", "source_id", "customer_type", "name", "company", "mobile", "phone", "id_number",
                  "email", "address", "vin", "plate"]

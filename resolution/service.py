@@ -23,7 +23,7 @@ import numpy as np
 import pandas as pd
 from sqlalchemy import Connection, delete, func, insert, or_, select, update
 
-from store.tables import (FEED_TABLES, MATCH_COLUMNS, RAW_COLUMNS, crm_lead, customer_record, master_audit, master_contact,
+from dealersync.store.tables import (FEED_TABLES, MATCH_COLUMNS, RAW_COLUMNS, crm_lead, customer_record, master_audit, master_contact,
                           master_customer, master_vehicle, match_decision, match_link, match_model)
 
 from . import engine

@@ -14,8 +14,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from schemas.checks import _RID_CHECK, _RID_WEIGHTS
-from dealersync.sample import make_vins
+from dealersync.schemas.checks import _RID_CHECK, _RID_WEIGHTS
+from dealersync.schemas.identifiers import make_vins
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任"
                 "沈姚卢姜崔钟谭陆汪范金石廖贾夏韦付方白邹孟熊秦邱江尹薛闫段雷侯龙史陶黎贺顾毛郝龚邵万钱严覃武戴莫孔")
@@ -72,7 +72,7 @@ def _fmt_mobile(rng, m: str) -> str:
 
 def _pinyin_name(sur: str, given: str, rng) -> str:
     from pypinyin import lazy_pinyin
-    from resolution.normalise import SURNAME_READINGS
+    from dealersync.resolution.normalise import SURNAME_READINGS
     s = SURNAME_READINGS.get(sur) or "".join(lazy_pinyin(sur))
     g = "".join(lazy_pinyin(given))
     form = rng.integers(0, 4)

@@ -12,7 +12,7 @@ import numpy as np
 import polars as pl
 from pyarrow import ChunkedArray as pa_ChunkedArray
 
-from connectors.files import value_bytes
+from dealersync.schemas.cells import value_bytes
 
 from . import checks as ck
 

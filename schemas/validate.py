@@ -21,7 +21,7 @@ import pandera.polars as pa
 import polars as pl
 from pandera.api.polars.types import PolarsData
 
-from connectors.files import UNDECODABLE
+from dealersync.schemas.cells import UNDECODABLE
 
 from . import checks as ck
 from . import checks_pl as ckp

@@ -12,7 +12,7 @@ from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, S
                         and_, cast, delete, func, insert, literal, or_, select, text, update)
 from sqlalchemy.dialects import postgresql, sqlite
 
-from schemas.feeds import FeedDef
+from dealersync.schemas.feeds import FeedDef
 
 from .bulk import sqlite_iso_text, write_arrow, write_records
 from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue

@@ -8,7 +8,7 @@ from __future__ import annotations
 from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData,
                         Numeric, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
 
-from schemas.feeds import FEEDS
+from dealersync.schemas.feeds import FEEDS
 
 NAMING = {"ix": "ix_%(table_name)s_%(column_0_N_name)s", "uq": "uq_%(table_name)s_%(column_0_N_name)s",
           "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}

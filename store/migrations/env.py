@@ -2,7 +2,7 @@
 from alembic import context
 from sqlalchemy import create_engine
 
-from store.tables import metadata
+from dealersync.store.tables import metadata
 
 config = context.config
 

@@ -6,8 +6,8 @@ import io
 
 import pytest
 
-import connectors.files as files
-from connectors.files import _batched, open_table
+import dealersync.connectors.files as files
+from dealersync.connectors.files import _batched, open_table
 
 HEADER = ["工单号", "车架号", "地址", "金额"]
 
@@ -199,10 +199,10 @@ def test_last_line_without_a_line_end(tmp_path):
 @pytest.mark.parametrize("profile", ["dms_a", "dms_b"])
 def test_sample_exports_read_the_same_by_both_readers(tmp_path, profile):
     """Every feed of the sample generator (the spec's dirt included), both readers, row for row."""
-    from dealersync.ingest import _header_score
-    from dealersync.sample import generate
-    from schemas.feeds import FEEDS_BY_TOKEN
-    from schemas.profiles import load_profiles
+    from dealersync.services.ingest import _header_score
+    from dealersync.services.sample import generate
+    from dealersync.schemas.feeds import FEEDS_BY_TOKEN
+    from dealersync.schemas.profiles import load_profiles
     generate(tmp_path, rows=400, seed=3, profile=profile)
     profiles = list(load_profiles().values())
     files_seen = 0

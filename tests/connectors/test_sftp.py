@@ -6,9 +6,9 @@ import os
 
 import pytest
 
-from connectors.sftp import RemoteFile, SftpConnector, SftpSettings, safe_name
+from dealersync.connectors.sftp import RemoteFile, SftpConnector, SftpSettings, safe_name
 from dealersync.errors import BadSourceData, ConfigurationError, TransientError
-from tests.connectors.sshd import PASSWORD, USER, CuttingProxy, keygen, start_sshd, stop_sshd
+from dealersync.sandbox.sshd import PASSWORD, USER, CuttingProxy, keygen, start_sshd, stop_sshd
 
 
 @pytest.fixture(scope="module")
@@ -63,7 +63,7 @@ def test_wrong_credentials_are_a_clear_configuration_error(sshd, tmp_path):
 
 
 def test_unreachable_is_transient(sshd, tmp_path):
-    from tests.connectors.sshd import free_port
+    from dealersync.sandbox.sshd import free_port
     with pytest.raises(TransientError):
         conn(sshd, port=free_port()).check()
 

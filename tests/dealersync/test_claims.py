@@ -12,14 +12,14 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from connectors.http import RetryPolicy
-from connectors.oem import OemClient, OemSettings
-from dealersync import claims, surveys
-from dealersync.ingest import ingest_file
-from dealersync.sample import generate
-from resolution import service
-from sandbox.portal import Clock, PortalFaults, create_app
-from store.tables import claim_status_snapshot, claim_submission, master_customer, warranty_claim_job
+from dealersync.connectors.http import RetryPolicy
+from dealersync.connectors.oem import OemClient, OemSettings
+from dealersync.services import claims, surveys
+from dealersync.services.ingest import ingest_file
+from dealersync.services.sample import generate
+from dealersync.resolution import service
+from dealersync.sandbox.portal import Clock, PortalFaults, create_app
+from dealersync.store.tables import claim_status_snapshot, claim_submission, master_customer, warranty_claim_job
 from tests.sandbox.server import serving
 
 TODAY = date(2026, 11, 23)
@@ -189,10 +189,10 @@ def test_local_validation_and_deadlines(store, tmp_path):
 
 
 def _surveys_in_store(store, tmp_path):
-    from sandbox.crm import create_app as crm_app
-    from connectors.crm import CrmClient, CrmSettings
-    from dealersync import crm_sync
-    from dealersync.followups import Rules
+    from dealersync.sandbox.crm import create_app as crm_app
+    from dealersync.connectors.crm import CrmClient, CrmSettings
+    from dealersync.services import crm_sync
+    from dealersync.services.followups import Rules
     with serving(crm_app(tmp_path / "crm.db", seed_leads=0)) as curl:
         cc = CrmClient(CrmSettings(url=curl + "/crm/v1", token="sandbox-token"))
         crm_sync.push(store, cc, TODAY, Rules())
@@ -207,7 +207,7 @@ def test_surveys_masked_only_shareable_and_once(store, tmp_path):
         assert out["sent"] > 0 and out["skipped"] > 0
         assert surveys.push_surveys(store, client)["sent"] == 0
         assert stats(url)["surveys"] == out["sent"] + out["replayed"]
-    from store.tables import survey_push
+    from dealersync.store.tables import survey_push
     with store.begin() as c:
         rows = c.execute(select(survey_push.c.payload, survey_push.c.master_id, survey_push.c.status)).all()
         consent = dict(c.execute(select(master_customer.c.master_id, master_customer.c.marketing_consent)).all())
@@ -232,7 +232,7 @@ def test_monthly_csi_report_xlsx_and_idempotent_upload(store, tmp_path):
         assert again["sha256"] == first["sha256"] and again["upload"]["status"] == "already uploaded"
         with store.begin() as c:   # a corrected month supersedes the earlier file
             c.execute(update(master_customer).values(marketing_consent=False))
-            from store.tables import crm_activity
+            from dealersync.store.tables import crm_activity
             c.execute(crm_activity.delete().where(crm_activity.c.activity_id.in_(
                 select(crm_activity.c.activity_id).where(crm_activity.c.type == "SURVEY").limit(1).scalar_subquery())))
         third = surveys.monthly_csi(store, client, month, tmp_path / "reports", "GZ0012")

@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from dealersync.cli import main
+from dealersync.cli.main import main
 from tests.dealersync.test_ingest_dirt import CUST_A, csv_bytes, cust, write
 
 
@@ -51,8 +51,8 @@ def test_unknown_feed_exits_2(tmp_path, capsys):
     assert (o["feed"], o["dealer"], o["rows_loaded"]) == ("customers", "GZ0099", 1)
     from sqlalchemy import select
     from dealersync.config import get_settings
-    from store.db import make_engine
-    from store.tables import ingest_file
+    from dealersync.store.db import make_engine
+    from dealersync.store.tables import ingest_file
     with make_engine(get_settings().effective_database_url).connect() as c:
         assert [r.status for r in c.execute(select(ingest_file.c.status))] == ["LOADED"]  # one ledger row
 
@@ -111,8 +111,8 @@ customer_type = "Typ"
     assert (o["profile"], o["rows_loaded"], o["value_issues"]) == ("dms_c", 2, 0)
     from sqlalchemy import select
     from dealersync.config import get_settings
-    from store.db import make_engine
-    from store.tables import FEED_TABLES
+    from dealersync.store.db import make_engine
+    from dealersync.store.tables import FEED_TABLES
     t = FEED_TABLES["customers"]
     with make_engine(get_settings().effective_database_url).connect() as c:
         got = c.execute(select(t.c.customer_id, t.c.customer_type, t.c.birthday, t.c.mobile).order_by(t.c.load_id, t.c.source_row)).all()

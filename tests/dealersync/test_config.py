@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from dealersync.cli import main
+from dealersync.cli.main import main
 from dealersync.config import Settings
 
 

@@ -9,15 +9,15 @@ import pytest
 import requests
 from sqlalchemy import select, update
 
-from connectors.crm import CrmClient, CrmSettings
-from connectors.http import RetryPolicy
-from dealersync import crm_sync
-from dealersync.followups import Rules, due_list, segments, write_xlsx
-from dealersync.ingest import ingest_file
-from dealersync.sample import generate
-from resolution import service
-from sandbox.crm import FaultConfig, create_app
-from store.tables import crm_cursor, crm_lead, crm_push, customer_record, followup_task, master_customer
+from dealersync.connectors.crm import CrmClient, CrmSettings
+from dealersync.connectors.http import RetryPolicy
+from dealersync.services import crm_sync
+from dealersync.services.followups import Rules, due_list, segments, write_xlsx
+from dealersync.services.ingest import ingest_file
+from dealersync.services.sample import generate
+from dealersync.resolution import service
+from dealersync.sandbox.crm import FaultConfig, create_app
+from dealersync.store.tables import crm_cursor, crm_lead, crm_push, customer_record, followup_task, master_customer
 from tests.sandbox.server import serving
 
 DAY = date(2026, 11, 5)
@@ -198,7 +198,7 @@ def _add_ro(c, ro_number, vin, opened, closed, complaint="异响", repair_type="
             mobile="13711112222"):
     from datetime import datetime
     from sqlalchemy import insert
-    from store.tables import FEED_TABLES
+    from dealersync.store.tables import FEED_TABLES
     c.execute(insert(FEED_TABLES["repair_orders"]).values(
         ro_number=ro_number, vin=vin, opened_at=datetime.fromisoformat(opened),
         closed_at=datetime.fromisoformat(closed) if closed else None, status="已结算" if closed else "在修",
@@ -209,7 +209,7 @@ def _add_ro(c, ro_number, vin, opened, closed, complaint="异响", repair_type="
 def test_return_visit_due_after_closing_and_done_once_the_call_is_recorded(store):
     from datetime import datetime
     from sqlalchemy import insert
-    from store.tables import crm_activity
+    from dealersync.store.tables import crm_activity
     with store.begin() as c:
         _add_ro(c, "RO-RV-1", "1M8GDM9AXKP042788", "2026-11-03 09:00:00", "2026-11-04 16:30:00")
         service.resolve(c)
@@ -230,11 +230,11 @@ def test_return_visit_due_after_closing_and_done_once_the_call_is_recorded(store
 
 
 def test_sanbao_alerts_at_the_thresholds(store):
-    from dealersync.sanbao import alerts
+    from dealersync.services.sanbao import alerts
     vin = "LSVAG2180E2100150"
     with store.begin() as c:
         from sqlalchemy import insert
-        from store.tables import FEED_TABLES
+        from dealersync.store.tables import FEED_TABLES
         c.execute(insert(FEED_TABLES["vehicles"]).values(vin=vin, sale_date=date(2026, 9, 1), dealer_code="GZ0012",
                                                          source_file="t", source_row=1, load_id=0,
                                                          ingested_at=__import__("datetime").datetime.now()))

@@ -10,8 +10,8 @@ import json
 import pytest
 import sqlalchemy as sa
 
-from dealersync.ingest import ingest_file
-from store import repository as repo
+from dealersync.services.ingest import ingest_file
+from dealersync.store import repository as repo
 
 CUST_A = ["客户编号", "客户名称", "客户类型", "手机", "证件类型", "证件号码", "地址", "生日", "建档日期", "是否同意营销"]
 RO_A = ["工单号", "开单时间", "结算时间", "车架号", "车牌号", "客户编号", "进厂里程", "维修类型", "工时费", "材料费", "合计金额", "故障描述"]
@@ -328,7 +328,7 @@ def test_xlsx_with_title_row_serial_dates_and_numbers(sqlite_engine, tmp_path):
 
 
 def test_sample_exports_all_balance(sqlite_engine, tmp_path):
-    from dealersync.sample import generate
+    from dealersync.services.sample import generate
     for profile in ("dms_a", "dms_b"):
         out = generate(tmp_path / profile, rows=150, seed=3, profile=profile, dealer="GZ0012" if profile == "dms_a" else "SZ0001")
         for feed, path in out.items():

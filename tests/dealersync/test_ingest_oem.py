@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
-from dealersync.ingest import ingest_file
+from dealersync.services.ingest import ingest_file
 from tests.dealersync.test_ingest_dirt import VIN1, VIN2, balanced, csv_bytes, issues, quarantined, write
 
 

@@ -8,7 +8,7 @@ import time
 import pytest
 
 from dealersync.errors import BadSourceData
-from dealersync.ingest import ChunkWriter, Prefetch
+from dealersync.services.ingest import ChunkWriter, Prefetch
 
 
 def test_prefetch_gives_every_item_in_order_and_reads_ahead():

@@ -6,11 +6,12 @@ from datetime import date, datetime
 import pytest
 from sqlalchemy import func, select, update
 
-from dealersync import ops
+from dealersync.flows import deploy
+from dealersync.services import ops
 from dealersync.errors import ConfigurationError
-from dealersync.ingest import ingest_file
-from dealersync.sample import generate
-from store.tables import FEED_TABLES, ingest_file as ledger, purge_run, quarantine, value_issue
+from dealersync.services.ingest import ingest_file
+from dealersync.services.sample import generate
+from dealersync.store.tables import FEED_TABLES, ingest_file as ledger, purge_run, quarantine, value_issue
 
 
 @pytest.fixture
@@ -49,16 +50,16 @@ def test_purge_keeps_repair_records_a_year_and_records_each_run(store):
 
 
 def test_backfill_windows_one_per_day_and_per_month():
-    w = ops.windows("push_crm", date(2026, 10, 30), date(2026, 11, 2))
+    w = deploy.windows("push_crm", date(2026, 10, 30), date(2026, 11, 2))
     assert [x[0] for x in w] == ["2026-10-30", "2026-10-31", "2026-11-01", "2026-11-02"]
     assert w[0][1] == {"day": "2026-10-30"}
-    m = ops.windows("monthly_csi_report", date(2026, 9, 15), date(2026, 11, 2))
+    m = deploy.windows("monthly_csi_report", date(2026, 9, 15), date(2026, 11, 2))
     assert [x[1]["month"] for x in m] == ["2026-09", "2026-10", "2026-11"]
-    p = ops.windows("pull_crm", date(2026, 11, 1), date(2026, 11, 1))[0][1]
+    p = deploy.windows("pull_crm", date(2026, 11, 1), date(2026, 11, 1))[0][1]
     assert p["stateless"] is True   # a backfill never moves the watermark
     with pytest.raises(ConfigurationError):
-        ops.windows("resolve_customers", date(2026, 11, 1), date(2026, 11, 2))
+        deploy.windows("resolve_customers", date(2026, 11, 1), date(2026, 11, 2))
     with pytest.raises(ConfigurationError):
-        ops.windows("push_crm", date(2026, 11, 2), date(2026, 11, 1))
-    assert [r["status"] for r in ops.run_backfill("push_crm", date(2026, 11, 1), date(2026, 11, 3), dry_run=True,
+        deploy.windows("push_crm", date(2026, 11, 2), date(2026, 11, 1))
+    assert [r["status"] for r in deploy.run_backfill("push_crm", date(2026, 11, 1), date(2026, 11, 3), dry_run=True,
                                                   progress=lambda m: None)] == ["dry-run"] * 3

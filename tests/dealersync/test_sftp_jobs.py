@@ -9,9 +9,9 @@ import time
 import pytest
 import sqlalchemy as sa
 
-from dealersync.sftp_jobs import pull, push, stable_files
-from store import repository as repo
-from tests.connectors.sshd import CuttingProxy, start_sshd, stop_sshd
+from dealersync.services.sftp_jobs import pull, push, stable_files
+from dealersync.store import repository as repo
+from dealersync.sandbox.sshd import CuttingProxy, start_sshd, stop_sshd
 from tests.connectors.test_sftp import conn
 
 RECALL = ("campaign_code,campaign_name,vin,start_date,end_date\r\n"
@@ -136,7 +136,7 @@ def test_connection_killed_mid_download_retry_completes_once(sshd, sqlite_engine
 def test_cli_sftp_check_pull_push(sshd, tmp_path, monkeypatch, capsys):
     import json
 
-    from dealersync.cli import main
+    from dealersync.cli.main import main
     monkeypatch.chdir(tmp_path)
     env = {"DATA_DIR": str(tmp_path / "data"), "SFTP_HOST": "127.0.0.1", "SFTP_PORT": str(sshd.port),
            "SFTP_USER": "dsftp", "SFTP_KEY_FILE": str(sshd.user_key), "SFTP_KNOWN_HOSTS": str(sshd.known_hosts),
@@ -163,8 +163,8 @@ def test_cli_sftp_check_pull_push(sshd, tmp_path, monkeypatch, capsys):
 
 def test_dms_exports_on_sftp_go_through_the_same_ingestion(sshd, tmp_path, monkeypatch):
     from dealersync.config import Settings
-    from dealersync.sftp_jobs import pull_all
-    from store.db import make_engine, upgrade
+    from dealersync.services.sftp_jobs import pull_all
+    from dealersync.store.db import make_engine, upgrade
     from tests.dealersync.test_ingest_dirt import CUST_A, csv_bytes, cust
     sshd.write_remote("dms/GZ0066/GZ0066_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust(), cust(cid="")]))
     sshd.write_remote("dms/GZ0066/GZ0066_RO_20261103.csv", b"not yet complete")  # no .done marker yet
@@ -177,7 +177,7 @@ def test_dms_exports_on_sftp_go_through_the_same_ingestion(sshd, tmp_path, monke
                  profile="dms_x", profile_files=[prof])
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
-    from connectors.sftp import SftpConnector, SftpSettings
+    from dealersync.connectors.sftp import SftpConnector, SftpSettings
     got = pull_all(engine, SftpConnector(SftpSettings.from_settings(s)), s)
     assert [(r["file"], r["ingest"]["rows_loaded"], r["ingest"]["rows_quarantined"]) for r in got] == [
         ("GZ0066_CUSTOMER_20261103.csv", 1, 1)]

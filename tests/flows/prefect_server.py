@@ -10,7 +10,7 @@ from pathlib import Path
 
 import requests
 
-from sandbox.runner import free_port
+from dealersync.sandbox.runner import free_port
 
 BIN = Path(sys.executable).parent
 

@@ -28,7 +28,7 @@ def test_every_deployment_entrypoint_is_a_flow_with_a_shanghai_schedule():
 
 
 def test_serve_builds_every_deployment_with_its_schedule():
-    from dealersync.ops import deployments_from_yaml
+    from dealersync.flows.deploy import deployments_from_yaml
     deps = deployments_from_yaml()
     doc = yaml.safe_load((ROOT / "prefect.yaml").read_text(encoding="utf-8"))
     assert [d.name for d in deps] == [d["name"] for d in doc["deployments"]]
@@ -48,7 +48,7 @@ def test_prefect_deploy_all_against_a_real_server(tmp_path):
         import subprocess
         import sys
         for _ in range(2):
-            r = subprocess.run([sys.executable, "-m", "dealersync.cli", "backfill", "sanbao_monitor", "--from",
+            r = subprocess.run([sys.executable, "-m", "dealersync.cli.main", "backfill", "sanbao_monitor", "--from",
                                 "2026-11-01", "--to", "2026-11-03", "--no-wait"], env={**env, "DEALERSYNC_DATA_DIR":
                                 str(tmp_path / "data")}, cwd=ROOT, capture_output=True, text=True, timeout=300)
             assert r.returncode == 0, r.stderr[-2000:]

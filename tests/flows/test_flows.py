@@ -28,8 +28,8 @@ def _task_runs(name):
 
 
 def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings_env):
-    from dealersync.sample import generate
-    from flows.ingest import ingest_dms_exports
+    from dealersync.services.sample import generate
+    from dealersync.flows.ingest import ingest_dms_exports
     drop = settings_env / "drop"
     generate(drop, rows=40, seed=2)
     (drop / "export_from_someone.csv").write_text("a,b\n1,2\n", encoding="utf-8")   # not a known feed name
@@ -44,9 +44,9 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
 
 
 def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_server, settings_env):
-    from dealersync.sample import generate
-    from flows.ingest import ingest_dms_exports
-    from flows.resolve import resolve_customers
+    from dealersync.services.sample import generate
+    from dealersync.flows.ingest import ingest_dms_exports
+    from dealersync.flows.resolve import resolve_customers
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
     ingest_dms_exports(folders=[str(drop)])
@@ -65,11 +65,11 @@ def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_serve
 
 
 def test_crm_flows_pull_and_push_once(prefect_server, settings_env, monkeypatch):
-    from dealersync.sample import generate
-    from flows.crm import pull_crm, push_crm
-    from flows.ingest import ingest_dms_exports
-    from flows.resolve import resolve_customers
-    from sandbox.crm import create_app
+    from dealersync.services.sample import generate
+    from dealersync.flows.crm import pull_crm, push_crm
+    from dealersync.flows.ingest import ingest_dms_exports
+    from dealersync.flows.resolve import resolve_customers
+    from dealersync.sandbox.crm import create_app
     from tests.sandbox.server import serving
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
@@ -89,11 +89,11 @@ def test_crm_flows_pull_and_push_once(prefect_server, settings_env, monkeypatch)
 def test_oem_flows_claims_status_and_report_once(prefect_server, settings_env, monkeypatch):
     import time
 
-    from dealersync.sample import generate
-    from flows.ingest import ingest_dms_exports
-    from flows.oem import monthly_csi_report, poll_claim_status, push_warranty_claims, sanbao_monitor
-    from flows.resolve import resolve_customers
-    from sandbox.portal import Clock, create_app
+    from dealersync.services.sample import generate
+    from dealersync.flows.ingest import ingest_dms_exports
+    from dealersync.flows.oem import monthly_csi_report, poll_claim_status, push_warranty_claims, sanbao_monitor
+    from dealersync.flows.resolve import resolve_customers
+    from dealersync.sandbox.portal import Clock, create_app
     from tests.sandbox.server import serving
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
@@ -115,8 +115,8 @@ def test_oem_flows_claims_status_and_report_once(prefect_server, settings_env, m
 
 
 def test_dealer_group_fans_out_per_dealer(prefect_server, settings_env, monkeypatch):
-    from dealersync.sample import generate
-    from flows.ingest import ingest_dealer_group
+    from dealersync.services.sample import generate
+    from dealersync.flows.ingest import ingest_dealer_group
     dealers = []
     for code, seed in (("AAA001", 1), ("BBB002", 2)):
         generate(settings_env / code, rows=20, seed=seed, dealer=code)
@@ -135,7 +135,7 @@ def test_dealer_group_fans_out_per_dealer(prefect_server, settings_env, monkeypa
 
 
 def test_sftp_flows(prefect_server, settings_env, monkeypatch):
-    from tests.connectors.sshd import start_sshd, stop_sshd
+    from dealersync.sandbox.sshd import start_sshd, stop_sshd
     from tests.dealersync.test_sftp_jobs import RECALL
     sshd = start_sshd()
     try:
@@ -144,7 +144,7 @@ def test_sftp_flows(prefect_server, settings_env, monkeypatch):
                      "SFTP_REMOTE_ROOT": str(sshd.root), "SFTP_STABLE_SECONDS": "0", "DEALER_CODE": "GZ0012"}.items():
             monkeypatch.setenv(f"DEALERSYNC_{k}", v)
         sshd.write_remote("outbound/GZ0012/GZ0012_RECALL_20261103.csv", RECALL)
-        from flows.sftp import pull_sftp_drops, push_sftp_reports
+        from dealersync.flows.sftp import pull_sftp_drops, push_sftp_reports
         got = pull_sftp_drops()
         assert [r["ingest"]["rows_loaded"] for r in got] == [1]
         assert pull_sftp_drops() == []

@@ -12,9 +12,9 @@ import psycopg
 import requests
 import sqlalchemy as sa
 
-from dealersync.ingest import ingest_file
-from dealersync.sample import generate
-from store.db import make_engine, upgrade
+from dealersync.services.ingest import ingest_file
+from dealersync.services.sample import generate
+from dealersync.store.db import make_engine, upgrade
 from tests.conftest import PG_URL, require_postgres
 
 from .prefect_server import BIN, prefect, prefect_server, stop
@@ -96,7 +96,7 @@ def test_two_workers_two_dealers_one_postgres_store(tmp_path):
             for p in sorted(Path(folder).glob("*_*_*.*")):
                 if "truth" not in p.name:
                     ingest_file(ref, p)
-        from store.tables import FEED_TABLES, ingest_file as ledger
+        from dealersync.store.tables import FEED_TABLES, ingest_file as ledger
         for e in (store, ref):
             with e.connect() as c:
                 files = c.execute(sa.select(ledger.c.dealer_code, ledger.c.status)).all()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from resolution.normalise import (normalise_addresses, normalise_companies, normalise_emails, normalise_ids,
+from dealersync.resolution.normalise import (normalise_addresses, normalise_companies, normalise_emails, normalise_ids,
                                   normalise_mobiles, normalise_names, normalise_plates, normalise_records,
                                   normalise_vins)
 

@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import pandas as pd
 
-from dealersync.cli import main
-from resolution import synth
-from resolution.resolve import pairwise_metrics
+from dealersync.cli.main import main
+from dealersync.resolution import synth
+from dealersync.resolution.resolve import pairwise_metrics
 
 
 def test_resolve_file_one_row_per_input_row_and_precise(tmp_path, capsys):

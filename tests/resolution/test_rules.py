@@ -7,10 +7,10 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from resolution import engine, resolve, synth
-from resolution.models import DEALER
-from resolution.normalise import normalise_records
-from schemas.checks import _RID_CHECK, _RID_WEIGHTS
+from dealersync.resolution import engine, resolve, synth
+from dealersync.resolution.models import DEALER
+from dealersync.resolution.normalise import normalise_records
+from dealersync.schemas.checks import _RID_CHECK, _RID_WEIGHTS
 
 
 def rid(body17: str) -> str:

@@ -9,11 +9,11 @@ import pandas as pd
 import pytest
 from sqlalchemy import func, insert, select
 
-from dealersync.ingest import ingest_file
-from dealersync.sample import generate
-from resolution import service
-from resolution.resolve import pairwise_metrics
-from store.tables import FEED_TABLES, customer_record, master_audit, master_contact, master_customer
+from dealersync.services.ingest import ingest_file
+from dealersync.services.sample import generate
+from dealersync.resolution import service
+from dealersync.resolution.resolve import pairwise_metrics
+from dealersync.store.tables import FEED_TABLES, customer_record, master_audit, master_contact, master_customer
 
 
 @pytest.fixture

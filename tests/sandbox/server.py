@@ -1,2 +1,2 @@
 """Sandbox servers on free loopback ports for tests (real HTTP, real sockets)."""
-from sandbox.runner import free_port, serving  # noqa: F401
+from dealersync.sandbox.runner import free_port, serving  # noqa: F401

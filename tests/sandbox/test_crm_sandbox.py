@@ -7,7 +7,7 @@ import pytest
 import requests
 import schemathesis
 
-from sandbox.crm import FaultConfig, create_app
+from dealersync.sandbox.crm import FaultConfig, create_app
 
 from .server import serving
 

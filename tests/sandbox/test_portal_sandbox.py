@@ -11,7 +11,7 @@ import pytest
 import requests
 import schemathesis
 
-from sandbox.portal import Clock, PortalFaults, create_app
+from dealersync.sandbox.portal import Clock, PortalFaults, create_app
 
 from .server import serving
 

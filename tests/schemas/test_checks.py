@@ -6,7 +6,7 @@ import pandas as pd
 import polars as pl
 import pytest
 
-from schemas import checks, checks_pl
+from dealersync.schemas import checks, checks_pl
 
 
 class PolarsChecks:
@@ -129,7 +129,7 @@ def test_vin(ck, raw, norm, valid):
 
 def test_vin_check_digits_of_generated_vins_are_valid(ck):
     import numpy as np
-    from dealersync.sample import make_vins
+    from dealersync.schemas.identifiers import make_vins
     vins = pd.Series(make_vins(np.random.default_rng(1), 500), dtype="str")
     assert ck.is_vin(vins).all()
     broken = vins.str.slice(0, 8) + vins.str.slice(8, 9).map(lambda c: "0" if c != "0" else "1") + vins.str.slice(9)

@@ -3,8 +3,8 @@ form. Every feed must translate, column for column and check for check."""
 import polars as pl
 import pytest
 
-from schemas.feeds import FEEDS
-from schemas.validate import _failures, polars_schema
+from dealersync.schemas.feeds import FEEDS
+from dealersync.schemas.validate import _failures, polars_schema
 
 
 @pytest.mark.parametrize("name", list(FEEDS))

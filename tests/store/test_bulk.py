@@ -9,8 +9,8 @@ import pyarrow as pa
 import pytest
 import sqlalchemy as sa
 
-from store import bulk
-from store.tables import FEED_TABLES, ingest_file, quarantine
+from dealersync.store import bulk
+from dealersync.store.tables import FEED_TABLES, ingest_file, quarantine
 
 RO = FEED_TABLES["repair_orders"]
 LINES = FEED_TABLES["repair_order_lines"]

@@ -7,14 +7,14 @@ import os
 import pytest
 import sqlalchemy as sa
 
-from dealersync.ingest import ingest_file
-from store import repository as repo
-from store.db import upgrade
+from dealersync.services.ingest import ingest_file
+from dealersync.store import repository as repo
+from dealersync.store.db import upgrade
 from tests.dealersync.test_ingest_dirt import CUST_A, RO_A, VIN1, csv_bytes, cust, ro, write
 
 
 def table(engine, name, cols="*"):
-    from store.tables import FEED_TABLES
+    from dealersync.store.tables import FEED_TABLES
     order = "load_id, source_row" if name in {t.name for t in FEED_TABLES.values()} else "id"
     with engine.connect() as c:
         return [dict(r) for r in c.execute(sa.text(f"select {cols} from {name} order by {order}")).mappings()]
@@ -109,7 +109,7 @@ def test_chunked_load_matches_single_chunk(engine, tmp_path):
 def test_types_round_trip(engine, tmp_path):
     p = write(tmp_path, "GZ0012_RO_20261103.csv", csv_bytes(RO_A, [ro("RO1", km="12,000", total="1,280.50")]))
     ingest_file(engine, p)
-    from store.tables import FEED_TABLES
+    from dealersync.store.tables import FEED_TABLES
     with engine.connect() as c:
         r = c.execute(sa.select(FEED_TABLES["repair_orders"])).mappings().one()
     assert r["mileage_km"] == 12000 and float(r["total_amount"]) == 1280.5 and r["vin"] == VIN1
@@ -121,8 +121,8 @@ def test_migrations_are_idempotent_and_match_the_tables(engine):
     from alembic.migration import MigrationContext
     from alembic.script import ScriptDirectory
 
-    from store.db import alembic_config
-    from store.tables import metadata
+    from dealersync.store.db import alembic_config
+    from dealersync.store.tables import metadata
     upgrade(engine)
     upgrade(engine)
     head = ScriptDirectory.from_config(alembic_config(str(engine.url))).get_current_head()
@@ -133,7 +133,7 @@ def test_migrations_are_idempotent_and_match_the_tables(engine):
 
 
 def test_pending_files_skips_unchanged_files_without_hashing(engine, tmp_path, monkeypatch):
-    import dealersync.ingest as ing
+    import dealersync.services.ingest as ing
     drop = tmp_path / "drop"
     drop.mkdir()
     p = write(drop, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust()]))
@@ -155,7 +155,7 @@ def test_awkward_values_round_trip_exactly(engine, tmp_path):
     p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, data))
     res = ingest_file(engine, p)
     assert res.rows_loaded == len(names)
-    from store.tables import FEED_TABLES
+    from dealersync.store.tables import FEED_TABLES
     t = FEED_TABLES["customers"]
     with engine.connect() as c:
         got = c.execute(sa.select(t.c.customer_id, t.c.name, t.c.address).order_by(t.c.source_row)).all()
@@ -203,7 +203,7 @@ def test_feed_tables_keep_their_rows_across_the_natural_key_migration(engine, tm
     to 0008 gives them ids again."""
     from alembic import command
 
-    from store.db import alembic_config
+    from dealersync.store.db import alembic_config
     ingest_file(engine, write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust("C1"), cust("C2")])))
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
@@ -245,7 +245,7 @@ def test_mileage_rule_from_the_loads_own_repeats_and_against_other_loads(engine,
 
     import numpy as np
 
-    from dealersync.sample import make_vins
+    from dealersync.schemas.identifiers import make_vins
     rnd = random.Random(7)
     vins = list(make_vins(np.random.default_rng(7), 12))
     took = []

@@ -21,8 +21,8 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, insert, select, update
 
-from resolution.service import resolve_master_id
-from store.tables import (FEED_TABLES, crm_activity, crm_lead, customer_record, followup_task, master_customer,
+from dealersync.resolution.service import resolve_master_id
+from dealersync.store.tables import (FEED_TABLES, crm_activity, crm_lead, customer_record, followup_task, master_customer,
                           master_vehicle)
 
 MARKETING = {"MAINTENANCE_REMINDER", "FIRST_SERVICE_REMINDER", "LOST_CUSTOMER_RECOVERY", "BIRTHDAY_GREETING"}
@@ -212,7 +212,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         if tasks and tasks[-1]["external_id"] == f"CF-{a['activity_id']}":
             tasks[-1]["overdue"] = overdue
     # THREE_GUARANTEE_ALERT: from the 三包 monitor
-    from .sanbao import alerts
+    from dealersync.services.sanbao import alerts
     vin_owner = {v: m for m, v in conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin))}
     for al in alerts(conn, day):
         mid = vin_owner.get(al["vin"])
@@ -298,7 +298,7 @@ def write_xlsx(df: pd.DataFrame, path, day: date, unmasked: bool = False) -> Non
     from openpyxl import Workbook
     from openpyxl.styles import Font, PatternFill
 
-    from .privacy import mask_text
+    from dealersync.privacy import mask_text
     wb = Workbook()
     ws = wb.active
     ws.title = "汇总 Summary"

@@ -19,16 +19,16 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name, sha256_of
-from schemas.feeds import FEEDS, FeedDef, get_feed
-from schemas.profiles import Profile, header_key, load_profiles
-from schemas.validate import validate_chunk
-from store import repository as repo
+from dealersync.connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name, sha256_of
+from dealersync.schemas.feeds import FEEDS, FeedDef, get_feed
+from dealersync.schemas.profiles import Profile, header_key, load_profiles
+from dealersync.schemas.validate import validate_chunk
+from dealersync.store import repository as repo
 
-from .errors import BadSourceData, ConfigurationError
-from .runtime import tune_memory
+from dealersync.errors import BadSourceData, ConfigurationError
+from dealersync.runtime import tune_memory
 
-log = logging.getLogger("dealersync.ingest")
+log = logging.getLogger("dealersync.services.ingest")
 
 
 @dataclass

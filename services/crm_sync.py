@@ -12,12 +12,12 @@ from datetime import date, datetime
 import pandas as pd
 from sqlalchemy import Engine, select, update
 
-from connectors.crm import MAX_BATCH, CrmClient
-from store.repository import upsert
-from store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, followup_task, master_contact,
+from dealersync.connectors.crm import MAX_BATCH, CrmClient
+from dealersync.store.repository import upsert
+from dealersync.store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, followup_task, master_contact,
                           master_customer, master_vehicle)
 
-from .followups import Rules, generate_tasks, master_facts, save_tasks, segments
+from dealersync.services.followups import Rules, generate_tasks, master_facts, save_tasks, segments
 
 log = logging.getLogger(__name__)
 FEEDS = ("leads", "contacts", "activities")

@@ -1,22 +1,19 @@
-"""Operations: the status overview, the retention purge, backfills and serving every deployment.
-Plain functions; the CLI wraps them."""
+"""Operations: the status overview and the retention purge. Plain functions; the CLI wraps them
+(backfills and serving, which need the flows, live in ``dealersync.flows.deploy``)."""
 from __future__ import annotations
 
 import json
 import logging
-from concurrent.futures import ThreadPoolExecutor, as_completed
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
-from pathlib import Path
 
 from sqlalchemy import Connection, delete, func, insert, select
 
-from store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, crm_activity, crm_cursor, crm_push,
+from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, crm_activity, crm_cursor, crm_push,
                           customer_record, followup_task, ingest_file, master_audit, oem_cursor, purge_run, quarantine,
                           sftp_transfer, value_issue, warranty_claim_job)
 
 log = logging.getLogger(__name__)
-ROOT = Path(__file__).resolve().parent.parent
 
 
 # ------------------------------------------------------------------------------------ status
@@ -79,7 +76,7 @@ class Retention:
     MINIMUM_REPAIR_DAYS = 365
 
     def check(self) -> None:
-        from .errors import ConfigurationError
+        from dealersync.errors import ConfigurationError
         if self.repair_orders < self.MINIMUM_REPAIR_DAYS:
             raise ConfigurationError(f"retention: repair records must be kept at least {self.MINIMUM_REPAIR_DAYS} days "
                                      f"(asked {self.repair_orders})")
@@ -130,99 +127,4 @@ def purge(conn: Connection, today: date, retention: Retention | None = None, dry
                      cutoff.date())
     conn.execute(insert(purge_run).values(at=datetime.now().replace(microsecond=0), actor=actor, dry_run=dry_run,
                                           policy=json.dumps(r.__dict__), result=json.dumps(out)))
-    return out
-
-
-# ------------------------------------------------------------------------------------ backfill
-
-def _day_params(flow: str, day: date) -> dict:
-    if flow == "pull_crm":
-        return {"modified_since": f"{day.isoformat()}T00:00:00+08:00", "stateless": True}
-    if flow == "monthly_csi_report":
-        return {"month": day.strftime("%Y-%m")}
-    return {"day": day.isoformat()}
-
-
-BACKFILL_FLOWS = ("push_crm", "push_warranty_claims", "sanbao_monitor", "pull_crm", "monthly_csi_report")
-
-
-def windows(flow: str, start: date, end: date) -> list[tuple[str, dict]]:
-    """One window per day (per month for the monthly report), oldest first."""
-    from .errors import ConfigurationError
-    if flow not in BACKFILL_FLOWS:
-        raise ConfigurationError(f"backfill: {flow!r} takes no date window; one of {', '.join(BACKFILL_FLOWS)}")
-    if end < start:
-        raise ConfigurationError(f"backfill: --to {end} is before --from {start}")
-    out, seen = [], set()
-    d = start
-    while d <= end:
-        p = _day_params(flow, d)
-        key = json.dumps(p, sort_keys=True)
-        if key not in seen:
-            seen.add(key)
-            out.append((d.isoformat() if flow != "monthly_csi_report" else p["month"], p))
-        d += timedelta(days=1)
-    return out
-
-
-def run_backfill(flow: str, start: date, end: date, *, concurrency: int = 1, dry_run: bool = False,
-                 deployment: str | None = None, progress=print, wait: bool = True) -> list[dict]:
-    """Run each window through the deployment when a Prefect server is configured (``deployment`` =
-    "flow-name/deployment-name"), locally otherwise. Stateless: incremental watermarks never move.
-    Idempotent: every flow is, through its ledgers; deployment runs carry an idempotency key per window."""
-    plan = windows(flow, start, end)
-    if dry_run:
-        for i, (label, params) in enumerate(plan, 1):
-            progress(f"[{i}/{len(plan)}] {flow} {label}: would run with {params}")
-        return [{"window": label, "parameters": params, "status": "dry-run"} for label, params in plan]
-    results: list[dict] = []
-
-    def one(label, params):
-        if deployment:
-            from prefect.deployments import run_deployment
-            fr = run_deployment(deployment, parameters=params, idempotency_key=f"backfill:{flow}:{label}",
-                                timeout=None if wait else 0)
-            state = fr.state.name if fr.state else "?"
-            return {"window": label, "status": "Completed" if not wait and state == "Scheduled" else state,
-                    "state": state, "flow_run": str(fr.id)}
-        import importlib
-        module = importlib.import_module("flows.oem" if flow in ("push_warranty_claims", "sanbao_monitor",
-                                                                  "monthly_csi_report") else "flows.crm")
-        out = getattr(module, flow)(**params)
-        return {"window": label, "status": "Completed", "result": _short(out)}
-    with ThreadPoolExecutor(max(1, concurrency)) as pool:
-        futs = {pool.submit(one, label, params): label for label, params in plan}
-        for i, f in enumerate(as_completed(futs), 1):
-            try:
-                r = f.result()
-            except Exception as e:  # noqa: BLE001 - one failed window never hides the others
-                r = {"window": futs[f], "status": "Failed", "error": f"{type(e).__name__}: {e}"}
-            results.append(r)
-            progress(f"[{i}/{len(plan)}] {flow} {r['window']}: {r['status']}"
-                     + (f" {r.get('result') or ''}" if r.get("result") else "") + (f" {r['error']}" if r.get("error") else ""))
-    return sorted(results, key=lambda r: r["window"])
-
-
-def _short(out) -> str:
-    s = json.dumps(out, default=str, ensure_ascii=False)
-    return s if len(s) <= 160 else s[:157] + "..."
-
-
-# ------------------------------------------------------------------------------------ serve
-
-def deployments_from_yaml(path: Path | None = None) -> list:
-    """Every deployment of prefect.yaml as a ``RunnerDeployment`` for ``prefect.serve`` (no work pool)."""
-    import importlib
-
-    import yaml
-    from prefect.client.schemas.schedules import CronSchedule
-    doc = yaml.safe_load((path or ROOT / "prefect.yaml").read_text(encoding="utf-8"))
-    out = []
-    for d in doc["deployments"]:
-        mod, fn = d["entrypoint"].split(":")
-        flow = getattr(importlib.import_module(mod.removesuffix(".py").replace("/", ".")), fn)
-        out.append(flow.to_deployment(
-            name=d["name"], description=d.get("description"), parameters=d.get("parameters") or {},
-            schedules=[CronSchedule(cron=s["cron"], timezone=s.get("timezone", "Asia/Shanghai")) for s in d.get("schedules", [])],
-            concurrency_limit=d.get("concurrency_limit")))
     return out

@@ -16,14 +16,14 @@ from pathlib import Path
 
 from sqlalchemy.engine import Engine
 
-from connectors.files import EXPORT_SUFFIXES, sha256_of
-from connectors.sftp import RemoteFile, SftpConnector
-from schemas.feeds import DMS_FEEDS, OEM_FEEDS
-from schemas.profiles import load_profiles
-from store import repository as repo
+from dealersync.connectors.files import EXPORT_SUFFIXES, sha256_of
+from dealersync.connectors.sftp import RemoteFile, SftpConnector
+from dealersync.schemas.feeds import DMS_FEEDS, OEM_FEEDS
+from dealersync.schemas.profiles import load_profiles
+from dealersync.store import repository as repo
 
-from .errors import TransientError
-from .ingest import ingest_file, load_order
+from dealersync.errors import TransientError
+from dealersync.services.ingest import ingest_file, load_order
 
 log = logging.getLogger("dealersync.sftp")
 

@@ -23,13 +23,13 @@ from pathlib import Path
 import pandas as pd
 from sqlalchemy import Connection, Engine, insert, select, update
 
-from connectors.oem import OemClient
-from resolution.service import resolve_master_id
-from store.tables import (FEED_TABLES, crm_activity, followup_task, master_customer, master_vehicle, report_upload,
+from dealersync.connectors.oem import OemClient
+from dealersync.resolution.service import resolve_master_id
+from dealersync.store.tables import (FEED_TABLES, crm_activity, followup_task, master_customer, master_vehicle, report_upload,
                           survey_push)
 
-from .errors import TransientError
-from .privacy import mask_text
+from dealersync.errors import TransientError
+from dealersync.privacy import mask_text
 
 NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")
 CSI_FACTORS = ["SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP", "SERVICE_QUALITY"]
@@ -164,7 +164,7 @@ def _surveys_frame(conn: Connection) -> pd.DataFrame:
 
 
 def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict:
-    from .followups import Rules, master_facts, segments
+    from dealersync.services.followups import Rules, master_facts, segments
     df = _surveys_frame(conn)
     cur = df[df["month"] == month]
     factors = cur.groupby("factor")["score"].agg(["mean", "count"]).reindex(CSI_FACTORS)

@@ -12,7 +12,7 @@ import os
 import sys
 from pathlib import Path
 
-from .errors import BadSourceData, ConfigurationError, DealersyncError
+from dealersync.errors import BadSourceData, ConfigurationError, DealersyncError
 
 EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
 
@@ -25,7 +25,7 @@ def _prefect_env() -> None:
 
 
 def _engine(settings):
-    from store.db import make_engine, upgrade
+    from dealersync.store.db import make_engine, upgrade
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     return engine
@@ -53,9 +53,9 @@ SUMMARY_COLS = ["file", "feed", "status", "rows_read", "rows_loaded", "rows_quar
 # ------------------------------------------------------------------------------------ commands
 
 def cmd_ingest(args, settings) -> int:
-    from schemas.profiles import load_profiles
+    from dealersync.schemas.profiles import load_profiles
 
-    from .ingest import expand_paths, ingest_file
+    from dealersync.services.ingest import expand_paths, ingest_file
     engine = _engine(settings)
     profiles = load_profiles(settings.profile_files)
     files = expand_paths(args.paths)
@@ -97,7 +97,7 @@ def _progress(res) -> None:
 
 
 def cmd_quarantine_list(args, settings) -> int:
-    from store import repository as repo
+    from dealersync.store import repository as repo
     engine = _engine(settings)
     with engine.connect() as conn:
         rows = [dict(r) for r in repo.list_quarantine(conn, file=args.file, limit=args.limit)]
@@ -110,7 +110,7 @@ def cmd_quarantine_list(args, settings) -> int:
 
 
 def cmd_sample(args, settings) -> int:
-    from .sample import generate
+    from dealersync.services.sample import generate
     written = generate(Path(args.out), rows=args.rows, seed=args.seed, profile=args.profile,
                        dealer=args.dealer or settings.dealer_code)
     for feed, p in written.items():
@@ -135,21 +135,21 @@ def cmd_run(args, settings) -> int:
     _prefect_env()
     drop = settings.effective_drop_dirs[0]
     if not any(drop.glob("*_*_*.*")) if drop.exists() else True:
-        from .sample import generate
+        from dealersync.services.sample import generate
         generate(drop, rows=args.sample_rows, seed=7, profile="dms_a", dealer=settings.dealer_code)
         print(f"first run: sample exports written to {drop}")
     _engine(settings)
-    from flows.ingest import ingest_dms_exports
+    from dealersync.flows.ingest import ingest_dms_exports
     results = ingest_dms_exports(folders=[str(p) for p in settings.effective_drop_dirs])
-    from flows.crm import pull_crm, push_crm
-    from flows.resolve import resolve_customers
-    from flows.oem import poll_claim_status, push_survey_results, push_warranty_claims
-    from sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
+    from dealersync.flows.crm import pull_crm, push_crm
+    from dealersync.flows.resolve import resolve_customers
+    from dealersync.flows.oem import poll_claim_status, push_survey_results, push_warranty_claims
+    from dealersync.sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
     with sandbox_crm_if_needed(settings) as (crm_url, started), \
             sandbox_portal_if_needed(settings) as (oem_url, oem_started):
         sftp = None
         if settings.sftp_host:
-            from flows.sftp import pull_sftp_drops
+            from dealersync.flows.sftp import pull_sftp_drops
             sftp = pull_sftp_drops()
         pulled = pull_crm()
         stats = resolve_customers()
@@ -180,14 +180,14 @@ def cmd_run(args, settings) -> int:
 
 
 def cmd_sftp(args, settings) -> int:
-    from connectors.sftp import SftpConnector, SftpSettings
+    from dealersync.connectors.sftp import SftpConnector, SftpSettings
     connector = SftpConnector(SftpSettings.from_settings(settings))
     if args.sub == "check":
         info = connector.check()
         print(json.dumps(info, ensure_ascii=False) if args.json else
               "\n".join(f"{k:12s} {v}" for k, v in info.items()))
         return EXIT_OK
-    from . import sftp_jobs
+    from dealersync.services import sftp_jobs
     engine = _engine(settings)
     if args.sub == "pull":
         results = sftp_jobs.pull_all(engine, connector, settings)
@@ -207,7 +207,7 @@ def cmd_sftp(args, settings) -> int:
 
 
 def cmd_resolve_file(args, settings) -> int:
-    from resolution.filemode import resolve_file
+    from dealersync.resolution.filemode import resolve_file
     stats = resolve_file(args.input, args.out)
     print(json.dumps(stats) if args.json else
           f"{stats['records']:,} records -> {stats['masters']:,} master records in {stats['seconds']} s "
@@ -217,7 +217,7 @@ def cmd_resolve_file(args, settings) -> int:
 
 
 def cmd_resolve(args, settings) -> int:
-    from resolution import service
+    from dealersync.resolution import service
     engine = _engine(settings)
     with engine.begin() as conn:
         stats = service.resolve(conn, full=args.full, precedence=settings.resolution_source_precedence).as_dict()
@@ -231,7 +231,7 @@ def cmd_resolve(args, settings) -> int:
 
 
 def _mask_master(doc: dict) -> dict:
-    from .privacy import mask_text
+    from dealersync.privacy import mask_text
     def m(v):
         return mask_text(v) if isinstance(v, str) else v
     doc = dict(doc)
@@ -245,7 +245,7 @@ def _mask_master(doc: dict) -> dict:
 
 
 def cmd_master(args, settings) -> int:
-    from resolution import service
+    from dealersync.resolution import service
     engine = _engine(settings)
     with engine.begin() as conn:
         if args.sub == "show":
@@ -291,7 +291,7 @@ def cmd_master(args, settings) -> int:
 
 
 def _crm(settings):
-    from connectors.crm import CrmClient, CrmSettings
+    from dealersync.connectors.crm import CrmClient, CrmSettings
     return CrmClient(CrmSettings.from_settings(settings))
 
 
@@ -304,8 +304,8 @@ def _day(v: str | None):
 
 
 def cmd_crm(args, settings) -> int:
-    from . import crm_sync
-    from .followups import Rules
+    from dealersync.services import crm_sync
+    from dealersync.services.followups import Rules
     client = _crm(settings)
     if args.sub == "check":
         info = client.check()
@@ -331,9 +331,9 @@ def cmd_crm(args, settings) -> int:
 
 
 def cmd_followups(args, settings) -> int:
-    from . import crm_sync
-    from .followups import Rules, due_list, write_xlsx
-    from .privacy import mask_text
+    from dealersync.services import crm_sync
+    from dealersync.services.followups import Rules, due_list, write_xlsx
+    from dealersync.privacy import mask_text
     engine = _engine(settings)
     day = _day(args.date)
     crm_sync.plan_tasks(engine, day, Rules.from_settings(settings))
@@ -350,7 +350,7 @@ def cmd_followups(args, settings) -> int:
 
 
 def cmd_sanbao(args, settings) -> int:
-    from .sanbao import alerts
+    from dealersync.services.sanbao import alerts
     engine = _engine(settings)
     with engine.begin() as conn:
         rows = alerts(conn, _day(args.date))
@@ -364,7 +364,7 @@ def cmd_sanbao(args, settings) -> int:
 
 def cmd_sandbox(args, settings) -> int:
     if args.sub == "portal":
-        from sandbox.portal import Clock, PortalFaults, serve
+        from dealersync.sandbox.portal import Clock, PortalFaults, serve
         faults = PortalFaults(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
                               latency_ms=args.latency_ms, expire_rate=args.expire_rate, throttle_rate=args.throttle_rate,
                               token_lifetime=args.token_lifetime)
@@ -376,7 +376,7 @@ def cmd_sandbox(args, settings) -> int:
         serve(port=args.port, db=db, faults=faults, clock=clock,
               clients={settings.oem_client_id: settings.oem_client_secret.get_secret_value()})
     if args.sub == "crm":
-        from sandbox.crm import FaultConfig, serve
+        from dealersync.sandbox.crm import FaultConfig, serve
         faults = FaultConfig(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
                              latency_ms=args.latency_ms)
         db = args.db or str(settings.data_dir / "sandbox-crm.db")
@@ -386,7 +386,7 @@ def cmd_sandbox(args, settings) -> int:
 
 
 def _oem(settings):
-    from connectors.oem import OemClient, OemSettings
+    from dealersync.connectors.oem import OemClient, OemSettings
     return OemClient(OemSettings.from_settings(settings))
 
 
@@ -397,7 +397,7 @@ def cmd_oem(args, settings) -> int:
 
 
 def cmd_claims(args, settings) -> int:
-    from . import claims
+    from dealersync.services import claims
     engine = _engine(settings)
     if args.sub in ("list", "show", "deadlines"):
         with engine.begin() as conn:
@@ -448,7 +448,7 @@ def cmd_claims(args, settings) -> int:
 
 
 def cmd_surveys(args, settings) -> int:
-    from . import surveys
+    from dealersync.services import surveys
     out = surveys.push_surveys(_engine(settings), _oem(settings))
     print(json.dumps(out) if args.json else "\n".join(f"{k:10s} {v}" for k, v in out.items()))
     return EXIT_OK
@@ -457,7 +457,7 @@ def cmd_surveys(args, settings) -> int:
 def cmd_report(args, settings) -> int:
     import re as _re
 
-    from . import surveys
+    from dealersync.services import surveys
     if not _re.fullmatch(r"\d{4}-\d{2}", args.month or ""):
         raise ConfigurationError(f"--month {args.month!r}: expected YYYY-MM")
     out = surveys.monthly_csi(_engine(settings), None if args.no_upload else _oem(settings), args.month,
@@ -469,8 +469,8 @@ def cmd_report(args, settings) -> int:
 
 
 def cmd_status(args, settings) -> int:
-    from . import ops
-    from .ingest import pending_files
+    from dealersync.services import ops
+    from dealersync.services.ingest import pending_files
     engine = _engine(settings)
     pending = len(pending_files(engine, [str(p) for p in settings.effective_drop_dirs], stable_seconds=0))
     with engine.begin() as conn:
@@ -498,7 +498,7 @@ def cmd_status(args, settings) -> int:
 
 
 def cmd_purge(args, settings) -> int:
-    from . import ops
+    from dealersync.services import ops
     engine = _engine(settings)
     r = ops.Retention(**{k: v for k, v in settings.retention_days.items()}) if settings.retention_days else ops.Retention()
     with engine.begin() as conn:
@@ -511,16 +511,16 @@ def cmd_purge(args, settings) -> int:
 
 
 def cmd_backfill(args, settings) -> int:
-    from . import ops
+    from dealersync.flows import deploy
     _prefect_env()
     _engine(settings)
     start, end = _day(getattr(args, "from")), _day(args.to)
     deployment = None
     if os.environ.get("PREFECT_API_URL") and not args.local:
         deployment = args.deployment or f"{args.flow}/{args.flow.replace('_', '-')}"
-    from sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
+    from dealersync.sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
     with sandbox_crm_if_needed(settings), sandbox_portal_if_needed(settings):
-        out = ops.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
+        out = deploy.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
                                deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True),
                                wait=not args.no_wait)
     if args.json:
@@ -534,9 +534,9 @@ def cmd_serve(args, settings) -> int:
     _prefect_env()
     from prefect import serve
 
-    from . import ops
+    from dealersync.flows import deploy
     _engine(settings)
-    deployments = ops.deployments_from_yaml()
+    deployments = deploy.deployments_from_yaml()
     print(f"serving {len(deployments)} deployment(s): " + ", ".join(d.name for d in deployments), file=sys.stderr)
     serve(*deployments, pause_on_shutdown=False)
     return EXIT_OK
@@ -763,8 +763,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from pydantic import ValidationError
 
-        from .config import get_settings
-        from .privacy import install_log_filter
+        from dealersync.config import get_settings
+        from dealersync.privacy import install_log_filter
         try:
             settings = get_settings()
         except ValidationError as e:

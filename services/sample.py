@@ -13,11 +13,10 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from pathlib import Path
 
-import numpy as np
 
-from schemas.checks import PROVINCES, vin_check_digit
-from schemas.feeds import FEEDS
-from schemas.profiles import load_profiles
+from dealersync.schemas.identifiers import make_vin, resident_id, uscc
+from dealersync.schemas.feeds import FEEDS
+from dealersync.schemas.profiles import load_profiles
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任沈")
 GIVEN = list("伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华玉萍红娥玲芬燕斌海波宇浩然子轩欣怡梓涵一诺雨")
@@ -26,8 +25,6 @@ CITIES = [("广东省", "广州市", ["天河区", "越秀区", "海珠区", "�
           ("广东省", "深圳市", ["南山区", "福田区", "宝安区"], "518000", "粤B"),
           ("北京市", "北京市", ["朝阳区", "海淀区", "丰台区"], "100000", "京A"),
           ("上海市", "上海市", ["浦东新区", "徐汇区", "闵行区"], "200000", "沪A")]
-REGION_CODES = ["440106", "440104", "440305", "110105", "110108", "310115", "310104", "320102"]
-WMIS = ["LFV", "LSV", "LGB", "LVS", "LHG", "LBV", "LVG"]
 MODELS = [("大众", "迈腾 2.0T", "2.0T"), ("大众", "朗逸 1.5L", "1.5"), ("丰田", "凯美瑞 2.5L", "2.5"),
           ("本田", "雅阁 1.5T", "1.5T"), ("别克", "GL8 2.0T", "2.0T"), ("比亚迪", "汉 EV", "")]
 STREETS = ["中山大道", "人民路", "建设路", "解放路", "体育西路", "花园街", "滨江东路"]
@@ -36,40 +33,6 @@ ADVISORS = ["李明", "王静", "陈强", "赵敏"]
 SALESPEOPLE = [("刘洋", "13600001111"), ("黄磊", "13700002222"), ("周杰", "13500003333")]
 LABOR_OPS = ["A0101", "A0203", "B1105", "C2201", "D3004", "E1002"]
 PARTS = ["06H115562", "5Q0615301F", "1K0407151", "3C0698451", "04E906262"]
-
-
-def resident_id(rng: random.Random, birth: date, male: bool) -> str:
-    seq = rng.randrange(0, 500) * 2 + (1 if male else 0)
-    body = f"{rng.choice(REGION_CODES)}{birth:%Y%m%d}{seq:03d}"
-    w = [7, 9, 10, 5, 8, 4, 2, 1, 6, 3, 7, 9, 10, 5, 8, 4, 2]
-    return body + "10X98765432"[sum(int(c) * k for c, k in zip(body, w)) % 11]
-
-
-def uscc(rng: random.Random) -> str:
-    alphabet = "0123456789ABCDEFGHJKLMNPQRTUWXY"
-    w = [1, 3, 9, 27, 19, 26, 16, 17, 20, 29, 25, 13, 8, 24, 10, 30, 28]
-    body = "91" + rng.choice(["440101", "440300", "110105"]) + "".join(rng.choice(alphabet[:10] + "MA") for _ in range(9))
-    total = sum(alphabet.index(c) * k for c, k in zip(body, w))
-    return body + alphabet[(31 - total % 31) % 31]
-
-
-def make_vin(rng: random.Random) -> str:
-    chars = "ABCDEFGHJKLMNPRSTUVWXYZ0123456789"
-    v = rng.choice(WMIS) + "".join(rng.choice(chars) for _ in range(5)) + "0" + rng.choice("LMNPRST") + \
-        rng.choice("ABCDEFG") + f"{rng.randrange(10 ** 6):06d}"
-    return v[:8] + chr(vin_check_digit([v])[0]) + v[9:]
-
-
-def make_vins(rng: np.random.Generator, n: int) -> np.ndarray:
-    """n valid VINs, vectorised (for the benchmark's millions of rows)."""
-    chars = np.array(list("ABCDEFGHJKLMNPRSTUVWXYZ0123456789"))
-    wmi = np.array(WMIS)[rng.integers(0, len(WMIS), n)]
-    mid = ["".join(r) for r in chars[rng.integers(0, len(chars), (n, 5))]]
-    year = np.array(list("LMNPRST"))[rng.integers(0, 7, n)]
-    serial = rng.integers(0, 10 ** 7, n)
-    vins = [f"{a}{b}0{c}{s:07d}" for a, b, c, s in zip(wmi, mid, year, serial)]
-    checks = vin_check_digit(vins)
-    return np.array([v[:8] + chr(c) + v[9:] for v, c in zip(vins, checks)], dtype=object)
 
 
 def mobile(rng: random.Random) -> str:

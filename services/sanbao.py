@@ -17,7 +17,7 @@ from datetime import date
 import pandas as pd
 from sqlalchemy import Connection, select
 
-from store.tables import FEED_TABLES
+from dealersync.store.tables import FEED_TABLES
 
 SERIOUS = r"发动机|引擎|变速箱|变速器|波箱|动力电池|驱动电机"
 MAJOR = r"转向|方向机|制动|刹车|车身开裂|车身裂|燃油泄漏|漏油|燃油泄露|电池起火|起火|自燃"

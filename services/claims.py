@@ -23,11 +23,11 @@ from datetime import date, datetime, timedelta, timezone
 import pandas as pd
 from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
-from connectors.oem import OemClient
+from dealersync.connectors.oem import OemClient
 from dealersync.errors import TransientError
-from schemas.checks import is_vin
-from store.repository import dialect_insert, upsert
-from store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, customer_record, oem_cursor,
+from dealersync.schemas.checks import is_vin
+from dealersync.store.repository import dialect_insert, upsert
+from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, customer_record, oem_cursor,
                           warranty_claim_job)
 
 log = logging.getLogger(__name__)
@@ -352,10 +352,10 @@ def resubmit(engine: Engine, claim_no: str, dealer: str | None = None) -> dict:
             q = q.where(warranty_claim_job.c.dealer_code == dealer)
         job = conn.execute(q).mappings().first()
         if job is None:
-            from .errors import ConfigurationError
+            from dealersync.errors import ConfigurationError
             raise ConfigurationError(f"no claim {claim_no}")
         if job["oem_status"] != "RETURNED" and job["local_status"] != "VALIDATION_FAILED":
-            from .errors import ConfigurationError
+            from dealersync.errors import ConfigurationError
             raise ConfigurationError(f"claim {claim_no} is {job['oem_status'] or job['local_status']}: only a RETURNED "
                                      f"(or locally failed) claim is resubmitted")
         count = job["submission_count"] + (1 if job["oem_status"] == "RETURNED" else 0)
