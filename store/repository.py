@@ -88,10 +88,17 @@ def add_issues(conn: Connection, load_id: int, feed: str, dealer_code: str, reco
 # ------------------------------------------------------------------------------------ staging
 
 def _stage_columns(feed: FeedDef, pg: bool):
-    # byte-order comparison: PostgreSQL's sorts and groupings over the stage run much faster with
-    # the "C" collation than with a libc locale (C.UTF-8 included); SQLite compares bytes anyway
+    """The stage's columns, typed like the canonical table's (a key of integers or dates joins and
+    conflicts with the target's own type: a text stage made PostgreSQL fail with ``bigint = text``).
+    Text columns compare in byte order: PostgreSQL's sorts and groupings over the stage run much
+    faster with the "C" collation than with a libc locale (C.UTF-8 included); SQLite compares bytes anyway."""
+    target = FEED_TABLES[feed.name]
     text_type = Text(collation="C") if pg else Text()
-    return [Column(c, text_type) for c in feed.columns] + [Column("source_row", Integer, nullable=False)]
+
+    def typ(c: str):
+        t = target.c[c].type
+        return text_type if isinstance(t, (String, Text)) else t
+    return [Column(c, typ(c)) for c in feed.columns] + [Column("source_row", Integer, nullable=False)]
 
 
 def create_stage(conn: Connection, feed: FeedDef, load_id: int) -> Table:
@@ -182,7 +189,7 @@ def _superseded(feed: FeedDef, lineage: Lineage, row: int, key: dict, later: int
 def _superseded_in_load(conn: Connection, stage: Table, feed: FeedDef, lineage: Lineage) -> list[dict]:
     """Rows an earlier chunk of this load put in whose key comes again in the staged chunk."""
     target = FEED_TABLES[feed.name]
-    on = [target.c[k] == stage.c[k] for k in feed.key]
+    on = [target.c[k] == _typed(conn, stage, target, k) for k in feed.key]
     q = (select(target.c.source_row, stage.c.source_row.label("later"), *[target.c[k] for k in feed.key])
          .join_from(target, stage, and_(*on))
          .where(target.c.dealer_code == lineage.dealer_code, target.c.load_id == lineage.load_id)
