@@ -5,7 +5,10 @@
 * The constructor does no I/O; ``check()`` is the preflight.
 * Downloads go to a temporary file beside the target, are hashed while written, fsynced and
   renamed into place: a reader never sees half a file, a failure leaves no file behind.
-* Uploads go to a temporary remote name and are renamed when complete.
+* Uploads go to a temporary remote name and are renamed when complete: with the OpenSSH
+  ``posix-rename@openssh.com`` extension when the server advertises it (one atomic replace), else
+  with the SFTP v3 RENAME, which cannot overwrite: the old file is renamed aside, the new one into
+  place, then the old one removed (on a failure the old one is put back). A ``.part`` is never left.
 * Remote names with ``..``, separators or absolute paths are refused.
 """
 from __future__ import annotations
@@ -15,6 +18,7 @@ import hashlib
 import logging
 import os
 import posixpath
+import secrets
 import socket
 import stat as statmod
 import time
@@ -67,6 +71,33 @@ class RemoteFile:
     path: str
     size: int
     mtime: int
+
+
+class _SFTPClient(paramiko.SFTPClient):
+    """paramiko's SFTP client, keeping the extensions the server names in its VERSION packet
+    (draft-ietf-secsh-filexfer-02 section 4: the version, then name/data string pairs), which
+    paramiko reads and drops. ``extensions`` is None when the packet could not be read that way."""
+
+    extensions: dict[str, bytes] | None = None
+
+    def _send_version(self):
+        m = paramiko.Message()
+        m.add_int(3)
+        self._send_packet(paramiko.sftp.CMD_INIT, m)
+        t, data = self._read_packet()
+        if t != paramiko.sftp.CMD_VERSION:
+            raise paramiko.SFTPError("Incompatible sftp protocol")
+        msg = paramiko.Message(data)
+        version = msg.get_int()
+        try:
+            ext = {}
+            while msg.get_remainder():
+                name = msg.get_string().decode("utf-8", "replace")
+                ext[name] = msg.get_string()
+            self.extensions = ext
+        except Exception:  # noqa: BLE001 - a server's odd packet: the extensions stay unknown
+            self.extensions = None
+        return version
 
 
 def fingerprint(key: paramiko.PKey) -> str:
@@ -131,7 +162,7 @@ class SftpConnector:
             raise TransientError(f"cannot reach {s.host}:{s.port}: {e}") from None
         transport = client.get_transport()
         transport.set_keepalive(s.keepalive)
-        sftp = paramiko.SFTPClient.from_transport(transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
+        sftp = _SFTPClient.from_transport(transport, window_size=WINDOW_SIZE, max_packet_size=MAX_PACKET)
         sftp.get_channel().settimeout(s.read_timeout)
         return SftpSession(client, sftp, s)
 
@@ -227,22 +258,79 @@ class SftpSession:
             raise
         return final, h.hexdigest()
 
+    @property
+    def has_posix_rename(self) -> bool | None:
+        """Whether the server advertised ``posix-rename@openssh.com`` (None: it could not be told)."""
+        ext = getattr(self.sftp, "extensions", None)
+        return None if ext is None else "posix-rename@openssh.com" in ext
+
     def upload(self, local: Path, remote_dir: str, name: str | None = None) -> str:
-        """Upload under a temporary name, then rename: the partner never sees a partial file."""
+        """Upload ``local`` to ``remote_dir/name`` (default: its own name); returns the remote path.
+
+        The bytes go to ``.<name>.part`` (size checked), then into place: the partner never sees a
+        partial file, and a previous report of the same name is removed only once the new one is in
+        place (see the module docstring). Whatever fails, no ``.part`` is left behind and the previous
+        report is still there. Raises ``ConfigurationError`` (permission denied) or ``TransientError``
+        (connection lost, rename refused)."""
         name = safe_name(name or local.name)
         tmp = posixpath.join(remote_dir, f".{name}.part")
         final = posixpath.join(remote_dir, name)
+        placed = False
         try:
             self._makedirs(remote_dir)
             self.sftp.put(str(local), tmp, confirm=True)
-            if self.exists(final):
-                self.sftp.remove(final)  # a changed report of the same name replaces the old one
-            self.sftp.posix_rename(tmp, final)
+            self._into_place(tmp, final)
+            placed = True
         except PermissionError:
             raise ConfigurationError(f"permission denied writing {remote_dir} on {self.settings.host}") from None
         except (socket.timeout, EOFError, paramiko.SSHException, ConnectionError) as e:
             raise TransientError(f"upload of {local.name} interrupted ({type(e).__name__}: {e})") from None
+        except OSError as e:
+            raise TransientError(f"upload of {local.name} to {final} on {self.settings.host} failed "
+                                 f"({e}); the previous file, if any, is unchanged") from None
+        finally:
+            if not placed:   # (a lost connection can leave it: the next upload overwrites it)
+                self._remove_quietly(tmp)
         return final
+
+    def _into_place(self, tmp: str, final: str) -> None:
+        if self.has_posix_rename:
+            self.sftp.posix_rename(tmp, final)     # atomic, overwrites
+            return
+        if self.has_posix_rename is None:              # not advertised in a form we read: try it once
+            try:
+                self.sftp.posix_rename(tmp, final)
+                return
+            except OSError as e:
+                if e.errno is not None:            # ENOENT, EACCES: not a matter of the extension
+                    raise
+        if not self.exists(final):
+            self.sftp.rename(tmp, final)
+            return
+        folder, name = posixpath.split(final)
+        aside = posixpath.join(folder, f".{name}.old-{secrets.token_hex(4)}")
+        self.sftp.rename(final, aside)
+        try:
+            self.sftp.rename(tmp, final)
+        except BaseException:
+            try:
+                self.sftp.rename(aside, final)
+            except Exception as e:  # noqa: BLE001 - say where the old file is, then raise the first error
+                log.error("%s: could not put the previous %s back from %s: %s", self.settings.host, final, aside, e)
+            raise
+        try:
+            self.sftp.remove(aside)
+        except OSError as e:
+            log.warning("%s: the new %s is in place; the previous one stays as %s (%s)",
+                        self.settings.host, final, aside, e)
+
+    def _remove_quietly(self, path: str) -> None:
+        try:
+            self.sftp.remove(path)
+        except FileNotFoundError:
+            pass
+        except Exception as e:  # noqa: BLE001 - the connection may be gone; the error raised says why
+            log.warning("%s: could not remove %s: %s", self.settings.host, path, e)
 
     def _makedirs(self, path: str) -> None:
         parts = [p for p in path.split("/") if p]

@@ -123,6 +123,35 @@ def test_upload_uses_a_temporary_name_then_renames(sshd, tmp_path):
     assert (sshd.root / "inbound/GZ0012/GZ0012_CSIMONTH_202610.xlsx").read_bytes() == report.read_bytes()
 
 
+def test_openssh_replaces_a_changed_report_with_one_posix_rename(sshd, tmp_path):
+    report = tmp_path / "GZ0012_CSIMONTH_202611.xlsx"
+    with conn(sshd).session() as s:
+        assert s.has_posix_rename is True     # advertised in OpenSSH's VERSION packet
+        report.write_bytes(b"PK old " + os.urandom(10_000))
+        s.upload(report, s.remote("inbound/GZ0013"))
+        new = b"PK new " + os.urandom(30_000)
+        report.write_bytes(new)
+        s.upload(report, s.remote("inbound/GZ0013"))
+        names = s.sftp.listdir(s.remote("inbound/GZ0013"))
+    assert names == ["GZ0012_CSIMONTH_202611.xlsx"]
+    assert (sshd.root / "inbound/GZ0013/GZ0012_CSIMONTH_202611.xlsx").read_bytes() == new
+
+
+def test_a_failed_upload_leaves_no_part_file_on_openssh(sshd, tmp_path):
+    report = tmp_path / "GZ0012_CSIMONTH_202612.xlsx"
+    report.write_bytes(b"PK " + os.urandom(10_000))
+    with conn(sshd).session() as s:
+        s.upload(report, s.remote("inbound/GZ0014"))
+        # a folder in the report's place: the part file is written, the rename into place fails
+        s.sftp.remove(s.remote("inbound/GZ0014/GZ0012_CSIMONTH_202612.xlsx"))
+        s.sftp.mkdir(s.remote("inbound/GZ0014/GZ0012_CSIMONTH_202612.xlsx"))
+        s.sftp.mkdir(s.remote("inbound/GZ0014/GZ0012_CSIMONTH_202612.xlsx/x"))
+        with pytest.raises(TransientError):
+            s.upload(report, s.remote("inbound/GZ0014"))
+        names = s.sftp.listdir(s.remote("inbound/GZ0014"))
+    assert names == ["GZ0012_CSIMONTH_202612.xlsx"]      # the folder, and no .part beside it
+
+
 @pytest.mark.parametrize("name", ["../etc/passwd", "/etc/passwd", "a/b.csv", "a\\b.csv", "..", "", "x..csv"])
 def test_unsafe_remote_names_are_refused(name):
     with pytest.raises(BadSourceData):
