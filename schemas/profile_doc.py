@@ -23,8 +23,9 @@ KINDS = {
     "mobile": ("a mainland mobile, 11 digits from 13-19; spaces, dashes, dots, brackets and a "
                "`+86` / `0086` / `86` prefix are dropped", "11 digits"),
     "masked_mobile": ("a masked mobile as the OEM sends it, `138****1234`", "as given"),
-    "phone": ("a landline with its area code (`020-87654321`), a local number, a 400/800 number or a "
-              "mobile; an extension (`转`, `ext`, `分机`) is kept", "one canonical form"),
+    "phone": ("a landline with its area code (`020-87654321`, `(010)62345678`, `0755 8888 1234`), a local "
+              "number, a 400/800 number or a mobile, with an extension (`转`, `ext`, `分机`)",
+              "`AREA-LOCAL` (area codes of 3 digits for 010 and 020-029, 4 otherwise), `转EXT` after it"),
     "id_number": ("a resident ID (GB 11643, MOD 11-2 check), a unified social credit code (GB 32100, "
                   "MOD 31 check) or another document number of 5-20 letters and digits",
                   "upper case, no spaces"),

@@ -121,7 +121,8 @@ class Lineage:
 
 
 def stage_frame(conn: Connection, stage: Table, frame) -> None:
-    """Append a chunk's valid rows (a polars frame) to the stage (text columns and source_row)."""
+    """Append a chunk's valid rows (a polars frame: canonical strings, null for blank, and source_row)
+    to the stage, cast to its column types on the way (as the plain bulk write does)."""
     if frame.height:
         write_arrow(conn, stage, _arrow(frame, [c.name for c in stage.columns]))
 
