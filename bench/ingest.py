@@ -1,7 +1,10 @@
 """Ingestion benchmark: N repair-order rows (dms_a CSV, GB18030, ~2% dirty rows) ingested end to
-end into SQLite and PostgreSQL, against a bare PostgreSQL COPY of the same file as the floor.
+end into SQLite and PostgreSQL, against a bare PostgreSQL COPY of the same file as the floor; then
+N repair-order lines whose keys come again in later chunks (5% of the rows), so that every chunk after
+the first ones goes through the stage and the keyed upsert instead of the plain COPY.
 
     .venv/bin/python bench/ingest.py [--rows 1000000] [--big 2000000] [--repeat 3] [--pg-url URL]
+                                     [--lines-rows 1000000] [--only-lines] [--chunk-rows 200000]
 
 Each measurement runs in its own process, so peak RSS (ru_maxrss) is that run's alone. The bare COPY
 and the load into PostgreSQL run ``--repeat`` times, alternating (these machines are noisy); the table
@@ -80,6 +83,54 @@ def generate(rows: int, seed: int = 1, dirty: float = 0.02) -> Path:
     return path
 
 
+LINE_HEADER = ["工单号", "行号", "项目类型", "项目代码", "项目名称", "数量", "工时", "单价", "金额", "收费类型", "主损件"]
+
+
+def repeat_shift(chunk_rows: int) -> int:
+    """How far back a repeated line's key comes from: more than a chunk, so always an earlier chunk."""
+    return chunk_rows + chunk_rows // 4 + 3
+
+
+def generate_lines(rows: int, chunk_rows: int, seed: int = 1) -> tuple[Path, int]:
+    """The repair-order lines file (dms_a, GB18030; 1% of the amounts malformed, blanked as value
+    issues) and the number of its rows whose key (ro_number, line_no) an earlier chunk already had:
+    every 20th row from ``repeat_shift`` on takes the key of the row that far back."""
+    import numpy as np
+    import pandas as pd
+    shift = repeat_shift(chunk_rows)
+    folder = OUT / f"lines_{rows}_{chunk_rows}_{seed}"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "GZ0012_ROLINE_20261103.csv"
+    idx = np.arange(rows)
+    again = (idx % 20 == 7) & (idx >= shift)
+    if path.exists():
+        return path, int(again.sum())
+    rng = np.random.default_rng(seed)
+    src = idx.copy()
+    for i in np.flatnonzero(again):          # in order: a chain of repeats ends on the first key
+        src[i] = src[i - shift]
+    ro, line = src // 3, src % 3 + 1
+    kinds = np.array(["工时", "配件", "外加工"])[rng.integers(0, 3, rows)]
+    qty = rng.integers(1, 5, rows)
+    price = rng.integers(10, 2000, rows)
+    amount = np.array([f"{x:,}.00" for x in qty * price], dtype=object)
+    amount[rng.random(rows) < 0.01] = "12,3a"
+    df = pd.DataFrame({
+        "ro": [f"RO{x:09d}" for x in ro], "line": line, "type": kinds,
+        "code": np.array(["A0101", "A0203", "06H115562", "5Q0615301F", "B1105"])[rng.integers(0, 5, rows)],
+        "desc": np.array(["更换机油", "更换机滤", "四轮定位", "刹车片", "空调清洗"])[rng.integers(0, 5, rows)],
+        "qty": qty, "hours": np.round(rng.random(rows) * 3, 1), "price": [f"{x}.00" for x in price],
+        "amount": amount,
+        "pay": np.array(["客户付费", "索赔", "保险", "内部", "免费"])[rng.integers(0, 5, rows)],
+        "causal": np.array(["是", "否"])[rng.integers(0, 2, rows)]})
+    tmp = path.with_suffix(".part")
+    with open(tmp, "wb") as f:
+        f.write((",".join(LINE_HEADER) + "\r\n").encode("gb18030"))
+        f.write(df.to_csv(index=False, header=False, lineterminator="\r\n").encode("gb18030"))
+    tmp.rename(path)
+    return path, int(again.sum())
+
+
 def _peak_mb() -> float:
     """This process's peak RSS. (ru_maxrss would do, but Linux carries it over exec from the parent.)"""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -88,8 +139,9 @@ def _peak_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def worker_ingest(path: str, url: str) -> dict:
+def worker_ingest(path: str, url: str, chunk_rows: int = 200_000) -> dict:
     from dealersync.services.ingest import ingest_file
+    from dealersync.store import repository as repo
     from dealersync.store.db import make_engine, upgrade
     kw = {}
     if url.startswith("postgresql"):
@@ -103,39 +155,44 @@ def worker_ingest(path: str, url: str) -> dict:
     upgrade(engine)
     if kw:
         _checkpoint(url.replace("postgresql+psycopg://", "postgresql://"))
+    stages = []
+    create_stage = repo.create_stage
+    repo.create_stage = lambda *a, **k: stages.append(1) or create_stage(*a, **k)
     t0 = time.perf_counter()
-    res = ingest_file(engine, path)
+    res = ingest_file(engine, path, chunk_rows=chunk_rows)
     secs = time.perf_counter() - t0
     peak = _peak_mb()
     canonical = None
     if kw:
-        canonical = copy_into_canonical(engine)
+        canonical = copy_into_canonical(engine, res.feed)
         with admin.begin() as c:
             c.execute(sa.text(f"DROP SCHEMA {schema} CASCADE"))
+    assert res.status == "loaded", res.message
     assert res.rows_read == res.rows_loaded + res.rows_quarantined
     return {"seconds": secs, "rows": res.rows_read, "loaded": res.rows_loaded, "quarantined": res.rows_quarantined,
-            "value_issues": res.value_issues, "peak_mb": peak, "timings": res.timings, "canonical_copy": canonical}
+            "value_issues": res.value_issues, "superseded": res.rows_superseded, "staged": bool(stages),
+            "peak_mb": peak, "timings": res.timings, "canonical_copy": canonical}
 
 
-def copy_into_canonical(engine) -> float:
+def copy_into_canonical(engine, feed: str = "repair_orders") -> float:
     """Seconds for a bare COPY of the rows dealersync loaded (already valid) into an empty table shaped
     like the canonical one (typed columns, its unique key, its indexes), in COPY's binary format as
     dealersync sends them: PostgreSQL's own share."""
     import io
+
+    from dealersync.store.tables import FEED_TABLES
+    table = FEED_TABLES[feed].name
     raw = engine.raw_connection()
     try:
         cur = raw.driver_connection.cursor()
-        cols = "ro_number, opened_at, closed_at, delivered_at, vin, plate, customer_id, sender_name, " \
-               "sender_mobile, mileage_km, repair_type, advisor, labor_amount, parts_amount, total_amount, " \
-               "complaint, status, dealer_code, business_date, source_file, source_row, load_id, ingested_at"
         buf = io.BytesIO()
-        with cur.copy(f"COPY dms_repair_order ({cols}) TO STDOUT WITH (FORMAT binary)") as cp:
+        with cur.copy(f"COPY {table} TO STDOUT WITH (FORMAT binary)") as cp:
             for block in cp:
                 buf.write(block)
-        cur.execute("CREATE TABLE bench_canonical (LIKE dms_repair_order INCLUDING ALL)")
+        cur.execute(f"CREATE TABLE bench_canonical (LIKE {table} INCLUDING ALL)")
         raw.driver_connection.commit()
         t0 = time.perf_counter()
-        with cur.copy(f"COPY bench_canonical ({cols}) FROM STDIN WITH (FORMAT binary)") as cp:
+        with cur.copy("COPY bench_canonical FROM STDIN WITH (FORMAT binary)") as cp:
             cp.write(buf.getbuffer())
         raw.driver_connection.commit()
         return time.perf_counter() - t0
@@ -159,8 +216,10 @@ def worker_copy(path: str, url: str) -> dict:
     import psycopg
     conninfo = url.replace("postgresql+psycopg://", "postgresql://")
     table = f"bench_copy_{uuid.uuid4().hex[:8]}"
+    with open(path, encoding="gb18030") as f:
+        width = len(f.readline().split(","))
     with psycopg.connect(conninfo) as conn:
-        conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{i} text' for i in range(len(HEADER)))})")
+        conn.execute(f"CREATE TABLE {table} ({', '.join(f'c{i} text' for i in range(width))})")
         conn.commit()
         _checkpoint(conninfo)
         t0 = time.perf_counter()
@@ -175,9 +234,9 @@ def worker_copy(path: str, url: str) -> dict:
     return {"seconds": secs, "rows": n, "loaded": n, "quarantined": 0, "value_issues": 0, "peak_mb": _peak_mb()}
 
 
-def run_worker(kind: str, path: Path, url: str) -> dict:
-    out = subprocess.run([sys.executable, __file__, "--worker", kind, str(path), url], capture_output=True,
-                         text=True, cwd=ROOT)
+def run_worker(kind: str, path: Path, url: str, chunk_rows: int = 200_000) -> dict:
+    out = subprocess.run([sys.executable, __file__, "--worker", kind, str(path), url, "--chunk-rows", str(chunk_rows)],
+                         capture_output=True, text=True, cwd=ROOT)
     if out.returncode != 0:
         raise SystemExit(f"{kind} worker failed:\n{out.stderr[-3000:]}")
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -202,14 +261,18 @@ def main() -> None:
     ap.add_argument("--big", type=int, default=2_000_000, help="second size for the peak-RSS check (0: skip)")
     ap.add_argument("--repeat", type=int, default=3, help="runs of the bare COPY and of the PostgreSQL load")
     ap.add_argument("--pg-url", default=PG_URL)
+    ap.add_argument("--lines-rows", type=int, default=1_000_000,
+                    help="repair-order lines with keys again in later chunks (the stage-and-upsert path; 0: skip)")
+    ap.add_argument("--only-lines", action="store_true", help="the repair-order lines run only")
+    ap.add_argument("--chunk-rows", type=int, default=200_000)
     ap.add_argument("--worker", nargs=3, metavar=("KIND", "PATH", "URL"))
     a = ap.parse_args()
     if a.worker:
         kind, path, url = a.worker
-        print(json.dumps(worker_copy(path, url) if kind == "copy" else worker_ingest(path, url)))
+        print(json.dumps(worker_copy(path, url) if kind == "copy" else worker_ingest(path, url, a.chunk_rows)))
         return
     results = []
-    sizes = [a.rows] + ([a.big] if a.big else [])
+    sizes = [] if a.only_lines else [a.rows] + ([a.big] if a.big else [])
     for rows in sizes:
         t0 = time.perf_counter()
         path = generate(rows)
@@ -226,16 +289,32 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as d:
                 results.append(("dealersync -> SQLite", rows, run_worker("ingest", path, f"sqlite:///{d}/b.db"),
                                 copy["seconds"]))
+    if a.lines_rows:
+        path, again = generate_lines(a.lines_rows, a.chunk_rows)
+        print(f"# {path.name}: {path.stat().st_size / 1e6:.0f} MB, {again:,} rows whose key an earlier chunk had",
+              file=sys.stderr)
+        copies, loads = [], []
+        for _ in range(a.repeat):
+            copies.append(run_worker("copy", path, a.pg_url, a.chunk_rows))
+            loads.append(run_worker("ingest", path, a.pg_url, a.chunk_rows))
+        for r in loads:   # the run took the path it is meant to measure, with the right outcome
+            assert r["staged"] and r["superseded"] == again, (r["superseded"], again)
+        copy = _median(copies)
+        results.append(("bare COPY (ROLINE)", a.lines_rows, copy, copy["seconds"]))
+        results.append(("ROLINE keys again -> PG", a.lines_rows, _median(loads), copy["seconds"]))
     print(f"\n{'run':26s} {'rows':>10s} {'seconds':>8s} {'rows/s':>9s} {'x COPY':>7s} {'peak RSS MB':>12s} "
-          f"{'quarantined':>11s} {'value issues':>12s}  {'runs (s)':16s} seconds per phase (median run)")
+          f"{'quarantined':>11s} {'value issues':>12s} {'superseded':>10s}  {'runs (s)':16s} "
+          f"seconds per phase (median run)")
     for name, rows, r, copy_s in results:
         runs = " ".join(f"{x:.1f}" for x in r.get("runs", [r["seconds"]]))
         print(f"{name:26s} {rows:>10,d} {r['seconds']:8.1f} {r['rows'] / r['seconds']:9,.0f} "
-              f"{r['seconds'] / copy_s:7.2f} {r['peak_mb']:12.0f} {r['quarantined']:11,d} {r['value_issues']:12,d}  "
+              f"{r['seconds'] / copy_s:7.2f} {r['peak_mb']:12.0f} {r['quarantined']:11,d} {r['value_issues']:12,d} "
+              f"{r.get('superseded', 0):10,d}  "
               f"{runs:16s} " + " ".join(f"{k} {v:.1f}" for k, v in (r.get("timings") or {}).items()))
         if r.get("canonical_copy"):
             c = r["canonical_copy"]
-            print(f"{'  COPY of its valid rows':26s} {r['loaded']:>10,d} {c:8.1f} {r['loaded'] / c:9,.0f} "
+            kept = r['loaded'] - r.get('superseded', 0)   # the rows in the table
+            print(f"{'  COPY of its valid rows':26s} {kept:>10,d} {c:8.1f} {kept / c:9,.0f} "
                   f"{c / copy_s:7.2f}  (into a table shaped like the canonical one: PostgreSQL's own share)")
 
 
