@@ -1,5 +1,7 @@
-"""Client of the dealer CRM (``shared/specs/crm.openapi.yaml``). Takes its ``requests.Session``; no
-network I/O in the constructor; ``check()`` is the preflight."""
+"""Client of the dealer CRM (``shared/specs/crm.openapi.yaml``). Takes its ``requests.Session`` (the
+deadline-aware adapter of ``connectors.http`` is mounted on it); no network I/O in the constructor;
+``check()`` is the preflight. Every call is bounded by ``connectors.http.send`` (deadline, answer size,
+no redirect of a batch); an answer that is not the contract's object is a ``ContractViolation``."""
 from __future__ import annotations
 
 import time
@@ -10,7 +12,7 @@ import requests
 
 from dealersync.errors import ConfigurationError, ContractViolation
 
-from .http import RateLimiter, RetryPolicy, json_body, send
+from .http import BearerAuth, RateLimiter, RetryPolicy, guarded_session, json_object, send
 
 MAX_BATCH = 100
 
@@ -21,27 +23,30 @@ class CrmSettings:
     token: str
     rate_per_second: float | None = None
     page_size: int = 500
+    policy: RetryPolicy | None = None
 
     @classmethod
     def from_settings(cls, s) -> "CrmSettings":
         return cls(url=s.crm_url.rstrip("/"), token=s.crm_token.get_secret_value(),
-                   rate_per_second=s.crm_rate_per_second, page_size=s.crm_page_size)
+                   rate_per_second=s.crm_rate_per_second, page_size=s.crm_page_size,
+                   policy=RetryPolicy.from_settings(s))
 
 
 class CrmClient:
     def __init__(self, settings: CrmSettings, session: requests.Session | None = None,
                  policy: RetryPolicy | None = None, sleep=time.sleep):
         self.s = settings
-        self.session = session or requests.Session()
-        self.policy = policy or RetryPolicy()
+        self.session = guarded_session(session)
+        self.policy = policy or settings.policy or RetryPolicy()
+        self.auth = BearerAuth(settings.token)
         self.limiter = RateLimiter(settings.rate_per_second, burst=5) if settings.rate_per_second else None
         self.sleep = sleep
         self.requests_sent = 0
 
     def _call(self, method: str, path: str, **kw) -> requests.Response:
-        headers = {"Authorization": f"Bearer {self.s.token}", "Accept": "application/json"}
         return send(self.session, method, self.s.url + path, policy=self.policy, limiter=self.limiter,
-                    sleep=self.sleep, headers=headers, on_attempt=self._count, **kw)
+                    sleep=self.sleep, headers={"Accept": "application/json"}, auth=self.auth,
+                    on_attempt=self._count, **kw)
 
     def _count(self) -> None:
         self.requests_sent += 1
@@ -51,22 +56,28 @@ class CrmClient:
         r = self._call("GET", "/contacts", params={"limit": 1})
         if r.status_code != 200:
             raise ConfigurationError(f"CRM {self.s.url}: HTTP {r.status_code} on GET /contacts")
-        body = json_body(r, "GET /contacts")
-        return {"url": self.s.url, "status": "ok", "sample_contacts": len(body.get("items", []))}
+        items = json_object(r, "GET /contacts").get("items")
+        return {"url": self.s.url, "status": "ok", "sample_contacts": len(items) if isinstance(items, list) else 0}
 
     def _batch(self, kind: str, records: list[dict]) -> list[dict]:
         if len(records) > MAX_BATCH:
             raise ValueError(f"at most {MAX_BATCH} records per batch")
         r = self._call("POST", f"/{kind}/batch-upsert", json={"records": records})
         if r.status_code != 200:
-            body = json_body(r, f"POST /{kind}/batch-upsert")
+            body = json_object(r, f"POST /{kind}/batch-upsert")
             raise ContractViolation(f"CRM refused a {kind} batch: HTTP {r.status_code} {body.get('code')}: "
                                     f"{body.get('message')}", counts={"records": len(records)},
                                     sample=[x.get("externalId") for x in records[:5]])
-        results = json_body(r, f"POST /{kind}/batch-upsert").get("results")
+        results = json_object(r, f"POST /{kind}/batch-upsert").get("results")
         if not isinstance(results, list) or len(results) != len(records):
-            raise ContractViolation(f"CRM answered {kind} batch with {len(results or [])} results for "
+            n = len(results) if isinstance(results, list) else 0
+            raise ContractViolation(f"CRM answered {kind} batch with {n} results for "
                                     f"{len(records)} records", counts={"records": len(records)})
+        if not all(isinstance(x, dict) and x.get("status") in ("created", "updated", "unchanged", "error")
+                   for x in results):
+            raise ContractViolation(f"CRM answered a {kind} batch with results outside the contract "
+                                    f"(each an object with status created, updated, unchanged or error)",
+                                    counts={"records": len(records)})
         return results
 
     def upsert_contacts(self, records: list[dict]) -> list[dict]:
@@ -88,10 +99,12 @@ class CrmClient:
         r = self._call("GET", f"/contacts/{requests.utils.quote(external_id, safe='')}")
         if r.status_code == 404:
             return None
-        return json_body(r, "GET /contacts/{id}")
+        return json_object(r, "GET /contacts/{id}")
 
     def pages(self, kind: str, modified_since: str | None = None, cursor: str | None = None) -> Iterator[tuple[list, str | None]]:
-        """Pages of a change feed (``leads``, ``contacts``, ``activities``): (items, next cursor)."""
+        """Pages of a change feed (``leads``, ``contacts``, ``activities``): (items, next cursor). A page
+        that is not an object with an ``items`` list (and a string or null ``nextCursor``) is a
+        ``ContractViolation``; the items themselves are checked by the caller, one by one."""
         while True:
             params = {"limit": self.s.page_size}
             if cursor:
@@ -101,8 +114,11 @@ class CrmClient:
             r = self._call("GET", f"/{kind}", params=params)
             if r.status_code != 200:
                 raise ContractViolation(f"CRM GET /{kind}: HTTP {r.status_code}")
-            body = json_body(r, f"GET /{kind}")
+            body = json_object(r, f"GET /{kind}")
             items, cursor = body.get("items", []), body.get("nextCursor")
+            if not isinstance(items, list) or not (cursor is None or isinstance(cursor, str)):
+                raise ContractViolation(f"CRM GET /{kind}: a page without an items list or with a "
+                                        f"nextCursor that is not a string")
             yield items, cursor
             if not cursor:
                 return

@@ -1,22 +1,25 @@
 """Client of the OEM dealer portal (``shared/specs/oem-portal.openapi.yaml``), built to the contract.
 
-Token cache with refresh before expiry and one retry on 401 ``TOKEN_EXPIRED``; retries with backoff and
-jitter honouring ``Retry-After`` for 429, 5xx and connection errors (connectors.http); business errors
-(409, 422) are answers, not retried; a client-side rate limiter; timeouts everywhere. Takes its
-``requests.Session``; no network I/O in the constructor; ``check()`` is the preflight.
+The token lives in a ``connectors.http.TokenAuth`` (obtained when missing or near expiry, dropped and
+renewed on 401 ``TOKEN_EXPIRED``, so no try carries an expired one); the token request is a POST with the
+client secret and is never redirected. Retries with backoff and jitter honouring ``Retry-After`` for
+429, 5xx and connection errors, an overall deadline and a maximum answer size (connectors.http);
+business errors (409, 422) are answers, not retried; a client-side rate limiter. A malformed token
+answer (not an object, no ``access_token``, ``expires_in`` not a number) is one ``ContractViolation``.
+Takes its ``requests.Session``; no network I/O in the constructor; ``check()`` is the preflight.
 """
 from __future__ import annotations
 
-import threading
+import math
 import time
 from dataclasses import dataclass
 from typing import Iterator
 
 import requests
 
-from dealersync.errors import ConfigurationError, ContractViolation, TransientError
+from dealersync.errors import ConfigurationError, ContractViolation
 
-from .http import RateLimiter, RetryPolicy, json_body, send
+from .http import RateLimiter, RetryPolicy, TokenAuth, guarded_session, json_object, send
 
 
 @dataclass
@@ -28,12 +31,13 @@ class OemSettings:
     rate_per_second: float | None = None
     creator_name_code: str = "DEALERSYNC"
     environment: str = "Test"
+    policy: RetryPolicy | None = None
 
     @classmethod
     def from_settings(cls, s) -> "OemSettings":
         return cls(url=s.oem_url.rstrip("/"), client_id=s.oem_client_id,
                    client_secret=s.oem_client_secret.get_secret_value(), dealer_number=s.oem_dealer_number,
-                   rate_per_second=s.oem_rate_per_second)
+                   rate_per_second=s.oem_rate_per_second, policy=RetryPolicy.from_settings(s))
 
 
 @dataclass
@@ -44,76 +48,60 @@ class Answer:
 
     @property
     def error_codes(self) -> list[str]:
-        return [e.get("ErrorCode") for e in self.body.get("Errors", [])]
+        errors = self.body.get("Errors")
+        return [e.get("ErrorCode") for e in errors if isinstance(e, dict)] if isinstance(errors, list) else []
 
 
 class OemClient:
     def __init__(self, settings: OemSettings, session: requests.Session | None = None,
                  policy: RetryPolicy | None = None, sleep=time.sleep, clock=time.monotonic):
         self.s = settings
-        self.session = session or requests.Session()
-        self.policy = policy or RetryPolicy()
+        self.session = guarded_session(session)
+        self.policy = policy or settings.policy or RetryPolicy()
         self.limiter = RateLimiter(settings.rate_per_second, burst=2) if settings.rate_per_second else None
         self.sleep, self.clock = sleep, clock
-        self._token: str | None = None
-        self._expires = 0.0
-        self._lock = threading.Lock()
+        self.auth = TokenAuth(self._fetch_token, _token_expired, clock=clock)
         self.requests_sent = 0
-        self.token_refreshes = 0
+
+    @property
+    def token_refreshes(self) -> int:
+        return self.auth.refreshes
 
     def _count(self) -> None:
         self.requests_sent += 1
 
     # ------------------------------------------------------------------ auth
-    def _fetch_token(self) -> str:
+    def _fetch_token(self) -> tuple[str, float]:
+        """(access token, lifetime in seconds) from ``POST /oauth/token`` (client credentials)."""
         # the token endpoint is not the rate-limited API: no limiter token spent on it
         r = send(self.session, "POST", self.s.url + "/oauth/token", policy=self.policy, limiter=None,
-                 sleep=self.sleep, on_attempt=self._count, retry_statuses={429, 500, 502, 503, 504},
+                 sleep=self.sleep, on_attempt=self._count, auth_errors_are_answers=True,
                  data={"grant_type": "client_credentials", "client_id": self.s.client_id,
                        "client_secret": self.s.client_secret})
         if r.status_code != 200:
             raise ConfigurationError(f"OEM portal {self.s.url}: token refused (HTTP {r.status_code}); "
                                      f"check DEALERSYNC_OEM_CLIENT_ID / DEALERSYNC_OEM_CLIENT_SECRET")
-        body = json_body(r, "POST /oauth/token")
-        if not body.get("access_token"):
-            raise ContractViolation("token response without access_token")
-        self._token = body["access_token"]
-        # refresh a little before the portal says it expires
-        self._expires = self.clock() + max(1.0, float(body.get("expires_in", 60)) * 0.9)
-        self.token_refreshes += 1
-        return self._token
+        return parse_token(json_object(r, "POST /oauth/token"))
 
-    def token(self, expired: str | None = None) -> str:
-        """The cached token, fetched when missing or near expiry; ``expired``: the portal refused this token,
-        so fetch a new one unless another thread already has (one refresh for many refused calls)."""
-        with self._lock:
-            if self._token is None or self.clock() >= self._expires or (expired is not None and expired == self._token):
-                return self._fetch_token()
-            return self._token
+    def token(self) -> str:
+        """The current access token (fetched when missing or near expiry)."""
+        return self.auth.current()
 
     def _call(self, method: str, path: str, headers: dict | None = None, **kw) -> requests.Response:
-        """One logical call. On 401 TOKEN_EXPIRED: a new token and the call again (a token can die early
-        more than once in a row, so up to three times, then a transient error); any other 401 is a
-        configuration error."""
-        refused = None
-        for attempt in range(4):
-            tok = self.token(expired=refused)
-            h = {"Authorization": f"Bearer {tok}", "Accept": "application/json", **(headers or {})}
-            r = send(self.session, method, self.s.url + path, policy=self.policy, limiter=self.limiter,
-                     sleep=self.sleep, on_attempt=self._count, headers=h, auth_errors_are_answers=True, **kw)
-            if r.status_code not in (401, 403):
-                return r
-            codes = [e.get("ErrorCode") for e in (_safe_json(r).get("Errors") or [])]
-            if self.limiter:
-                self.limiter.refund()   # refused at the door: not charged to the portal's quota
-            if "TOKEN_EXPIRED" not in codes:
-                raise ConfigurationError(f"OEM portal {method} {path}: HTTP {r.status_code} {codes} "
-                                         f"(check DEALERSYNC_OEM_CLIENT_ID / _SECRET)")
-            refused = tok
-        raise TransientError(f"OEM portal {method} {path}: the token kept expiring")
+        """One logical call (connectors.http.send). A token refused as expired is renewed and the call
+        tried again; any other 401/403 is a ``ConfigurationError``."""
+        h = {"Accept": "application/json", **(headers or {})}
+        r = send(self.session, method, self.s.url + path, policy=self.policy, limiter=self.limiter,
+                 sleep=self.sleep, on_attempt=self._count, headers=h, auth=self.auth, auth_errors_are_answers=True,
+                 **kw)
+        if r.status_code in (401, 403):
+            codes = [e.get("ErrorCode") for e in (_safe_json(r).get("Errors") or []) if isinstance(e, dict)]
+            raise ConfigurationError(f"OEM portal {method} {path}: HTTP {r.status_code} {codes} "
+                                     f"(check DEALERSYNC_OEM_CLIENT_ID / _SECRET)")
+        return r
 
     def check(self) -> dict:
-        self._token = None
+        self.auth.invalidate()
         self.token()
         ops = self.labor_operations()
         return {"url": self.s.url, "dealer": self.s.dealer_number, "token": "ok", "labor_operations": len(ops)}
@@ -142,8 +130,10 @@ class OemClient:
             elif updated_since:
                 params["updatedSince"] = updated_since
             body = self._answer(self._call("GET", "/warranty-claims", params=params), "GET /warranty-claims", {200}).body
-            cursor = body.get("nextCursor")
-            yield body.get("items", []), cursor
+            cursor, items = body.get("nextCursor"), body.get("items", [])
+            if not isinstance(items, list):
+                raise ContractViolation("OEM portal GET /warranty-claims: a page without an items list")
+            yield items, cursor
             if not cursor:
                 return
 
@@ -163,7 +153,10 @@ class OemClient:
             body = self._answer(self._call("GET", "/code-tables/labor-operations",
                                            params={"cursor": cursor} if cursor else None),
                                 "GET /code-tables/labor-operations", {200}).body
-            out += body.get("items", [])
+            items = body.get("items", [])
+            if not isinstance(items, list):
+                raise ContractViolation("OEM portal GET /code-tables/labor-operations: a page without an items list")
+            out += items
             cursor = body.get("nextCursor")
             if not cursor:
                 return out
@@ -172,7 +165,25 @@ class OemClient:
     def _answer(r: requests.Response, what: str, expected: set[int]) -> Answer:
         if r.status_code not in expected:
             raise ContractViolation(f"OEM portal {what}: unexpected HTTP {r.status_code}", sample=[r.text[:300]])
-        return Answer(r.status_code, json_body(r, what))
+        return Answer(r.status_code, json_object(r, what))
+
+
+def parse_token(body: dict) -> tuple[str, float]:
+    """(access_token, expires_in seconds) from a token answer, checked against the contract
+    (``access_token`` a non-empty string, ``expires_in`` a positive number; absent: 60 s)."""
+    tok = body.get("access_token")
+    if not isinstance(tok, str) or not tok:
+        raise ContractViolation("OEM portal POST /oauth/token: the answer has no access_token string")
+    life = body.get("expires_in", 60)
+    if isinstance(life, bool) or not isinstance(life, (int, float)) or not math.isfinite(life) or life <= 0:
+        shown = repr(life)[:20] if isinstance(life, (int, float, bool)) or life is None else type(life).__name__
+        raise ContractViolation(f"OEM portal POST /oauth/token: expires_in is {shown}, not a number of seconds")
+    return tok, float(life)
+
+
+def _token_expired(r: requests.Response) -> bool:
+    """The portal refused the token because it expired (401 ``TOKEN_EXPIRED``)."""
+    return any(isinstance(e, dict) and e.get("ErrorCode") == "TOKEN_EXPIRED" for e in (_safe_json(r).get("Errors") or []))
 
 
 def _safe_json(r: requests.Response) -> dict:

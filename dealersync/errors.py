@@ -6,6 +6,14 @@ violation carries counts and a short sample, never a whole DataFrame.
 from __future__ import annotations
 
 
+class TransientException(Exception):
+    """Marker (as in dlt's ``dlt/common/exceptions.py``): another try, later, may succeed."""
+
+
+class TerminalException(Exception):
+    """Marker: another try cannot succeed until something (configuration, data, the peer) changes."""
+
+
 class DealersyncError(Exception):
     """Base class. ``retryable`` tells task retry conditions whether another try can help."""
 
@@ -22,11 +30,11 @@ def _rebuild(cls, args, state):
     return obj
 
 
-class ConfigurationError(DealersyncError):
+class ConfigurationError(DealersyncError, TerminalException):
     """Wrong or missing configuration: never retried."""
 
 
-class TransientError(DealersyncError):
+class TransientError(DealersyncError, TransientException):
     """A network or service hiccup: retried, honouring ``retry_after`` seconds when known."""
 
     retryable = True
@@ -51,10 +59,23 @@ class BadSourceData(DealersyncError):
         return f"{': '.join([', '.join(where), msg]) if where else msg}"
 
 
-class ContractViolation(DealersyncError):
+class ContractViolation(DealersyncError, TerminalException):
     """A peer broke its contract. Carries counts and a small sample only."""
 
     def __init__(self, message: str, *, counts: dict | None = None, sample: list | None = None):
         self.counts = dict(counts or {})
         self.sample = list(sample or [])[:5]
         super().__init__(message)
+
+
+class DeadlineExceeded(TransientError):
+    """An HTTP call ran past its overall deadline (a slow or trickling server); ``retry_after``: None."""
+
+
+class ResponseTooLarge(ContractViolation):
+    """A peer's answer is larger than the configured maximum; refused before it was read whole."""
+
+
+class RedirectRefused(ConfigurationError):
+    """A peer redirected a call the client does not follow (a body or credentials on board, or another
+    origin): the configured URL is wrong or the peer is not to be trusted with the request."""

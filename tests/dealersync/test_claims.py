@@ -60,7 +60,7 @@ def test_client_token_refresh_and_no_retry_of_business_errors(tmp_path):
         client = client_for(url)
         client.labor_operations()
         time.sleep(1.2)   # the cached token has expired on the portal's side
-        client._expires = float("inf")   # ...though the client still believes it valid: the 401 path
+        client.auth.expires = float("inf")   # ...though the client still believes it valid: the 401 path
         assert len(client.labor_operations()) == 12
         assert client.token_refreshes == 2
         before = client.requests_sent
