@@ -59,3 +59,21 @@ def install_log_filter(settings=None) -> None:
         lg = logging.getLogger(name)
         if not any(isinstance(x, PiiFilter) for x in lg.filters):
             lg.addFilter(f)
+
+
+_LANDLINE = re.compile(r"(?<![0-9])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3}-)[0-9]{7,8}(?![0-9])")
+SCRUBBED = "[已删除]"
+
+
+def scrub_text(text: str | None) -> tuple[str | None, int]:
+    """Free text about to leave for the OEM portal or the CRM (a claim's 故障现象, a task's subject),
+    with every resident ID (GB 11643), CN mobile, landline (``020-12345678``) and e-mail address replaced
+    by ``[已删除]``: (scrubbed text, number of patterns removed). PIPL art. 6 (minimisation); the count,
+    never the values, is what the caller records."""
+    if not text or not isinstance(text, str):
+        return text, 0
+    n = 0
+    for rx in (_RESIDENT_ID, _MOBILE, _LANDLINE, _EMAIL):
+        text, k = rx.subn(SCRUBBED, text)
+        n += k
+    return text, n

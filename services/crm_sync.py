@@ -1,6 +1,11 @@
 """CRM sync jobs: pull leads, contacts and activities incrementally; push master customers and
 follow-up tasks. Each CRM page pulled and each batch pushed commits with its ledger entry, so a crash
-resumes where it stopped and a re-run sends nothing the CRM already holds."""
+resumes where it stopped and a re-run sends nothing the CRM already holds.
+
+A pulled record outside the contract (``shared/specs/crm.openapi.yaml``: a required field missing or
+of the wrong type, or a value the store refuses) goes to ``crm_quarantine`` with a reason and the pull
+goes on (issue #15). Free text pushed to the CRM (a task's subject, a contact's address) is scrubbed of
+phone, ID and e-mail patterns; the count is kept in ``crm_push.scrubbed`` (issue #16 item 2)."""
 from __future__ import annotations
 
 import hashlib
@@ -11,16 +16,23 @@ from datetime import date, datetime
 
 import pandas as pd
 from sqlalchemy import Engine, select, update
+from sqlalchemy.exc import DBAPIError, StatementError
 
 from dealersync.connectors.crm import MAX_BATCH, CrmClient
 from dealersync.store.repository import upsert
-from dealersync.store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, followup_task, master_contact,
-                          master_customer, master_vehicle)
+from dealersync.privacy import scrub_text
+from dealersync.store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, crm_quarantine, followup_task,
+                          master_contact, master_customer, master_vehicle)
 
 from dealersync.services.followups import Rules, generate_tasks, master_facts, save_tasks, segments
 
 log = logging.getLogger(__name__)
 FEEDS = ("leads", "contacts", "activities")
+# the contract's required fields per feed (crm.openapi.yaml Lead, Contact, Activity), each a string
+REQUIRED = {"leads": ("leadId", "modifiedAt"), "contacts": ("externalId", "modifiedAt"),
+            "activities": ("activityId", "type", "modifiedAt")}
+KEY = {"leads": "leadId", "contacts": "externalId", "activities": "activityId"}
+ACTIVITY_TYPES = {"RETURN_VISIT_CALL", "SURVEY", "COMPLAINT"}
 
 
 def _now() -> datetime:
@@ -51,30 +63,88 @@ def _store_item(conn, feed: str, it: dict, now: datetime) -> None:
             ["activity_id"], where_newer="modified_at")
 
 
+def contract_problem(feed: str, it) -> tuple[str, str] | None:
+    """(reason code, message) when a pulled record is outside the contract, else None. Messages name
+    the field, never a value."""
+    if not isinstance(it, dict):
+        return "NOT_AN_OBJECT", f"a {feed} item that is a JSON {type(it).__name__}, not an object"
+    for f in REQUIRED[feed]:
+        v = it.get(f)
+        if v is None or v == "":
+            return "MISSING_FIELD", f"{feed[:-1]} without {f} (required by the contract)"
+        if not isinstance(v, str):
+            return "WRONG_TYPE", f"{feed[:-1]} {f} is a JSON {type(v).__name__}, not a string"
+    try:
+        datetime.fromisoformat(it["modifiedAt"].replace("Z", "+00:00"))
+    except ValueError:
+        return "BAD_TIMESTAMP", f"{feed[:-1]} modifiedAt is not an ISO 8601 date-time"
+    if feed == "activities":
+        if it["type"] not in ACTIVITY_TYPES:
+            return "WRONG_VALUE", "activity type outside the contract's enum"
+        if it.get("answers") is not None and not isinstance(it["answers"], list):
+            return "WRONG_TYPE", "activity answers is not a list"
+    return None
+
+
+def _item_key(feed: str, it) -> str:
+    k = it.get(KEY[feed]) if isinstance(it, dict) else None
+    if isinstance(k, str) and k and len(k) <= 64:
+        return k
+    return "sha256:" + hashlib.sha256(json.dumps(it, sort_keys=True, default=str).encode()).hexdigest()[:40]
+
+
+def _quarantine(conn, feed: str, it, reason: str, message: str, now: datetime) -> None:
+    row = dict(feed=feed, item_key=_item_key(feed, it), reason_code=reason, message=message,
+               data=json.dumps(it, ensure_ascii=False, default=str)[:20000], first_seen=now, last_seen=now)
+    found = conn.execute(select(crm_quarantine.c.id).where(
+        crm_quarantine.c.feed == feed, crm_quarantine.c.item_key == row["item_key"],
+        crm_quarantine.c.reason_code == reason)).scalar()
+    if found is None:
+        conn.execute(crm_quarantine.insert().values(**row))
+    else:
+        conn.execute(update(crm_quarantine).where(crm_quarantine.c.id == found).values(
+            message=message, data=row["data"], last_seen=now))
+    log.warning("CRM %s record %s quarantined: %s", feed, row["item_key"], message)
+
+
 def pull(engine: Engine, client: CrmClient, feeds=FEEDS, modified_since: str | None = None,
          stateless: bool = False) -> dict:
     """Pull each feed from its persisted cursor (or watermark). ``stateless`` (backfills): read from
-    ``modified_since`` and never move the persisted cursor or watermark."""
+    ``modified_since`` and never move the persisted cursor or watermark. Returns per feed the items
+    stored, the pages, the watermark and the records quarantined (outside the contract, or refused by
+    the store: each in its own savepoint, so the page and the pull go on)."""
     out = {}
     for feed in feeds:
         with engine.begin() as conn:
             row = conn.execute(select(crm_cursor).where(crm_cursor.c.feed == feed)).mappings().first()
         cursor = None if stateless or row is None else row["cursor"]
         since = modified_since if (stateless or row is None) else (row["watermark"] or modified_since)
-        items_n = pages = 0
+        items_n = pages = bad = 0
         watermark = None if row is None else row["watermark"]
         for items, nxt in client.pages(feed, modified_since=since, cursor=cursor):
             now = _now()
             with engine.begin() as conn:
                 for it in items:
-                    _store_item(conn, feed, it, now)
+                    problem = contract_problem(feed, it)
+                    if problem is None:
+                        try:
+                            with conn.begin_nested():
+                                _store_item(conn, feed, it, now)
+                        except (DBAPIError, StatementError) as e:   # too long for its column, a NUL byte...
+                            orig = getattr(e, "orig", None) or e
+                            problem = ("REFUSED_BY_STORE", f"the store refused this {feed[:-1]}: "
+                                                           f"{type(orig).__name__}")
+                    if problem is not None:
+                        _quarantine(conn, feed, it, *problem, now)
+                        bad += 1
+                        continue
                     if watermark is None or it["modifiedAt"] > watermark:
                         watermark = it["modifiedAt"]
                 if not stateless:
                     upsert(conn, crm_cursor, dict(feed=feed, cursor=nxt, watermark=watermark, updated_at=now), ["feed"])
             items_n += len(items)
             pages += 1
-        out[feed] = {"items": items_n, "pages": pages, "watermark": watermark}
+        out[feed] = {"items": items_n - bad, "pages": pages, "watermark": watermark, "quarantined": bad}
     return out
 
 
@@ -137,17 +207,35 @@ def _ledger(engine: Engine, kind: str) -> dict:
         return {r["external_id"]: r for r in conn.execute(select(crm_push).where(crm_push.c.kind == kind)).mappings()}
 
 
-def _record(conn, kind: str, ext: str, h: str | None, res: dict, attempts: int) -> None:
+def scrub_records(records: list[dict], fields: tuple[str, ...]) -> dict[str, int]:
+    """Scrub phone, ID and e-mail patterns from the free-text ``fields`` of outbound records, in place:
+    {externalId: patterns removed} (dealersync.privacy.scrub_text)."""
+    counts = {}
+    for r in records:
+        n = 0
+        for f in fields:
+            if f in r:
+                r[f], k = scrub_text(r[f])
+                n += k
+        counts[r["externalId"]] = n
+    return counts
+
+
+def _record(conn, kind: str, ext: str, h: str | None, res: dict, attempts: int, scrubbed: int | None = None) -> None:
     status = "SENT" if res["status"] != "error" else "ERROR"
     upsert(conn, crm_push, dict(kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
                                  crm_id=res.get("crmId"), error_code=res.get("errorCode"),
-                                 message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now()),
+                                 message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now(),
+                                 scrubbed=scrubbed),
             ["kind", "external_id"])
 
 
-def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, batch_size: int = MAX_BATCH) -> None:
+def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, batch_size: int = MAX_BATCH,
+          scrubbed: dict[str, int] | None = None) -> None:
     """Send records whose content the CRM does not hold yet, in batches; each batch's results commit with
-    the ledger. Records in error are retried one by one once (a bad neighbour never blocks a batch)."""
+    the ledger. Records in error are retried one by one once (a bad neighbour never blocks a batch).
+    ``scrubbed``: patterns removed per externalId, recorded with each push."""
+    scrubbed = scrubbed or {}
     ledger = _ledger(engine, kind)
     todo = []
     for rec in records:
@@ -167,14 +255,14 @@ def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, b
                 if res.get("status") == "error":
                     retry.append((rec, h, attempts))
                     continue
-                _record(conn, kind, rec["externalId"], h, res, attempts + 1)
+                _record(conn, kind, rec["externalId"], h, res, attempts + 1, scrubbed.get(rec["externalId"]))
                 st.sent += 1
                 setattr(st, res["status"], getattr(st, res["status"]) + 1)
         for rec, h, attempts in retry:
             res = send([rec])[0]
             st.retried_singly += 1
             with engine.begin() as conn:
-                _record(conn, kind, rec["externalId"], h, res, attempts + 2)
+                _record(conn, kind, rec["externalId"], h, res, attempts + 2, scrubbed.get(rec["externalId"]))
             if res.get("status") == "error":
                 st.errors += 1
                 st.error_codes[res.get("errorCode", "?")] = st.error_codes.get(res.get("errorCode", "?"), 0) + 1
@@ -220,7 +308,9 @@ def task_payloads(engine: Engine) -> list[dict]:
 
 def push_tasks(engine: Engine, client: CrmClient, batch_size: int = MAX_BATCH) -> dict:
     st = PushStats()
-    _push(engine, "TASK", task_payloads(engine), client.upsert_tasks, st, batch_size)
+    records = task_payloads(engine)
+    scrubbed = scrub_records(records, ("subject",))
+    _push(engine, "TASK", records, client.upsert_tasks, st, batch_size, scrubbed)
     return st.as_dict()
 
 

@@ -313,7 +313,21 @@ crm_push = Table(
     Column("error_code", String(32)), Column("message", Text),
     Column("attempts", Integer, nullable=False, default=0),
     Column("pushed_at", DateTime, nullable=False),
+    Column("scrubbed", Integer, comment="phone, ID and e-mail patterns removed from its free text (PIPL minimisation)"),
     UniqueConstraint("kind", "external_id"),
+)
+
+crm_quarantine = Table(
+    "crm_quarantine", metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("feed", String(16), nullable=False, comment="leads, contacts, activities"),
+    Column("item_key", String(64), nullable=False, comment="the record's id, or a hash of it when it has none"),
+    Column("reason_code", String(32), nullable=False),
+    Column("message", Text, nullable=False),
+    Column("data", Text, nullable=False, comment="the CRM's JSON as received"),
+    Column("first_seen", DateTime, nullable=False),
+    Column("last_seen", DateTime, nullable=False),
+    UniqueConstraint("feed", "item_key", "reason_code"),
 )
 
 followup_task = Table(
@@ -382,6 +396,7 @@ claim_submission = Table(
     Column("prepared_at", DateTime, nullable=False),
     Column("sent_at", DateTime),
     Column("acked_at", DateTime),
+    Column("scrubbed", Integer, comment="phone, ID and e-mail patterns removed from its free text (PIPL minimisation)"),
     UniqueConstraint("dealer_code", "claim_no", "submission_count", "revision"),
 )
 
@@ -418,6 +433,7 @@ survey_push = Table(
     Column("reason", Text),
     Column("answer", Text),
     Column("updated_at", DateTime, nullable=False),
+    Column("scrubbed", Integer, comment="phone, ID and e-mail patterns removed from its free text (PIPL minimisation)"),
 )
 
 report_upload = Table(
