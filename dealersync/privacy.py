@@ -77,3 +77,20 @@ def scrub_text(text: str | None) -> tuple[str | None, int]:
         text, k = rx.subn(SCRUBBED, text)
         n += k
     return text, n
+
+
+def scrub_fields(obj, keys: set[str] | frozenset[str]) -> int:
+    """Scrub (``scrub_text``), in place, every string value stored under one of ``keys`` anywhere in a
+    JSON-like payload of dicts and lists: the number of patterns removed."""
+    n = 0
+    if isinstance(obj, dict):
+        for k, v in obj.items():
+            if k in keys and isinstance(v, str):
+                obj[k], m = scrub_text(v)
+                n += m
+            else:
+                n += scrub_fields(v, keys)
+    elif isinstance(obj, list):
+        for v in obj:
+            n += scrub_fields(v, keys)
+    return n

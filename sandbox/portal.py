@@ -170,6 +170,13 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
     app = FastAPI(title="dealersync sandbox OEM portal", openapi_url=None, docs_url=None, redoc_url=None)
     app.state.db, app.state.counters, app.state.faults, app.state.clock = db, counters, faults, clock
 
+    # a body whose values are not of the contract's types (an object where a string belongs: a dict is
+    # unhashable, a list has no .get, SQLite takes no dict) is the client's error, 422, never a 500
+    async def _wrong_types(request: Request, exc: Exception):
+        return _err(422, "MANDATORY_FIELD_MISSING", "the request does not follow the contract's types")
+    for kind in (TypeError, AttributeError, KeyError, sqlite3.InterfaceError, sqlite3.ProgrammingError):
+        app.add_exception_handler(kind, _wrong_types)
+
     # ------------------------------------------------------------------ middleware: faults and auth
     @app.middleware("http")
     async def _gate(request: Request, call_next):
@@ -191,8 +198,8 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
         auth = request.headers.get("authorization", "")
         tok = auth[7:] if auth.startswith("Bearer ") else ""
         with db.lock:
-            row = db.one("SELECT expires FROM tokens WHERE token=?", tok)
-        if row is None:
+            row = db.one("SELECT expires, client FROM tokens WHERE token=?", tok)
+        if row is None or row[1] not in clients:   # a token of no registered client reads nothing
             return _err(401, "INVALID_CLIENT", "missing or unknown access token")
         if row[0] < time.time() or r < faults.error_rate + faults.expire_rate:
             counters.expired_tokens += 1
@@ -216,8 +223,12 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
     @app.post(BASE + "/oauth/token")
     async def token(request: Request):
         form = await request.form()
-        if form.get("grant_type") != "client_credentials" or clients.get(form.get("client_id")) != form.get("client_secret") \
-                or not form.get("client_id"):
+        cid, secret = form.get("client_id"), form.get("client_secret")
+        # the contract requires all three fields; an unknown client has no secret to match (issue #15:
+        # client_id=nobody without client_secret got a token because None == None)
+        if form.get("grant_type") != "client_credentials" or not isinstance(cid, str) or not cid \
+                or not isinstance(secret, str) or not secret or cid not in clients \
+                or not secrets.compare_digest(clients[cid].encode(), secret.encode()):
             return _err(401, "INVALID_CLIENT", "unknown client or wrong secret")
         tok = secrets.token_urlsafe(24)
         with db.lock:
@@ -496,14 +507,26 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
                     if m is not None and not re.match(r"^1[3-9][0-9]\*{4}[0-9]{4}$", str(m)):
                         errs.append({"ErrorCode": "MANDATORY_FIELD_MISSING", "FieldPath": "CustomerSurveyResult.Respondent.MaskedMobile",
                                      "Message": "only a masked mobile (138****5678) may be sent"})
-                for i, a in enumerate(res.get("Answer") or []):
-                    if not isinstance(a, dict) or a.get("FactorCode") not in FACTORS:
+                answers = res.get("Answer")
+                if not isinstance(answers, list):
+                    if answers not in (None, ""):
+                        errs.append({"ErrorCode": "MANDATORY_FIELD_MISSING", "FieldPath": "CustomerSurveyResult.Answer",
+                                 "Message": "a list of answers is required"})
+                    answers = []
+                for k in ("DocumentID", "SurveyTypeCode", "CompletedDateTime"):
+                    if res.get(k) not in (None, "", []) and not isinstance(res.get(k), str):
+                        errs.append({"ErrorCode": "MANDATORY_FIELD_MISSING", "FieldPath": f"CustomerSurveyResult.{k}",
+                                     "Message": f"{k} must be a string"})
+                for i, a in enumerate(answers):
+                    # an object or a list as FactorCode is unhashable: checked as a string first (issue #15: 500)
+                    if not isinstance(a, dict) or not isinstance(a.get("FactorCode"), str) or a["FactorCode"] not in FACTORS:
                         errs.append({"ErrorCode": "INVALID_REFERENCE", "FieldPath": f"CustomerSurveyResult.Answer[{i}].FactorCode",
                                      "Message": "unknown factor"})
             if errs:
                 return _errs(422, errs, area if isinstance(area, dict) else None)
             doc = res["DocumentID"]
             dealer = area["Sender"].get("DealerNumberID", "")
+            dealer = dealer if isinstance(dealer, str) else ""
             old = db.one("SELECT ack FROM surveys WHERE doc=?", doc)
             if old:   # the same DocumentID already accepted: the first answer again
                 ack = json.loads(old[0])

@@ -8,8 +8,12 @@ Exactly-once effect: a submission's BODID (also its Idempotency-Key) is a UUID d
 claim number, submission count), and the exact payload is stored with it *before* the request is sent.
 A crash, a task retry or a retry from the Prefect UI re-sends the same bytes under the same key, which
 the portal answers with its first answer; a DUPLICATE_CLAIM answer is reconciled from the ack it carries.
-A RETURNED claim is resubmitted after correction with ClaimSubmissionCountNumeric + 1 (a new key).
-No name, phone or ID number travels in a claim: the customer is a master customer id.
+A RETURNED claim is resubmitted after correction with ClaimSubmissionCountNumeric + 1 (a new key); the
+job then starts a fresh set of OEM figures (status, amounts, settlement), the earlier submission's kept
+in its snapshots and submissions (its history).
+No name, phone or ID number travels in a claim: the customer is a master customer id, and the free text
+(故障现象, cause, correction, part descriptions) is scrubbed of phone, ID and e-mail patterns before the
+payload is stored; ``claim_submission.scrubbed`` records how many (issue #16 item 2).
 """
 from __future__ import annotations
 
@@ -25,6 +29,7 @@ from sqlalchemy import Connection, Engine, func, insert, or_, select, update
 
 from dealersync.connectors.oem import OemClient
 from dealersync.errors import TransientError
+from dealersync.privacy import scrub_fields
 from dealersync.schemas.checks import is_vin
 from dealersync.store.repository import dialect_insert, upsert
 from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, customer_record, oem_cursor,
@@ -36,6 +41,7 @@ CLAIM_TYPE_CODES = {"保修": "WARRANTY", "三包": "THREE_GUARANTEE", "召回":
                     "技术服务活动": "CAMPAIGN", "预授权": "PRE_AUTHORIZATION"}
 FINAL = ("REJECTED", "SETTLED")
 PAYABLE = ("APPROVED", "PARTIALLY_APPROVED", "SETTLED")
+FREE_TEXT = frozenset({"ComplaintDescription", "CauseDescription", "CorrectionDescription", "ItemIdDescription"})
 
 
 def _now() -> datetime:
@@ -213,6 +219,7 @@ def _prepare_some(conn: Connection, client: OemClient, ids: list[int], codes, to
                             .order_by(claim_submission.c.revision.desc()).limit(1)).mappings().first()
         revision = 0 if last is None else last["revision"] + (1 if last["state"] == "REJECTED" else 0)
         payload = build_claim(conn, dict(job), client.s.dealer_number, client.s.creator_name_code, revision)
+        scrubbed = scrub_fields(payload, FREE_TEXT)   # no phone, ID or e-mail leaves in free text
         h = content_hash(payload)
         if last is not None and last["state"] == "REJECTED" and last["content_hash"] == h:
             out["unchanged_failures"] += 1    # the portal refused exactly this: wait for a correction
@@ -229,9 +236,11 @@ def _prepare_some(conn: Connection, client: OemClient, ids: list[int], codes, to
             conn.execute(insert(claim_submission).values(
                 dealer_code=job["dealer_code"], claim_no=job["claim_no"], submission_count=job["submission_count"],
                 revision=revision, bodid=payload["ApplicationArea"]["BODID"], content_hash=h,
-                payload=json.dumps(payload, ensure_ascii=False), state="PREPARED", attempts=0, prepared_at=now))
+                payload=json.dumps(payload, ensure_ascii=False), state="PREPARED", attempts=0, prepared_at=now,
+                scrubbed=scrubbed))
+        claimed = payload["WarrantyClaim"]["WarrantyClaimHeader"]["ClaimedAmount"]["value"]
         conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-            local_status="QUEUED", errors=None, master_id=master, updated_at=now))
+            local_status="QUEUED", errors=None, master_id=master, claimed_amount=claimed, updated_at=now))
         out["queued"] += 1
 
 
@@ -364,8 +373,13 @@ def resubmit(engine: Engine, claim_no: str, dealer: str | None = None) -> dict:
                                                          claim_submission.c.claim_no == claim_no,
                                                          claim_submission.c.submission_count == count,
                                                          claim_submission.c.state != "ACKED"))
+        fresh = {}
+        if count > job["submission_count"]:   # a new submission: a fresh set of OEM figures; the returned
+            # submission's stay in claim_status_snapshot and claim_submission under its own count
+            fresh = dict(oem_status=None, oem_status_raw=None, to_be_paid=None, settlement_date=None,
+                         payment_cycle=None, last_error=None)
         conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-            submission_count=count, local_status="DRAFT", errors=None, updated_at=_now()))
+            submission_count=count, local_status="DRAFT", errors=None, updated_at=_now(), **fresh))
     return {"claim_no": claim_no, "submission_count": count}
 
 

@@ -29,7 +29,7 @@ from dealersync.store.tables import (FEED_TABLES, crm_activity, followup_task, m
                           survey_push)
 
 from dealersync.errors import TransientError
-from dealersync.privacy import mask_text
+from dealersync.privacy import mask_text, scrub_fields
 
 NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")
 CSI_FACTORS = ["SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP", "SERVICE_QUALITY"]
@@ -119,12 +119,15 @@ def push_surveys(engine: Engine, client: OemClient) -> dict:
             prior = conn.execute(select(survey_push).where(survey_push.c.document_id == act["activity_id"])).mappings().first()
             if prior is not None and prior["payload"]:
                 payload, mid, why = json.loads(prior["payload"]), prior["master_id"], None
+                scrubbed = prior["scrubbed"]
             else:
                 payload, mid, why = build_survey(conn, act, client)
+                # a verbatim answer leaves without the phone, ID or e-mail the customer said (issue #16 item 2)
+                scrubbed = scrub_fields(payload, {"TextValue"}) if payload else None
             row = dict(document_id=act["activity_id"], master_id=mid,
                        bodid=payload["ApplicationArea"]["BODID"] if payload else str(uuid.uuid5(NS, act["activity_id"])),
                        payload=json.dumps(payload, ensure_ascii=False) if payload else None,
-                       status="SKIPPED" if why else "PREPARED", reason=why, updated_at=_now())
+                       status="SKIPPED" if why else "PREPARED", reason=why, updated_at=_now(), scrubbed=scrubbed)
             if prior is None:
                 conn.execute(insert(survey_push).values(**row))
             else:

@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import copy
+import functools
+import os
 import time
 import uuid
 from datetime import date, timedelta
@@ -18,6 +20,7 @@ from .server import serving
 # the contract, as the repository carries it (docs/specs; a test checks it against ../shared/specs)
 SPEC = Path(__file__).resolve().parents[2] / "docs" / "specs" / "oem-portal.openapi.yaml"
 VIN = "1M8GDM9AXKP042788"
+EXAMPLES = int(os.environ.get("DEALERSYNC_SCHEMATHESIS_EXAMPLES", "100"))
 
 
 @pytest.fixture(scope="module")
@@ -34,19 +37,31 @@ def token(portal) -> dict:
     return {"Authorization": f"Bearer {r.json()['access_token']}"}
 
 
+@functools.cache
+def module_token(portal) -> dict:
+    return token(portal)
+
+
 schema = schemathesis.openapi.from_path(str(SPEC))
-# valid requests only (the contract's business rules answer most generated bodies with 422, checked below)
-schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE], max_examples=25)
+# valid and invalid requests, about 100 per operation: issue #15's two faults (a token for
+# client_id=nobody without client_secret, a 500 for an object as FactorCode) hide below ~100
+schema.config.generation.update(modes=[schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE],
+                                max_examples=EXAMPLES)
 
 
+@pytest.mark.conformance
 @schema.parametrize()
 def test_conforms_to_the_contract(case, portal):
-    """Status codes, headers and bodies as the contract says. Not checked: that every schema-valid
-    request is accepted, because the contract's business validation answers schema-valid claims with
-    422 (an all-zero VIN fails its check digit; tested below)."""
-    from schemathesis.checks import positive_data_acceptance
-    headers = token(portal) if case.path != "/oauth/token" else {}
-    case.call_and_validate(base_url=portal, headers=headers, excluded_checks=[positive_data_acceptance])
+    """Status codes, headers and bodies as the contract says; never a 5xx; invalid requests refused.
+    Not checked: that every schema-valid request is accepted, because the contract's business
+    validation answers schema-valid claims with 422 (an all-zero VIN fails its check digit; tested below),
+    nor the ``Allow`` header of a 405 (the web framework lists the methods of one route only)."""
+    from schemathesis.checks import allow_header_conformance, negative_data_rejection, positive_data_acceptance
+    excluded = [positive_data_acceptance, allow_header_conformance]
+    if case.path != "/oauth/token":   # the sandbox takes a wrong type it does not use (known, not a leak);
+        excluded.append(negative_data_rejection)   # the token endpoint must refuse every invalid request
+    headers = module_token(portal) if case.path != "/oauth/token" else {}
+    case.call_and_validate(base_url=portal, headers=headers, excluded_checks=excluded)
 
 
 def claim(n: str, count: int = 1, causal=(True,), labor="A0101", completed: date | None = None, vin=VIN) -> dict:
@@ -169,3 +184,51 @@ def test_state_survives_a_restart(tmp_path):
     with serving(create_app(tmp_path / "s.db")) as url:
         api = url + "/api/v1"
         assert requests.get(api + "/warranty-claims/WC-RESTART", headers=token(api)).status_code == 200
+
+
+@pytest.mark.parametrize("form", [
+    {"grant_type": "client_credentials", "client_id": "nobody"},                         # issue #15: got a token
+    {"grant_type": "client_credentials", "client_id": "nobody", "client_secret": ""},
+    {"grant_type": "client_credentials", "client_id": "dealersync"},
+    {"grant_type": "client_credentials", "client_id": "dealersync", "client_secret": "sandbox-secre"},
+    {"grant_type": "password", "client_id": "dealersync", "client_secret": "sandbox-secret"},
+])
+def test_the_token_endpoint_requires_a_known_client_and_its_secret(portal, form):
+    r = requests.post(portal + "/oauth/token", data=form)
+    assert r.status_code == 401 and r.json()["Errors"][0]["ErrorCode"] == "INVALID_CLIENT"
+
+
+def test_a_token_of_no_registered_client_reads_nothing(tmp_path):
+    app = create_app(tmp_path / "t.db")
+    with app.state.db.lock:   # a token minted for "nobody" (as the old endpoint did) must not open the code table
+        app.state.db.run("INSERT INTO tokens VALUES (?, ?, ?)", "tok-nobody", "nobody", time.time() + 3600)
+    with serving(app) as url:
+        r = requests.get(url + "/api/v1/code-tables/labor-operations", headers={"Authorization": "Bearer tok-nobody"})
+    assert r.status_code == 401 and r.json()["Errors"][0]["ErrorCode"] == "INVALID_CLIENT"
+
+
+def survey_body(answer) -> dict:
+    return {"ApplicationArea": {"Sender": {"CreatorNameCode": "T", "DealerNumberID": "GZ0012"},
+                                "CreationDateTime": "2026-11-20T08:00:00Z", "BODID": str(uuid.uuid4())},
+            "CustomerSurveyResult": {"DocumentID": f"S-{uuid.uuid4()}", "SurveyTypeCode": "CSI",
+                                     "TriggerEvent": {"EventTypeCode": "RO_CLOSED", "DocumentID": "RO1",
+                                                      "EventDateTime": "2026-11-19T08:00:00Z"},
+                                     "CompletedDateTime": "2026-11-20T08:00:00Z",
+                                     "Respondent": {"MasterCustomerID": "M1"}, "Answer": [answer]}}
+
+
+@pytest.mark.parametrize("factor", [{"a": 1}, ["NPS"], 7, None])
+def test_a_survey_factor_code_of_the_wrong_type_is_422_not_500(portal, factor):
+    r = requests.post(portal + "/survey-results", json=survey_body({"QuestionID": "Q1", "FactorCode": factor}),
+                      headers={**token(portal), "Idempotency-Key": str(uuid.uuid4())})
+    assert r.status_code == 422 and r.json()["Errors"][0]["ErrorCode"] == "INVALID_REFERENCE"
+
+
+def test_a_claim_with_values_of_the_wrong_type_is_422_not_500(portal):
+    body = claim("WC-TYPES")
+    body["WarrantyClaim"]["Job"][0]["ServiceLabor"] = {"LaborOperationID": "A0101"}     # an object, not a list
+    r = post(portal, body)
+    assert r.status_code == 422
+    body = claim("WC-TYPES2")
+    body["WarrantyClaim"]["WarrantyClaimHeader"]["ClaimTypeString"] = {"x": 1}
+    assert post(portal, body).status_code == 422
