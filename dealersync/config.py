@@ -75,6 +75,12 @@ class Settings(BaseSettings):
     retention_days: dict[str, int] = Field(default_factory=dict, description="days kept per kind of record "
                                            "(repair_orders, sales, customers, quarantine, value_issues, ledger, "
                                            "crm_activities, done_tasks, claim_history, audit); unset: the defaults")
+    http_connect_timeout: float = Field(5.0, gt=0, description="CRM and OEM portal: seconds to connect")
+    http_read_timeout: float = Field(30.0, gt=0, description="CRM and OEM portal: seconds a single socket read may wait")
+    http_deadline_seconds: float = Field(180.0, gt=0, description="CRM and OEM portal: one call, all tries and waits "
+                                         "included, ends within this many seconds")
+    http_max_body_bytes: int = Field(32 * 1024 * 1024, ge=1024, description="CRM and OEM portal: a larger answer is "
+                                      "refused without being read whole (bytes)")
     sftp_connect_timeout: float = 15.0
     sftp_read_timeout: float = 60.0
 

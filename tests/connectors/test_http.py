@@ -235,3 +235,41 @@ def test_the_error_family_pickles_with_its_markers():
         assert isinstance(back, TransientException) == back.retryable != isinstance(back, TerminalException)
     assert pickle.loads(pickle.dumps(errs[0])).retry_after == 3.0
     assert json.dumps(errs[2].counts)
+
+
+def test_the_limits_come_from_the_settings(monkeypatch):
+    from dealersync.config import Settings
+    monkeypatch.setenv("DEALERSYNC_HTTP_MAX_BODY_BYTES", "4096")
+    monkeypatch.setenv("DEALERSYNC_HTTP_DEADLINE_SECONDS", "9")
+    s = Settings()
+    c = CrmClient(CrmSettings.from_settings(s))
+    o = OemClient(OemSettings.from_settings(s))
+    assert c.policy.max_body_bytes == o.policy.max_body_bytes == 4096 and c.policy.deadline == 9.0
+    with HostileServer({"GET /contacts": lambda h, b: answer(h, 200, {"items": [], "pad": "x" * 5000})}) as srv:
+        c.s.url = srv.url
+        with pytest.raises(ResponseTooLarge):
+            c.check()
+
+
+class _Failed:
+    def __init__(self, e):
+        self.e = e
+
+    def result(self):
+        raise self.e
+
+
+def test_a_task_retry_honours_the_servers_retry_after():
+    """Prefect's retry condition (flows.common.transient_only) waits what the server asked beyond the
+    task's own retry delay; terminal errors are not retried."""
+    from types import SimpleNamespace
+
+    from dealersync.flows.common import transient_only
+    task, run, slept = SimpleNamespace(retry_delay_seconds=[10, 60, 300]), SimpleNamespace(run_count=1), []
+    assert transient_only(task, run, _Failed(TransientError("429", retry_after=45.0)), sleep=slept.append)
+    assert transient_only(task, SimpleNamespace(run_count=2), _Failed(TransientError("429", retry_after=45.0)),
+                          sleep=slept.append)
+    assert slept == [35.0]                       # 45 asked, 10 planned; the second retry waits 60 anyway
+    assert not transient_only(task, run, _Failed(RedirectRefused("307")), sleep=slept.append)
+    assert not transient_only(task, run, _Failed(ResponseTooLarge("big")), sleep=slept.append)
+    assert transient_only(task, run, _Failed(DeadlineExceeded("slow")), sleep=slept.append) and slept == [35.0]
