@@ -332,7 +332,8 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
         try:
             resp = _exchange(session, method, url, policy, watch, has_body, auth=auth, **kw)
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
-                urllib3.exceptions.HTTPError, OSError) as e:
+                requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError, ConnectionError,
+                TimeoutError) as e:   # not InvalidURL, MissingSchema...: a wrong setting is not retried
             if watch.fired or clock() >= watch.deadline:
                 raise DeadlineExceeded(f"{what}: no complete answer within the {policy.deadline:g} s deadline") from None
             last = f"{type(e).__name__}: {mask_text(str(e))[:200]}"

@@ -9,6 +9,7 @@ import time
 import tracemalloc
 
 import pytest
+import requests
 
 from dealersync.connectors.crm import CrmClient, CrmSettings
 from dealersync.connectors.http import RetryPolicy
@@ -273,3 +274,10 @@ def test_a_task_retry_honours_the_servers_retry_after():
     assert not transient_only(task, run, _Failed(RedirectRefused("307")), sleep=slept.append)
     assert not transient_only(task, run, _Failed(ResponseTooLarge("big")), sleep=slept.append)
     assert transient_only(task, run, _Failed(DeadlineExceeded("slow")), sleep=slept.append) and slept == [35.0]
+
+
+def test_a_wrong_url_is_not_retried():
+    slept = []
+    with pytest.raises((requests.exceptions.MissingSchema, requests.exceptions.InvalidSchema)):
+        crm("127.0.0.1:1/crm", sleep=slept.append).check()
+    assert slept == []
