@@ -330,7 +330,12 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
             on_attempt()
         outer, _calls.watch = getattr(_calls, "watch", None), watch   # a token fetched inside a call nests
         try:
-            resp = _exchange(session, method, url, policy, watch, has_body, auth=auth, **kw)
+            try:
+                resp = _exchange(session, method, url, policy, watch, has_body, auth=auth, **kw)
+            except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema,
+                    requests.exceptions.InvalidSchema) as e:
+                raise ConfigurationError(f"{what}: not a usable URL ({type(e).__name__}); check the configured "
+                                         f"URL") from None
         except (requests.ConnectionError, requests.Timeout, requests.exceptions.ChunkedEncodingError,
                 requests.exceptions.ContentDecodingError, urllib3.exceptions.HTTPError, ConnectionError,
                 TimeoutError) as e:   # not InvalidURL, MissingSchema...: a wrong setting is not retried
