@@ -44,7 +44,7 @@ class TransientError(DealersyncError, TransientException):
         self.retry_after = retry_after
 
 
-class BadSourceData(DealersyncError):
+class BadSourceData(DealersyncError, TerminalException):
     """A source file or record that cannot be used as it is. Names the file, row and column."""
 
     def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
