@@ -14,6 +14,7 @@ import numpy as np
 import pandas as pd
 
 from dealersync.schemas import checks
+from dealersync.schemas.destroyed import destroyed
 
 INPUT_COLUMNS = ["source", "source_id", "customer_type", "name", "company", "mobile", "phone", "id_number",
                  "email", "address", "vin", "plate"]
@@ -197,6 +198,7 @@ def normalise_ids(s: pd.Series) -> pd.DataFrame:
     invalid ones too, for one-typo comparison."""
     c = checks.clean_text(s.astype("str"))
     n = checks.normalise_id_number(c)
+    n = n.mask(destroyed(n, "id_number"))      # Excel-destroyed and placeholder IDs are no evidence
     rid = checks.resident_id_ok(n)
     uscc = checks.uscc_ok(n)
     valid = n.where(rid | uscc)
@@ -214,6 +216,7 @@ def normalise_vins(s: pd.Series) -> tuple[pd.Series, pd.Series]:
     """(upper-case 17-character VIN or NA, whether its check digit holds)."""
     v = checks.normalise_vin(checks.clean_text(s.astype("str")))
     v = v.where(v.str.len() == 17)
+    v = v.mask(destroyed(v, "vin"))
     return v, checks.is_vin(v)
 
 
@@ -224,7 +227,7 @@ def normalise_plates(s: pd.Series) -> pd.Series:
 
 def normalise_emails(s: pd.Series) -> pd.Series:
     e = checks.normalise_email(checks.clean_text(s.astype("str")))
-    return e.where(checks.is_email(e))
+    return e.where(checks.is_email(e) & ~destroyed(e, "email"))
 
 
 _PROV = r"(?P<province>[^省市区县]{2,7}?(?:省|自治区|特别行政区)|北京市?|上海市?|天津市?|重庆市?)?"

@@ -21,6 +21,8 @@ import numpy as np
 import pandas as pd
 import pandera.extensions as extensions
 
+from .destroyed import destroyed
+
 NULL_TOKENS = ["", "NULL", "null", "Null", "NONE", "None", "none", "NAN", "NaN", "nan", "N/A", "n/a",
                "NA", "无", "空", "-", "--", "—", "/", "#N/A"]
 
@@ -96,7 +98,8 @@ def normalise_mobile(s: pd.Series) -> pd.Series:
 
 
 def is_cn_mobile(s: pd.Series) -> pd.Series:
-    return s.str.fullmatch(_MOBILE_RE, na=False)
+    """11-digit CN mobile, not a placeholder such as ``13800000000`` (``destroyed.destroyed``)."""
+    return s.str.fullmatch(_MOBILE_RE, na=False) & ~destroyed(s, "mobile")
 
 
 def is_masked_mobile(s: pd.Series) -> pd.Series:
@@ -179,10 +182,10 @@ def uscc_ok(s: pd.Series) -> pd.Series:
 def is_id_number(s: pd.Series) -> pd.Series:
     """Resident ID or credit code with a valid check character, or another document number
     (passport...). An 18-character number must carry a valid check character; a number Excel
-    turned into scientific notation is destroyed and never valid."""
+    destroyed (scientific notation, zeros past the 15th digit) is never valid (``destroyed``)."""
     eighteen = s.str.fullmatch(_ID18_FORMAT, na=False)
     other = s.str.fullmatch(_ID_OTHER_FORMAT, na=False) & ~eighteen & ~s.str.fullmatch(_ID_TRUNCATED, na=False)
-    return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
+    return ((eighteen & (resident_id_ok(s) | uscc_ok(s))) | other) & ~destroyed(s, "id_number")
 
 
 _VIN_VALUE = np.full(256, -1, dtype=np.int64)
@@ -390,6 +393,8 @@ for _name, _fn in {"cn_mobile": is_cn_mobile, "masked_mobile": is_masked_mobile,
 def _explain_id(v: str) -> tuple[str, str]:
     if re.fullmatch(_SCI_RE, v):
         return "ID_SCI_NOTATION", f"{v!r} is a number Excel turned into scientific notation; the ID is lost"
+    if destroyed([v.replace(" ", "").upper()], "id_number")[0]:
+        return "ID_DESTROYED", "the digits past the 15th are lost (Excel keeps 15) or the ID is a placeholder"
     if re.fullmatch(r"[0-9]{17}[0-9X]", v):
         try:
             datetime.strptime(v[6:14], "%Y%m%d")
@@ -399,6 +404,10 @@ def _explain_id(v: str) -> tuple[str, str]:
     if len(v) == 18:
         return "ID_CHECK_DIGIT", "18-character ID or credit code with a wrong check character"
     return "ID_FORMAT", f"not a resident ID, credit code or document number ({len(v)} characters)"
+
+
+def _mobile_text(v: str) -> str:
+    return re.sub(_MOBILE_PREFIX, r"\1", re.sub(_MOBILE_SEPARATORS, "", v))
 
 
 def _explain_vin(v: str) -> tuple[str, str]:
@@ -425,7 +434,8 @@ def _explain_date(v: str) -> tuple[str, str]:
 
 
 _EXPLAIN = {
-    "cn_mobile": lambda v: ("BAD_MOBILE", "not an 11-digit CN mobile number"),
+    "cn_mobile": lambda v: (("MOBILE_PLACEHOLDER", "a placeholder number (13800000000...), not a customer's")
+                            if destroyed([_mobile_text(v)], "mobile")[0] else ("BAD_MOBILE", "not an 11-digit CN mobile number")),
     "cn_phone": lambda v: ("BAD_PHONE", "not a CN phone number"),
     "masked_mobile": lambda v: ("BAD_MASKED_MOBILE", f"{v!r} is not a masked mobile like 138****5678"),
     "id_number": _explain_id,

@@ -15,6 +15,7 @@ from pyarrow import ChunkedArray as pa_ChunkedArray
 from dealersync.schemas.cells import value_bytes
 
 from . import checks as ck
+from .destroyed import destroyed
 
 def _where(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
     """``s`` with ``values`` where ``mask``."""
@@ -44,7 +45,7 @@ def normalise_mobile(s: pl.Series) -> pl.Series:
 
 
 def is_cn_mobile(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._MOBILE_RE).fill_null(False)
+    return s.str.contains(ck._MOBILE_RE).fill_null(False) & ~pl.Series(destroyed(s, "mobile"))
 
 
 def is_masked_mobile(s: pl.Series) -> pl.Series:
@@ -101,7 +102,7 @@ def is_id_number(s: pl.Series) -> pl.Series:
     eighteen = s.str.contains(ck._ID18_FORMAT).fill_null(False)
     other = (s.str.contains(ck._ID_OTHER_FORMAT).fill_null(False) & ~eighteen
              & ~s.str.contains(ck._ID_TRUNCATED).fill_null(False))
-    return (eighteen & (resident_id_ok(s) | uscc_ok(s))) | other
+    return ((eighteen & (resident_id_ok(s) | uscc_ok(s))) | other) & ~pl.Series(destroyed(s, "id_number"))
 
 
 def normalise_vin(s: pl.Series) -> pl.Series:
