@@ -194,15 +194,24 @@ def score(con, model: Model, params: dict | None = None, records: str = "rec", o
 
 class Clusters:
     """Union-find over record positions with cannot-link constraints: two clusters holding different
-    valid IDs (or records a manual decision split) are never joined."""
+    valid IDs or different genders (or records a manual decision split) are never joined; two
+    clusters holding different full names only through a pair that itself agrees on the name (a
+    homophone, a typo), never through a record without one (张先生, a blank service record), so that
+    one nameless record cannot chain two people of a household together."""
 
-    def __init__(self, n: int, ids: np.ndarray | None = None):
+    def __init__(self, n: int, ids: np.ndarray | None = None, names: np.ndarray | None = None,
+                 genders: np.ndarray | None = None):
         self.parent = np.arange(n)
-        self.ids: dict[int, set] = {}
-        if ids is not None:
-            for i in np.flatnonzero(pd.notna(ids)):
-                self.ids[int(i)] = {ids[i]}
+        self.ids = self._sets(ids)
+        self.names = self._sets(names)
+        self.genders = self._sets(genders)
         self.cannot: dict[int, set[int]] = {}
+
+    @staticmethod
+    def _sets(values) -> dict[int, set]:
+        if values is None:
+            return {}
+        return {int(i): {values[i]} for i in np.flatnonzero(pd.notna(values))}
 
     def find(self, x: int) -> int:
         p = self.parent
@@ -218,26 +227,34 @@ class Clusters:
         self.cannot.setdefault(ra, set()).add(rb)
         self.cannot.setdefault(rb, set()).add(ra)
 
-    def can_join(self, ra: int, rb: int) -> bool:
+    def can_join(self, ra: int, rb: int, name_edge: bool = True) -> bool:
         ia, ib = self.ids.get(ra), self.ids.get(rb)
         if ia and ib and ia.isdisjoint(ib):
             return False
+        ga, gb = self.genders.get(ra), self.genders.get(rb)
+        if ga and gb and ga.isdisjoint(gb):
+            return False
+        if not name_edge:
+            na, nb = self.names.get(ra), self.names.get(rb)
+            if na and nb and na.isdisjoint(nb):
+                return False
         ca = self.cannot.get(ra)
         if ca and any(self.find(x) == rb for x in ca):
             return False
         return True
 
-    def union(self, a: int, b: int, force: bool = False) -> bool:
+    def union(self, a: int, b: int, force: bool = False, name_edge: bool = True) -> bool:
         ra, rb = self.find(a), self.find(b)
         if ra == rb:
             return True
-        if not force and not self.can_join(ra, rb):
+        if not force and not self.can_join(ra, rb, name_edge):
             return False
         if ra > rb:
             ra, rb = rb, ra
         self.parent[rb] = ra
-        if rb in self.ids:
-            self.ids.setdefault(ra, set()).update(self.ids.pop(rb))
+        for attr in (self.ids, self.names, self.genders):
+            if rb in attr:
+                attr.setdefault(ra, set()).update(attr.pop(rb))
         if rb in self.cannot:
             self.cannot.setdefault(ra, set()).update(self.cannot.pop(rb))
         return True
@@ -251,15 +268,32 @@ class Clusters:
             p = q
 
 
-def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None,
-            force_link: list[tuple[int, int]] = (), force_split: list[tuple[int, int]] = ()) -> np.ndarray:
+def name_edges(pairs: pd.DataFrame, scored: "Scored | None" = None) -> np.ndarray:
+    """Per pair: whether the pair itself agrees on the name (exact, pinyin or close), which lets it
+    join clusters holding different full names (see ``Clusters``). Pairs without a ``name``
+    comparison (other models) always may."""
+    if "name" not in pairs:
+        return np.ones(len(pairs), dtype=bool)
+    labels = scored.levels["name"] if scored is not None else ["exact", "pinyin", "close"]
+    codes = [labels.index(x) for x in ("exact", "pinyin", "close") if x in labels]
+    return np.isin(pairs["name"].to_numpy(), codes)
+
+
+def merge_pairs(cl: Clusters, pairs: pd.DataFrame, scored: "Scored | None" = None) -> None:
+    """Join the MERGE pairs best-first (highest weight first) under ``cl``'s constraints."""
+    merge = pairs[pairs["decision"] == MERGE].sort_values("weight", ascending=False, kind="stable")
+    for a, b, e in zip(merge["l"].to_numpy(), merge["r"].to_numpy(), name_edges(merge, scored)):
+        cl.union(int(a), int(b), name_edge=bool(e))
+
+
+def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None, names: np.ndarray | None = None,
+            genders: np.ndarray | None = None, force_link: list[tuple[int, int]] = (),
+            force_split: list[tuple[int, int]] = ()) -> np.ndarray:
     """Cluster label (smallest member position) for each of n records, from MERGE pairs best-first."""
-    cl = Clusters(n, ids)
+    cl = Clusters(n, ids, names, genders)
     for a, b in force_split:
         cl.forbid(a, b)
     for a, b in force_link:
         cl.union(a, b, force=True)
-    merge = pairs[pairs["decision"] == MERGE].sort_values("weight", ascending=False)
-    for a, b in zip(merge["l"].to_numpy(), merge["r"].to_numpy()):
-        cl.union(int(a), int(b))
+    merge_pairs(cl, pairs)
     return cl.labels()

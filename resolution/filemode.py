@@ -11,7 +11,7 @@ import pandas as pd
 from dealersync.errors import BadSourceData
 
 from . import engine
-from .resolve import FILE_HEADER, master_ids, resolve_frame
+from .resolve import FILE_HEADER, identities, master_ids, resolve_frame
 
 
 def read_input(path: Path) -> pd.DataFrame:
@@ -48,8 +48,7 @@ def resolve_file(in_path: str | Path, out_path: str | Path, threads: int | None 
         keys = df[dup].reset_index()
         firsts = keys.groupby(["source", "source_id"])["index"].transform("first")
         pairs = [(int(a), int(b)) for a, b in zip(firsts[first.to_numpy()], keys["index"][first.to_numpy()])]
-        ids = res.norm["id_valid"].to_numpy(dtype=object, na_value=None)
-        res.labels = engine.cluster(len(df), res.scored.pairs, ids, force_link=pairs)
+        res.labels = engine.cluster(len(df), res.scored.pairs, **identities(res.norm), force_link=pairs)
     ids = master_ids(res.labels)
     tmp = out_path.with_name(out_path.name + ".part")
     pd.DataFrame({"source": df["source"], "source_id": df["source_id"], "master_id": ids}).to_csv(

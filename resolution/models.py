@@ -18,7 +18,7 @@ import numpy as np
 
 from .engine import HOUSEHOLD, MERGE, NONE, REVIEW, Comparison, Model, Scored
 
-MODEL_VERSION = "dealer-1"
+MODEL_VERSION = "dealer-2"
 SHARED_MOBILE_NAMES = 5   # a mobile seen with this many different (non-placeholder) names identifies nobody
 
 _SURNAME_OK = ("(l.surname_py = r.surname_py OR list_contains(string_split(coalesce(l.name_key, ''), ' '), r.surname_py) "
@@ -45,8 +45,10 @@ DEALER_COMPARISONS = [
     Comparison("mobile", [("agree", _mobile_agree(False)), ("agree_shared", _mobile_agree(True))],
                missing="coalesce(l.mobile, l.mobile2) IS NULL OR coalesce(r.mobile, r.mobile2) IS NULL",
                m_start=[0.8, 0.02, 0.18]),
-    Comparison("id", [("exact", "l.id_raw = r.id_raw"), ("typo", "damerau_levenshtein(l.id_raw, r.id_raw) <= 1")],
-               missing="l.id_raw IS NULL OR r.id_raw IS NULL", m_start=[0.95, 0.03, 0.02]),
+    Comparison("id", [("exact", "l.id_raw = r.id_raw"),
+                      ("typo", "(l.id_valid IS NULL OR r.id_valid IS NULL) AND damerau_levenshtein(l.id_raw, r.id_raw) <= 1"),
+                      ("conflict", "l.id_valid IS NOT NULL AND r.id_valid IS NOT NULL")],
+               missing="l.id_raw IS NULL OR r.id_raw IS NULL", m_start=[0.95, 0.03, 0.01, 0.01]),
     Comparison("vin", [("exact", "l.vin = r.vin"), ("typo", "hamming(l.vin, r.vin) <= 1")],
                missing="l.vin IS NULL OR r.vin IS NULL", m_start=[0.6, 0.02, 0.38]),
     Comparison("plate", [("exact", "l.plate = r.plate")], missing="l.plate IS NULL OR r.plate IS NULL",
@@ -54,8 +56,9 @@ DEALER_COMPARISONS = [
     Comparison("email", [("exact", "l.email = r.email")], missing="l.email IS NULL OR r.email IS NULL",
                m_start=[0.9, 0.1]),
     Comparison("address", [("exact", "l.address_key = r.address_key"),
-                           ("close", "l.district = r.district AND jaro_winkler_similarity(l.address_key, r.address_key) >= 0.92")],
-               missing="l.address_key IS NULL OR r.address_key IS NULL", m_start=[0.7, 0.1, 0.2]),
+                           ("close", "l.district = r.district AND jaro_winkler_similarity(l.address_key, r.address_key) >= 0.92"),
+                           ("building", "l.building = r.building AND (l.room IS NULL OR r.room IS NULL OR l.room = r.room)")],
+               missing="l.address_key IS NULL OR r.address_key IS NULL", m_start=[0.6, 0.1, 0.15, 0.15]),
     Comparison("gender", [("agree", "l.gender = r.gender")], missing="l.gender IS NULL OR r.gender IS NULL",
                m_start=[0.99, 0.01]),
     Comparison("company", [("exact", "l.company_key = r.company_key"),
@@ -76,6 +79,7 @@ DEALER_BLOCKING = [
     ("vin_name", "name_key || '|' || substr(vin, 1, 9)", 30),
     ("email", "email", 20),
     ("plate", "plate", 20),
+    ("name_building", "name_key || '|' || building", 20),
     ("name_district", "name_key || '|' || district", 50),
     ("name_address", "name_key || '|' || address_key", 20),
     ("company", "company_key", 200),
@@ -84,34 +88,43 @@ DEALER_BLOCKING = [
 
 
 def decide_dealer(s: Scored) -> np.ndarray:
-    name = s.pairs["name"].to_numpy()
+    """MERGE / REVIEW / HOUSEHOLD / NONE per pair, from evidence (the weight only orders merges and
+    sends strong-scoring leftovers to review), so a pair is decided the same way in a file of two
+    rows and in one of millions. Strong identifiers: a mobile not shared beyond a household, the VIN,
+    the plate, the e-mail, the resident ID (destroyed and placeholder values are blank by then)."""
     name_strong = s.level("name", "exact", "pinyin")
     name_close = s.level("name", "close")
-    name_weak = s.level("name", "surname")
+    name_weak = s.level("name", "surname")          # a placeholder (张先生) agreeing on the surname
     name_conflict = s.level("name", "else")
     name_missing = s.missing("name")
+    id_exact = s.level("id", "exact")
     id_agree = s.level("id", "exact", "typo")
-    id_conflict = s.level("id", "else")
+    id_conflict = s.level("id", "conflict")
     gender_conflict = s.level("gender", "else")
     mob = s.level("mobile", "agree")
+    vin_exact = s.level("vin", "exact")
     vin = s.level("vin", "exact", "typo")
-    evidence = (mob.astype(int) + vin + s.level("email", "exact") + s.level("plate", "exact")
-                + s.level("address", "exact"))
+    plate = s.level("plate", "exact")
+    email = s.level("email", "exact")
+    address = s.level("address", "exact", "close", "building")
+    strong = mob.astype(int) + vin_exact + plate + email + id_exact
     company = s.level("company", "exact")
     company_close = s.level("company", "close")
     org = s.missing("name") & ~(s.pairs["company"].to_numpy() == -1)  # organisation pairs compare companies
-    del name
     conflict = name_conflict | id_conflict | gender_conflict
-    identity = ((id_agree & ~name_conflict) | (name_strong & (evidence >= 1)) | (name_close & (evidence >= 2))
-                | (name_weak & (vin | s.level("plate", "exact")) & mob))
+    no_name = name_missing | name_weak
+    identity = ((id_agree & (name_strong | name_close | name_weak))
+                | (name_strong & ((strong + (vin & ~vin_exact) + address) >= 1))
+                | (name_close & (strong >= 2))
+                | (no_name & (strong >= 2)))
     org_identity = (company | (company_close & (s.level("phone", "exact") | mob))) & ~id_conflict
     w = s.pairs["weight"].to_numpy()
-    m = s.model
-    person_merge = ~org & ~conflict & identity & (w >= m.merge_weight)
+    person_merge = ~org & ~conflict & identity
     org_merge = org & org_identity
     merge = person_merge | org_merge
-    review = ~merge & ~conflict & ~name_missing & ((w >= m.review_weight) | (name_weak & mob))
-    household = ~merge & ~review & name_conflict & (mob | s.level("address", "exact") | s.level("mobile", "agree_shared"))
+    review = ~merge & ~org & ~conflict & (((no_name | name_close) & (strong >= 1)) | (~name_missing & (w >= s.model.review_weight)))
+    household = ~merge & ~review & name_conflict & (mob | s.level("address", "exact", "building")
+                                                    | s.level("mobile", "agree_shared"))
     out = np.full(len(w), NONE, dtype=object)
     out[household] = HOUSEHOLD
     out[review] = REVIEW

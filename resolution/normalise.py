@@ -249,6 +249,18 @@ def normalise_addresses(s: pd.Series) -> pd.DataFrame:
                          "address_key": key.where(key.str.len() >= 4)}, index=s.index)
 
 
+def buildings(address_key: pd.Series) -> pd.DataFrame:
+    """``building`` (estate + building number: ``锦绣家园17``, which sources spell with or without the
+    road, the district and the room) and ``room``, from ``address_key``: the Han run before the
+    building number, cut after its last road / town / number word."""
+    a = address_key.astype("str")
+    bld = a.str.extract(f"([{_HAN}]{{2,16}})([0-9]{{1,3}})(?:栋|幢|座|号楼)([0-9]{{1,5}})?")
+    estate = bld[0].str.replace("^.*[号路街道镇区市县省乡村巷]", "", regex=True)
+    building = (estate + bld[1]).where(estate.str.len() >= 2)
+    return pd.DataFrame({"building": _blank(building.astype("str")),
+                         "room": _blank(bld[2].where(building.notna()).astype("str"))}, index=a.index)
+
+
 def normalise_companies(s: pd.Series) -> pd.Series:
     """Company names: NFKC, Simplified, brackets and spaces removed, legal-form suffixes such as
     有限公司 stripped (repeatedly: 集团有限公司, 分公司)."""
@@ -281,7 +293,8 @@ def normalise_records(df: pd.DataFrame) -> pd.DataFrame:
     ids = normalise_ids(df["id_number"])
     vin, vin_ok = normalise_vins(df["vin"])
     addr = normalise_addresses(df["address"])
-    gender = ids["id_gender"].fillna(names["title_gender"])
+    # the gender from the resident ID only: clerks write 先生 / 小姐 for whoever answers (field case G07)
+    gender = ids["id_gender"]
     out = pd.DataFrame({
         "source": df["source"], "source_id": df["source_id"], "customer_type": ctype,
         **{c: names[c] for c in ["name_norm", "name_placeholder", "surname", "surname_py", "name_py", "given_py",
@@ -292,4 +305,19 @@ def normalise_records(df: pd.DataFrame) -> pd.DataFrame:
         "vin": vin, "vin_ok": vin_ok, "plate": normalise_plates(df["plate"]),
         "mobile_reason": mobile_reason, "id_reason": ids["id_reason"],
     }, index=df.index)
+    return out
+
+
+def derived(norm: pd.DataFrame) -> pd.DataFrame:
+    """Columns the matcher derives from the stored normalised ones at load time (records normalised by
+    an earlier model version included): ``building`` and ``room``; destroyed and placeholder
+    identifiers blanked (``schemas.destroyed``)."""
+    out = norm.copy()
+    for col, kind in (("id_raw", "id_number"), ("id_valid", "id_number"), ("mobile", "mobile"),
+                      ("mobile2", "mobile"), ("email", "email"), ("vin", "vin")):
+        if col in out:
+            v = out[col].astype("str")
+            out[col] = v.mask(destroyed(v, kind))
+    if "address_key" in out:
+        out[["building", "room"]] = buildings(out["address_key"])
     return out

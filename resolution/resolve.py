@@ -10,7 +10,7 @@ import pandas as pd
 
 from . import engine
 from .models import DEALER, SHARED_MOBILE_NAMES
-from .normalise import normalise_records
+from .normalise import derived, normalise_records
 
 FILE_HEADER = ["source", "source_id", "customer_type", "name", "company", "mobile", "phone", "id_number",
                "email", "address", "vin", "plate"]
@@ -27,7 +27,7 @@ class Result:
 def load_records(con, norm: pd.DataFrame, is_new: np.ndarray | None = None, table: str = "rec") -> None:
     """Register normalised records as DuckDB table ``rec`` (rid = position) with the shared-mobile
     flags: a mobile seen with SHARED_MOBILE_NAMES or more different names identifies nobody."""
-    frame = norm.reset_index(drop=True).copy()
+    frame = derived(norm.reset_index(drop=True))
     frame.insert(0, "rid", np.arange(len(frame), dtype=np.int64))
     frame["is_new"] = True if is_new is None else is_new
     con.register("rec_df", frame)
@@ -59,11 +59,23 @@ def resolve_frame(df: pd.DataFrame, model=DEALER, threads: int | None = None, no
     scored = engine.score(con, model)
     t.update({k: v for k, v in scored.timings.items() if k != "candidates"})
     t0 = time.perf_counter()
-    ids = norm["id_valid"].to_numpy(dtype=object, na_value=None) if "id_valid" in norm else None
-    labels = engine.cluster(len(norm), scored.pairs, ids)
+    labels = engine.cluster(len(norm), scored.pairs, **identities(norm))
     t["cluster"] = time.perf_counter() - t0
     con.close()
     return Result(labels, scored, norm, t)
+
+
+def identities(norm: pd.DataFrame) -> dict:
+    """The per-record values a cluster may hold only one of (``engine.cluster``'s keywords): the valid
+    resident ID (destroyed ones are no identity), the full name (placeholders and blanks are none)
+    and the gender."""
+    d = derived(norm[[c for c in ("id_valid",) if c in norm]])
+    out = {"ids": d["id_valid"].to_numpy(dtype=object, na_value=None)} if "id_valid" in d else {}
+    if "name_key" in norm:
+        out["names"] = norm["name_key"].to_numpy(dtype=object, na_value=None)
+    if "gender" in norm:
+        out["genders"] = norm["gender"].to_numpy(dtype=object, na_value=None)
+    return out
 
 
 def master_ids(labels: np.ndarray, prefix: str = "M") -> np.ndarray:
