@@ -242,6 +242,33 @@ def w_splink_febrl(which: str) -> dict:
             "review": 0}
 
 
+def train_defaults(records: int, seed: int = 20261130) -> Path:
+    """Estimate the dealer model's shipped parameters once on ``records`` generated records (u from
+    random pairs, m by EM) and write ``resolution/defaults/<version>.json``."""
+    from dealersync.resolution import defaults, engine, synth
+    from dealersync.resolution.models import DEALER
+    from dealersync.resolution.normalise import normalise_records
+    from dealersync.resolution.resolve import load_records
+    df = synth.generate(records, seed=seed).drop(columns=TRUTH_COLS)
+    con = engine.connect()
+    load_records(con, normalise_records(df))
+    engine.candidate_pairs(con, DEALER)
+    cand = engine._compare(con, DEALER, "cand")
+    est = engine.estimate(con, DEALER, cand)
+    con.close()
+    doc = {"version": DEALER.version,
+           "estimated_on": f"resolution.synth.generate({records}, seed={seed}): u from {DEALER.random_pairs:,} "
+                           f"random pairs, m by EM over {len(cand):,} candidate pairs",
+           "u": {k: [round(float(x), 8) for x in v] for k, v in est["u"].items()},
+           "m": {k: [round(float(x), 8) for x in v] for k, v in est["m"].items()},
+           "lambda": float(est["lambda"]),
+           "tf": {"name_norm": {k: v / defaults.POPULATION for k, v in defaults.COMMON_NAMES.items()}}}
+    defaults.HERE.mkdir(exist_ok=True)
+    path = defaults.HERE / f"{DEALER.version}.json"
+    path.write_text(json.dumps(doc, ensure_ascii=False, indent=1) + "\n", encoding="utf-8")
+    return path
+
+
 WORKERS = {"ours": w_ours, "splink": w_splink, "increment": w_increment, "ours_febrl": w_ours_febrl}
 
 
@@ -259,7 +286,12 @@ def main() -> None:
     ap.add_argument("--splink-max", type=int, default=1_000_000, help="largest size to run the Splink baseline on")
     ap.add_argument("--increment", type=int, default=10_000)
     ap.add_argument("--worker", nargs="+")
+    ap.add_argument("--train-defaults", type=int, metavar="RECORDS",
+                    help="re-estimate the dealer model's shipped parameters on RECORDS generated records and stop")
     a = ap.parse_args()
+    if a.train_defaults:
+        print(f"written {train_defaults(a.train_defaults)}")
+        return
     if a.worker:
         kind, *args = a.worker
         args = [int(x) if x.isdigit() else x for x in args]

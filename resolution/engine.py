@@ -43,6 +43,9 @@ class Model:
     em_iterations: int = 25
     random_pairs: int = 300_000
     where: str = "TRUE"                    # a filter every candidate pair must pass (types agree...)
+    defaults: Callable[[], dict | None] = lambda: None   # shipped parameters (``defaults.load``)
+    min_estimate_records: int = 20_000     # below this, the input's own estimates are not used at all
+    prior_records: int = 200_000           # the defaults count as this many records when blending
 
 
 @dataclass
@@ -148,6 +151,29 @@ def estimate(con, model: Model, cand: pd.DataFrame, records: str = "rec", seed: 
     return {"u": u, "m": m, "lambda": lam}
 
 
+def blend(model: Model, estimated: dict | None, n: int) -> dict:
+    """Parameters for an input of ``n`` records: the model's shipped defaults (estimated once on large
+    data, stored with the model version) when the input is smaller than ``min_estimate_records``;
+    otherwise each probability blended ``a * estimated + (1 - a) * default`` with
+    ``a = n / (n + prior_records)``. A model without defaults uses its estimates as they are."""
+    default = model.defaults()
+    if default is None:
+        return estimated
+    out = {"u": {}, "m": {}, "lambda": default["lambda"], "tf": default.get("tf", {}), "records": n,
+           "blend": 0.0}
+    a = n / (n + model.prior_records) if estimated is not None and n >= model.min_estimate_records else 0.0
+    out["blend"] = a
+    for kind in ("u", "m"):
+        for name, d in default[kind].items():
+            d = np.asarray(d, dtype=float)
+            e = np.asarray(estimated[kind][name], dtype=float) if a else d
+            v = a * e + (1 - a) * d
+            out[kind][name] = v / v.sum()
+    if a:
+        out["lambda"] = a * estimated["lambda"] + (1 - a) * default["lambda"]
+    return out
+
+
 def score(con, model: Model, params: dict | None = None, records: str = "rec", only_new: bool = False,
           seed: int = 1) -> Scored:
     t = {}
@@ -158,12 +184,13 @@ def score(con, model: Model, params: dict | None = None, records: str = "rec", o
     cand = _compare(con, model, "cand", records)
     t["comparison"] = time.perf_counter() - t0
     t0 = time.perf_counter()
+    total = con.execute(f"SELECT count(*) FROM {records}").fetchall()[0][0]
     if params is None:
-        params = estimate(con, model, cand, records, seed)
+        big = model.defaults() is None or total >= model.min_estimate_records
+        params = blend(model, estimate(con, model, cand, records, seed) if big else None, total)
     t["training"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     weight = np.zeros(len(cand))
-    total = con.execute(f"SELECT count(*) FROM {records}").fetchall()[0][0]
     for c in model.comparisons:
         lv = cand[c.name].to_numpy()
         ok = lv >= 0
@@ -173,8 +200,17 @@ def score(con, model: Model, params: dict | None = None, records: str = "rec", o
             # the first level's weight from the value's own frequency instead of the average one
             freq = con.execute(f"SELECT {c.tf_column} AS v, count(*) AS n FROM {records} "
                                f"WHERE {c.tf_column} IS NOT NULL GROUP BY 1").df()
-            f = cand[f"tf_{c.name}"].map(dict(zip(freq["v"], freq["n"]))).to_numpy(dtype=float, na_value=np.nan)
+            vals = cand[f"tf_{c.name}"]
+            f = vals.map(dict(zip(freq["v"], freq["n"]))).to_numpy(dtype=float, na_value=np.nan)
             u_tf = np.where(np.isnan(f), params["u"][c.name][0], np.maximum(f / total, 1e-7))
+            shipped = params.get("tf", {}).get(c.tf_column)
+            if shipped is not None:
+                # a value's frequency: the shipped one (population statistics; else the level's average)
+                # blended with the input's own as the parameters are (none in a small input)
+                base = vals.map(shipped).to_numpy(dtype=float, na_value=np.nan)
+                base = np.where(np.isnan(base), params["u"][c.name][0], base)
+                a = params.get("blend", 0.0)
+                u_tf = np.where(np.isnan(f), base, a * np.maximum(f / total, 1e-7) + (1 - a) * base)
             first = ok & (lv == 0)
             contrib = np.where(first, np.log2(params["m"][c.name][0] / np.maximum(u_tf, params["u"][c.name][0] / 50)),
                                contrib)

@@ -14,7 +14,11 @@ switchboard) is "shared" and identifies nobody.
 """
 from __future__ import annotations
 
+import functools
+
 import numpy as np
+
+from . import defaults
 
 from .engine import HOUSEHOLD, MERGE, NONE, REVIEW, Comparison, Model, Scored
 
@@ -133,7 +137,8 @@ def decide_dealer(s: Scored) -> np.ndarray:
 
 
 DEALER = Model("dealer", MODEL_VERSION, DEALER_BLOCKING, DEALER_COMPARISONS, decide_dealer,
-               merge_weight=4.0, review_weight=8.0, where="l.customer_type = r.customer_type")
+               merge_weight=4.0, review_weight=8.0, where="l.customer_type = r.customer_type",
+               defaults=functools.partial(defaults.load, MODEL_VERSION))
 
 
 # ------------------------------------------------------------------------------------ FEBRL
