@@ -305,13 +305,14 @@ class Clusters:
 
 
 def name_edges(pairs: pd.DataFrame, scored: "Scored | None" = None) -> np.ndarray:
-    """Per pair: whether the pair itself agrees on the name (exact, pinyin or close), which lets it
+    """Per pair: whether the pair itself agrees on the name (exact, pinyin, close, or the surname of
+    two full names, merged on two identifiers), which lets it
     join clusters holding different full names (see ``Clusters``). Pairs without a ``name``
     comparison (other models) always may."""
     if "name" not in pairs:
         return np.ones(len(pairs), dtype=bool)
-    labels = scored.levels["name"] if scored is not None else ["exact", "pinyin", "close"]
-    codes = [labels.index(x) for x in ("exact", "pinyin", "close") if x in labels]
+    labels = scored.levels["name"] if scored is not None else ["exact", "pinyin", "close", "surname", "same_surname"]
+    codes = [labels.index(x) for x in ("exact", "pinyin", "close", "same_surname") if x in labels]
     return np.isin(pairs["name"].to_numpy(), codes)
 
 
@@ -332,4 +333,23 @@ def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None, names: n
     for a, b in force_link:
         cl.union(a, b, force=True)
     merge_pairs(cl, pairs)
+    join_on_cluster_names(cl, pairs)
     return cl.labels()
+
+
+def join_on_cluster_names(cl: Clusters, pairs: pd.DataFrame) -> int:
+    """Second pass: a REVIEW pair with at least one agreeing strong identifier (``pairs["evidence"]``)
+    whose two clusters already hold the same full name is joined, under the same constraints: a
+    nameless service record that the VIN and plate put with 张磊 takes 张磊's name to a CRM record of
+    张磊 with the same mobile. Returns the number of joins."""
+    if "evidence" not in pairs or not cl.names:
+        return 0
+    cand = pairs[(pairs["decision"] == REVIEW) & (pairs["evidence"] >= 1)].sort_values("weight", ascending=False,
+                                                                                        kind="stable")
+    joined = 0
+    for a, b in zip(cand["l"].to_numpy(), cand["r"].to_numpy()):
+        ra, rb = cl.find(int(a)), cl.find(int(b))
+        na, nb = cl.names.get(ra), cl.names.get(rb)
+        if ra != rb and na and nb and not na.isdisjoint(nb) and cl.union(ra, rb, name_edge=False):
+            joined += 1
+    return joined

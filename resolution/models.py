@@ -30,25 +30,31 @@ _SURNAME_OK = ("(l.surname_py = r.surname_py OR list_contains(string_split(coale
 _PLACEHOLDER_ANY = "(l.name_placeholder OR r.name_placeholder)"
 
 
-def _mobile_agree(shared: bool) -> str:
-    flag = "" if shared else "NOT "
-    return ("((l.mobile = r.mobile AND {f}l.mobile_shared) OR (l.mobile = r.mobile2 AND {f}l.mobile_shared) "
-            "OR (l.mobile2 = r.mobile AND {f}l.mobile2_shared) OR (l.mobile2 = r.mobile2 AND {f}l.mobile2_shared))"
-            ).format(f=flag)
+def _mobile_agree(flag: str) -> str:
+    """A mobile of l equal to one of r's, with l's flag for it (``NOT shared``, ``own``, ``shared``)."""
+    f1, f2 = (f"NOT l.mobile_shared", f"NOT l.mobile2_shared") if flag == "not_shared" else (
+        f"l.mobile_{flag}", f"l.mobile2_{flag}")
+    return (f"((l.mobile = r.mobile AND {f1}) OR (l.mobile = r.mobile2 AND {f1}) "
+            f"OR (l.mobile2 = r.mobile AND {f2}) OR (l.mobile2 = r.mobile2 AND {f2}))")
 
 
 DEALER_COMPARISONS = [
     Comparison("name", [
         ("exact", "l.name_norm = r.name_norm AND NOT l.name_placeholder AND NOT r.name_placeholder"),
         ("pinyin", "l.name_key = r.name_key"),
-        ("close", f"NOT {_PLACEHOLDER_ANY} AND {_SURNAME_OK} AND jaro_winkler_similarity(l.given_py, r.given_py) >= 0.9"),
+        ("close", f"NOT {_PLACEHOLDER_ANY} AND {_SURNAME_OK} AND (jaro_winkler_similarity(l.given_py, r.given_py) >= 0.9 "
+                  "OR (l.surname = r.surname AND length(l.name_norm) = length(r.name_norm) AND length(l.name_norm) >= 3 "
+                  "AND levenshtein(l.name_norm, r.name_norm) = 1))"),
         ("surname", f"{_PLACEHOLDER_ANY} AND {_SURNAME_OK}"),
+        ("same_surname", _SURNAME_OK),          # two full names, one surname, another given name
     ], missing="l.customer_type = 'ORGANISATION' OR l.name_norm IS NULL OR r.name_norm IS NULL "
                "OR (l.name_placeholder AND l.surname_py IS NULL) OR (r.name_placeholder AND r.surname_py IS NULL)",
-        tf_column="name_norm", m_start=[0.7, 0.15, 0.05, 0.05, 0.05]),
-    Comparison("mobile", [("agree", _mobile_agree(False)), ("agree_shared", _mobile_agree(True))],
+        tf_column="name_norm", m_start=[0.7, 0.15, 0.05, 0.05, 0.02, 0.03]),
+    # own: the mobile is seen with one full name at most in the batch; agree: with a household's few
+    Comparison("mobile", [("own", _mobile_agree("own")), ("agree", _mobile_agree("not_shared")),
+                          ("agree_shared", _mobile_agree("shared"))],
                missing="coalesce(l.mobile, l.mobile2) IS NULL OR coalesce(r.mobile, r.mobile2) IS NULL",
-               m_start=[0.8, 0.02, 0.18]),
+               m_start=[0.7, 0.1, 0.02, 0.18]),
     Comparison("id", [("exact", "l.id_raw = r.id_raw"),
                       ("typo", "(l.id_valid IS NULL OR r.id_valid IS NULL) AND damerau_levenshtein(l.id_raw, r.id_raw) <= 1"),
                       ("conflict", "l.id_valid IS NOT NULL AND r.id_valid IS NOT NULL")],
@@ -92,26 +98,30 @@ DEALER_BLOCKING = [
 
 
 def decide_dealer(s: Scored) -> np.ndarray:
-    """MERGE / REVIEW / HOUSEHOLD / NONE per pair, from evidence (the weight only orders merges and
+    """MERGE / REVIEW / HOUSEHOLD / NONE per pair (and the count of agreeing strong identifiers in
+    ``pairs["evidence"]``), from evidence (the weight only orders merges and
     sends strong-scoring leftovers to review), so a pair is decided the same way in a file of two
     rows and in one of millions. Strong identifiers: a mobile not shared beyond a household, the VIN,
     the plate, the e-mail, the resident ID (destroyed and placeholder values are blank by then)."""
     name_strong = s.level("name", "exact", "pinyin")
     name_close = s.level("name", "close")
     name_weak = s.level("name", "surname")          # a placeholder (张先生) agreeing on the surname
+    name_sur = s.level("name", "same_surname")     # a typo in a two-character name, or a relative
     name_conflict = s.level("name", "else")
     name_missing = s.missing("name")
     id_exact = s.level("id", "exact")
     id_agree = s.level("id", "exact", "typo")
     id_conflict = s.level("id", "conflict")
     gender_conflict = s.level("gender", "else")
-    mob = s.level("mobile", "agree")
+    mob = s.level("mobile", "own", "agree")
     vin_exact = s.level("vin", "exact")
     vin = s.level("vin", "exact", "typo")
     plate = s.level("plate", "exact")
     email = s.level("email", "exact")
     address = s.level("address", "exact", "close", "building")
+    address_exact = s.level("address", "exact")
     strong = mob.astype(int) + vin_exact + plate + email + id_exact
+    personal = strong - mob                          # identifiers a household does not share
     company = s.level("company", "exact")
     company_close = s.level("company", "close")
     org = s.missing("name") & ~(s.pairs["company"].to_numpy() == -1)  # organisation pairs compare companies
@@ -120,14 +130,17 @@ def decide_dealer(s: Scored) -> np.ndarray:
     identity = ((id_agree & (name_strong | name_close | name_weak))
                 | (name_strong & ((strong + (vin & ~vin_exact) + address) >= 1))
                 | (name_close & (strong >= 2))
-                | (no_name & (strong >= 2)))
+                | (no_name & (strong >= 2))
+                | (no_name & (personal >= 1) & address_exact)
+                | (name_sur & (strong >= 2) & (personal >= 1)))
     org_identity = (company | (company_close & (s.level("phone", "exact") | mob))) & ~id_conflict
     w = s.pairs["weight"].to_numpy()
     person_merge = ~org & ~conflict & identity
     org_merge = org & org_identity
     merge = person_merge | org_merge
-    review = ~merge & ~org & ~conflict & (((no_name | name_close) & (strong >= 1)) | (~name_missing & (w >= s.model.review_weight)))
-    household = ~merge & ~review & name_conflict & (mob | s.level("address", "exact", "building")
+    review = ~merge & ~org & ~conflict & (((no_name | name_close) & (strong >= 1)) | (name_sur & (personal >= 1)) | (~name_missing & (w >= s.model.review_weight)))
+    s.pairs["evidence"] = strong.astype(np.int8)
+    household = ~merge & ~review & (name_conflict | name_sur) & (mob | s.level("address", "exact", "building")
                                                     | s.level("mobile", "agree_shared"))
     out = np.full(len(w), NONE, dtype=object)
     out[household] = HOUSEHOLD

@@ -42,7 +42,8 @@ def load_records(con, norm: pd.DataFrame, is_new: np.ndarray | None = None, tabl
     con.execute(f"""
         CREATE OR REPLACE TEMP TABLE {table} AS
         SELECT b.*, coalesce(m1.names, 0) >= {SHARED_MOBILE_NAMES} AS mobile_shared,
-               coalesce(m2.names, 0) >= {SHARED_MOBILE_NAMES} AS mobile2_shared
+               coalesce(m2.names, 0) >= {SHARED_MOBILE_NAMES} AS mobile2_shared,
+               coalesce(m1.names, 0) <= 1 AS mobile_own, coalesce(m2.names, 0) <= 1 AS mobile2_own
           FROM {table}_base b LEFT JOIN mobile_names m1 ON m1.m = b.mobile LEFT JOIN mobile_names m2 ON m2.m = b.mobile2""")
     con.execute(f"DROP TABLE {table}_base")
 
