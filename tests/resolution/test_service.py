@@ -11,6 +11,7 @@ from sqlalchemy import func, insert, select
 
 from dealersync.services.ingest import ingest_file
 from dealersync.services.sample import generate
+from dealersync.resolution.models import DEALER
 from dealersync.resolution import service
 from dealersync.resolution.resolve import pairwise_metrics
 from dealersync.store.tables import FEED_TABLES, customer_record, master_audit, master_contact, master_customer
@@ -67,7 +68,7 @@ def test_a_new_record_joins_its_existing_master_incrementally(store):
         assert st.scored_records == 1 and st.created == 0
         assert xref(c)[("SALES", "GZ0012:S9999999")] == cust["master_id"]
         rec = c.execute(select(customer_record).where(customer_record.c.source_id == "GZ0012:S9999999")).mappings().one()
-        assert rec["match_weight"] is not None and rec["model_version"] == "dealer-1" and rec["decided_at"]
+        assert rec["match_weight"] is not None and rec["model_version"] == DEALER.version and rec["decided_at"]
 
 
 def _two_people(c):
