@@ -420,9 +420,14 @@ def _reconcile(conn: Connection, df: pd.DataFrame, labels: np.ndarray, best: pd.
 def _record_links(conn: Connection, df: pd.DataFrame, scored: engine.Scored, labels: np.ndarray, st: RunStats) -> None:
     p = scored.pairs
     p = p[p["decision"].isin([engine.REVIEW, engine.HOUSEHOLD])]
-    p = p[labels[p["l"].to_numpy()] != labels[p["r"].to_numpy()]]
+    la, lb = labels[p["l"].to_numpy()], labels[p["r"].to_numpy()]
+    p = p[la != lb]
     if p.empty:
         return
+    # one entry per pair of masters (the best-scoring pair of their records), not one per pair of records
+    la, lb = labels[p["l"].to_numpy()], labels[p["r"].to_numpy()]
+    p = (p.assign(_a=np.minimum(la, lb), _b=np.maximum(la, lb)).sort_values("weight", ascending=False, kind="stable")
+         .drop_duplicates(["decision", "_a", "_b"]).drop(columns=["_a", "_b"]))
     rid = df["id"].to_numpy()
     have = {(k, a, b) for k, a, b in conn.execute(select(match_link.c.kind, match_link.c.record_a, match_link.c.record_b))}
     comps = [c.name for c in scored.model.comparisons]
