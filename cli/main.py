@@ -208,7 +208,8 @@ def cmd_sftp(args, settings) -> int:
 
 def cmd_resolve_file(args, settings) -> int:
     from dealersync.resolution.filemode import resolve_file
-    stats = resolve_file(args.input, args.out)
+    stats = resolve_file(args.input, args.out,
+                         progress=lambda stage, message: print(f"  {message}", file=sys.stderr, flush=True))
     print(json.dumps(stats) if args.json else
           f"{stats['records']:,} records -> {stats['masters']:,} master records in {stats['seconds']} s "
           f"({stats['merge_pairs']:,} merged pairs, {stats['review_pairs']:,} for review, "

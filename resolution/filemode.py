@@ -36,11 +36,13 @@ def read_input(path: Path) -> pd.DataFrame:
     return df[FILE_HEADER].replace("", pd.NA)
 
 
-def resolve_file(in_path: str | Path, out_path: str | Path, threads: int | None = None) -> dict:
+def resolve_file(in_path: str | Path, out_path: str | Path, threads: int | None = None, progress=None) -> dict:
+    """Resolve a CSV (``FILE_HEADER`` columns) into ``source, source_id, master_id``; ``progress(stage,
+    message)`` as in ``resolve_frame``. Raises BadSourceData naming file, row and column."""
     t0 = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
     df = read_input(in_path)
-    res = resolve_frame(df, threads=threads)
+    res = resolve_frame(df, threads=threads, progress=progress)
     # the same source record twice in the file is one record: same master
     dup = df.duplicated(["source", "source_id"], keep=False)
     if dup.any():

@@ -48,20 +48,28 @@ def load_records(con, norm: pd.DataFrame, is_new: np.ndarray | None = None, tabl
     con.execute(f"DROP TABLE {table}_base")
 
 
-def resolve_frame(df: pd.DataFrame, model=DEALER, threads: int | None = None, normalised: bool = False) -> Result:
+def resolve_frame(df: pd.DataFrame, model=DEALER, threads: int | None = None, normalised: bool = False,
+                  progress=None) -> Result:
+    """Resolve a batch in one pass. ``progress(stage, message)``, if given, is called as each stage
+    ends (records normalised, pairs scored, clusters formed) with a line for people (no personal data)."""
     t = {}
+    say = progress or (lambda stage, message: None)
+    start = time.perf_counter()
     t0 = time.perf_counter()
     norm = df if normalised else normalise_records(df)
     t["normalise"] = time.perf_counter() - t0
+    say("normalise", f"{len(norm):,} records normalised ({t['normalise']:.1f} s)")
     con = engine.connect(threads)
     t0 = time.perf_counter()
     load_records(con, norm)
     t["load"] = time.perf_counter() - t0
     scored = engine.score(con, model)
     t.update({k: v for k, v in scored.timings.items() if k != "candidates"})
+    say("score", f"{len(scored.pairs):,} candidate pairs scored ({time.perf_counter() - start:.1f} s so far)")
     t0 = time.perf_counter()
     labels = engine.cluster(len(norm), scored.pairs, **identities(norm))
     t["cluster"] = time.perf_counter() - t0
+    say("cluster", f"{len(np.unique(labels)):,} clusters formed ({time.perf_counter() - start:.1f} s)")
     con.close()
     return Result(labels, scored, norm, t)
 
