@@ -104,6 +104,7 @@ def decide_dealer(s: Scored) -> np.ndarray:
     rows and in one of millions. Strong identifiers: a mobile not shared beyond a household, the VIN,
     the plate, the e-mail, the resident ID (destroyed and placeholder values are blank by then)."""
     name_strong = s.level("name", "exact", "pinyin")
+    name_exact = s.level("name", "exact")            # the same characters: a homophone (方宇 / 方玉) is not
     name_close = s.level("name", "close")
     name_weak = s.level("name", "surname")          # a placeholder (张先生) agreeing on the surname
     name_sur = s.level("name", "same_surname")     # a typo in a two-character name, or a relative
@@ -118,7 +119,8 @@ def decide_dealer(s: Scored) -> np.ndarray:
     vin = s.level("vin", "exact", "typo")
     plate = s.level("plate", "exact")
     email = s.level("email", "exact")
-    address = s.level("address", "exact", "close", "building")
+    # the same address or estate building; a merely similar one (人民路153号19栋 / 人民路353号12栋) is no evidence
+    address = s.level("address", "exact", "building")
     address_exact = s.level("address", "exact")
     strong = mob.astype(int) + vin_exact + plate + email + id_exact
     personal = strong - mob                          # identifiers a household does not share
@@ -128,7 +130,8 @@ def decide_dealer(s: Scored) -> np.ndarray:
     conflict = name_conflict | id_conflict | gender_conflict
     no_name = name_missing | name_weak
     identity = ((id_agree & (name_strong | name_close | name_weak))
-                | (name_strong & ((strong + (vin & ~vin_exact) + address) >= 1))
+                | (name_exact & ((strong + (vin & ~vin_exact) + address) >= 1))
+                | (name_strong & ((strong + (vin & ~vin_exact)) >= 1))
                 | (name_close & (strong >= 2))
                 | (no_name & (strong >= 2))
                 | (no_name & (personal >= 1) & address_exact)
@@ -138,7 +141,7 @@ def decide_dealer(s: Scored) -> np.ndarray:
     person_merge = ~org & ~conflict & identity
     org_merge = org & org_identity
     merge = person_merge | org_merge
-    review = ~merge & ~org & ~conflict & (((no_name | name_close) & (strong >= 1)) | (name_sur & (personal >= 1)) | (~name_missing & (w >= s.model.review_weight)))
+    review = ~merge & ~org & ~conflict & (((no_name | name_close) & (strong >= 1)) | (name_sur & (personal >= 1)) | ((name_strong | name_close) & ((strong >= 1) | address | vin) & (w >= s.model.review_weight)))
     s.pairs["evidence"] = strong.astype(np.int8)
     household = ~merge & ~review & (name_conflict | name_sur) & (mob | s.level("address", "exact", "building")
                                                     | s.level("mobile", "agree_shared"))
