@@ -14,14 +14,9 @@ from pathlib import Path
 
 from dealersync.errors import BadSourceData, ConfigurationError, DealersyncError
 
-EXIT_OK, EXIT_ERROR, EXIT_BAD_INPUT = 0, 1, 2
-
-
-def _prefect_env() -> None:
-    """Defaults for running flows on one machine with no internet and no server."""
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
-    os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
-    os.environ.setdefault("PREFECT_LOGGING_LEVEL", "WARNING")
+from .demo import add_parser as add_demo_parser
+from .front import add_parsers as add_front_parsers
+from .show import EXIT_BAD_INPUT, EXIT_ERROR, EXIT_OK, SUMMARY_COLS, _print_table, _prefect_env, _safe_url
 
 
 def _engine(settings):
@@ -29,25 +24,6 @@ def _engine(settings):
     engine = make_engine(settings.effective_database_url)
     upgrade(engine)
     return engine
-
-
-def _print_table(rows: list[dict], cols: list[str], out=None) -> None:
-    out = out or sys.stdout
-    if not rows:
-        print("(nothing)", file=out)
-        return
-    def width(s):  # CJK characters take two columns in a terminal
-        return sum(2 if ord(ch) > 0x2E80 else 1 for ch in s)
-    cells = [[("" if r.get(c) is None else str(r.get(c))) for c in cols] for r in rows]
-    w = [max(width(c), *(width(x[i]) for x in cells)) for i, c in enumerate(cols)]
-    print("  ".join(c + " " * (w[i] - width(c)) for i, c in enumerate(cols)), file=out)
-    print("  ".join("-" * w[i] for i in range(len(cols))), file=out)
-    for x in cells:
-        print("  ".join(v + " " * (w[i] - width(v)) for i, v in enumerate(x)), file=out)
-
-
-SUMMARY_COLS = ["file", "feed", "status", "rows_read", "rows_loaded", "rows_quarantined", "rows_superseded",
-                "value_issues", "warnings", "seconds"]
 
 
 # ------------------------------------------------------------------------------------ commands
@@ -68,7 +44,8 @@ def cmd_ingest(args, settings) -> int:
         try:
             res = ingest_file(engine, f, feed=args.feed, profile=args.profile or settings.profile,
                               dealer=args.dealer, profiles=profiles, chunk_rows=settings.chunk_rows,
-                              default_dealer=settings.dealer_code, force=args.force,
+                              **({"default_dealer": settings.dealer_code} if settings.dealer_code else {}),
+                              force=args.force,
                               progress=None if args.json else _progress)
         except BadSourceData as e:
             print(f"error: {e}", file=sys.stderr)
@@ -112,7 +89,7 @@ def cmd_quarantine_list(args, settings) -> int:
 def cmd_sample(args, settings) -> int:
     from dealersync.services.sample import generate
     written = generate(Path(args.out), rows=args.rows, seed=args.seed, profile=args.profile,
-                       dealer=args.dealer or settings.dealer_code)
+                       dealer=args.dealer or settings.dealer_code or "DEMO01")
     for feed, p in written.items():
         print(f"{feed:20s} {p}")
     return EXIT_OK
@@ -122,61 +99,6 @@ def cmd_db_upgrade(args, settings) -> int:
     _engine(settings)
     print(f"store is up to date: {_safe_url(settings.effective_database_url)}")
     return EXIT_OK
-
-
-def _safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
-    return make_url(url).render_as_string(hide_password=True)
-
-
-def cmd_run(args, settings) -> int:
-    """The main job: on first run, sample exports into the drop folder; then ingest every
-    folder through the Prefect flow and print a summary."""
-    _prefect_env()
-    drop = settings.effective_drop_dirs[0]
-    if not any(drop.glob("*_*_*.*")) if drop.exists() else True:
-        from dealersync.services.sample import generate
-        generate(drop, rows=args.sample_rows, seed=7, profile="dms_a", dealer=settings.dealer_code)
-        print(f"first run: sample exports written to {drop}")
-    _engine(settings)
-    from dealersync.flows.ingest import ingest_dms_exports
-    results = ingest_dms_exports(folders=[str(p) for p in settings.effective_drop_dirs])
-    from dealersync.flows.crm import pull_crm, push_crm
-    from dealersync.flows.resolve import resolve_customers
-    from dealersync.flows.oem import poll_claim_status, push_survey_results, push_warranty_claims
-    from dealersync.sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
-    with sandbox_crm_if_needed(settings) as (crm_url, started), \
-            sandbox_portal_if_needed(settings) as (oem_url, oem_started):
-        sftp = None
-        if settings.sftp_host:
-            from dealersync.flows.sftp import pull_sftp_drops
-            sftp = pull_sftp_drops()
-        pulled = pull_crm()
-        stats = resolve_customers()
-        pushed = push_crm()
-        claimed = push_warranty_claims()
-        polled = poll_claim_status()
-        surveyed = push_survey_results()
-    print(f"\ndealersync run: store {_safe_url(settings.effective_database_url)}")
-    if sftp is not None:
-        print(f"SFTP {settings.sftp_host}: {len(sftp)} drop(s) pulled and ingested")
-    _print_table(results, SUMMARY_COLS)
-    if not results:
-        print("nothing new to ingest (every file in the drop folder is already in the ledger)")
-    print(f"\nmaster customers: {stats['masters']:,} from {stats['records']:,} source records "
-          f"({stats['created']} created, {stats['merged']} merged, {stats['review_links']} pairs for review "
-          f"in `dealersync master review`)")
-    c, t = pushed["contacts"], pushed["tasks"]
-    print(f"CRM {crm_url}{' (sandbox started for this run)' if started else ''}: pulled "
-          + ", ".join(f"{v['items']} {k}" for k, v in pulled.items())
-          + f"; contacts sent {c['sent']} ({c['created']} new, {c['updated']} updated, {c['errors']} refused), "
-          f"deleted {c['deleted']}; tasks planned {pushed['tasks_planned']['created']}, sent {t['sent']}")
-    print(f"OEM portal {oem_url}{' (sandbox started for this run)' if oem_started else ''}: claims "
-          f"{claimed['new_jobs']} new, {claimed['queued']} queued, {claimed['validation_failed']} failed validation "
-          f"(`dealersync claims list --status VALIDATION_FAILED`), {claimed['accepted']} accepted, "
-          f"{claimed['replayed'] + claimed['duplicates_reconciled']} reconciled; status changes {polled['changes']}; "
-          f"surveys sent {surveyed['sent']}, skipped {surveyed['skipped']} (no consent to share)")
-    return EXIT_BAD_INPUT if any(r["status"] == "rejected" for r in results) else EXIT_OK
 
 
 def cmd_sftp(args, settings) -> int:
@@ -195,6 +117,7 @@ def cmd_sftp(args, settings) -> int:
                  "rows_read": (r["ingest"] or {}).get("rows_read"),
                  "rows_quarantined": (r["ingest"] or {}).get("rows_quarantined")} for r in results]
     else:
+        settings.require("dealer_code")
         files = [Path(f) for f in args.files] or sorted(p for p in settings.outbox.glob("*") if p.is_file())
         results = sftp_jobs.push(engine, connector, files, dealer=settings.dealer_code)
         rows = results
@@ -292,8 +215,8 @@ def cmd_master(args, settings) -> int:
 
 
 def _crm(settings):
-    from dealersync.connectors.crm import CrmClient, CrmSettings
-    return CrmClient(CrmSettings.from_settings(settings))
+    from dealersync.flows.common import crm_client
+    return crm_client(settings)
 
 
 def _day(v: str | None):
@@ -375,20 +298,22 @@ def cmd_sandbox(args, settings) -> int:
         print(f"sandbox OEM portal on http://127.0.0.1:{args.port}/api/v1 (state in {db}); Ctrl-C stops it",
               file=sys.stderr)
         serve(port=args.port, db=db, faults=faults, clock=clock,
-              clients={settings.oem_client_id: settings.oem_client_secret.get_secret_value()})
+              clients={settings.oem_client_id or "sandbox": settings.oem_client_secret.get_secret_value()
+                       if settings.oem_client_secret else "sandbox-secret"})
     if args.sub == "crm":
         from dealersync.sandbox.crm import FaultConfig, serve
         faults = FaultConfig(rate_per_second=args.rate or 0.0, error_rate=args.error_rate, drop_rate=args.drop_rate,
                              latency_ms=args.latency_ms)
         db = args.db or str(settings.data_dir / "sandbox-crm.db")
         print(f"sandbox CRM on http://127.0.0.1:{args.port}/crm/v1 (state in {db}); Ctrl-C stops it", file=sys.stderr)
-        serve(port=args.port, db=db, token=settings.crm_token.get_secret_value(), faults=faults)
+        serve(port=args.port, db=db, token=settings.crm_token.get_secret_value() if settings.crm_token
+              else "sandbox-token", faults=faults)
     return EXIT_OK
 
 
 def _oem(settings):
-    from dealersync.connectors.oem import OemClient, OemSettings
-    return OemClient(OemSettings.from_settings(settings))
+    from dealersync.flows.common import oem_client
+    return oem_client(settings)
 
 
 def cmd_oem(args, settings) -> int:
@@ -461,6 +386,7 @@ def cmd_report(args, settings) -> int:
     from dealersync.services import surveys
     if not _re.fullmatch(r"\d{4}-\d{2}", args.month or ""):
         raise ConfigurationError(f"--month {args.month!r}: expected YYYY-MM")
+    settings.require("oem_dealer_number")
     out = surveys.monthly_csi(_engine(settings), None if args.no_upload else _oem(settings), args.month,
                               settings.data_dir / "reports", settings.oem_dealer_number,
                               settings.outbox if settings.sftp_host else None)
@@ -519,11 +445,9 @@ def cmd_backfill(args, settings) -> int:
     deployment = None
     if os.environ.get("PREFECT_API_URL") and not args.local:
         deployment = args.deployment or f"{args.flow}/{args.flow.replace('_', '-')}"
-    from dealersync.sandbox.runner import sandbox_crm_if_needed, sandbox_portal_if_needed
-    with sandbox_crm_if_needed(settings), sandbox_portal_if_needed(settings):
-        out = deploy.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
-                               deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True),
-                               wait=not args.no_wait)
+    out = deploy.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
+                              deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                              wait=not args.no_wait)
     if args.json:
         print(json.dumps(out, default=str, ensure_ascii=False))
     failed = [r for r in out if r["status"] not in ("Completed", "dry-run")]
@@ -751,9 +675,8 @@ def build_parser() -> argparse.ArgumentParser:
     rf.add_argument("--json", action="store_true", help="summary as JSON on stderr")
     rf.set_defaults(fn=cmd_resolve_file)
 
-    r = sub.add_parser("run", help="the main job: ingest, CRM pull, resolve, CRM push, claims, claim status, surveys; prints a summary")
-    r.add_argument("--sample-rows", type=int, default=300, help="people in the first-run sample")
-    r.set_defaults(fn=cmd_run)
+    add_front_parsers(sub)
+    add_demo_parser(sub)
     return p
 
 
@@ -762,16 +685,9 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.DEBUG if args.debug else logging.WARNING,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
-        from pydantic import ValidationError
-
         from dealersync.config import get_settings
         from dealersync.privacy import install_log_filter
-        try:
-            settings = get_settings()
-        except ValidationError as e:
-            first = e.errors()[0]
-            raise ConfigurationError(f"setting {'.'.join(map(str, first['loc']))}: {first['msg']} "
-                                     f"(from DEALERSYNC_* or dealersync.toml)") from None
+        settings = get_settings()
         install_log_filter(settings)
         return args.fn(args, settings)
     except (BadSourceData, ConfigurationError) as e:

@@ -2,14 +2,23 @@
 
 Precedence (highest first): explicit arguments, environment, the TOML file
 (``$DEALERSYNC_CONFIG`` or ``./dealersync.toml``), defaults.
+
+A key the model does not know, in the file or as a ``DEALERSYNC_*`` variable, is an error naming it
+(a typo is never silently ignored). Production identifiers (dealer number, OEM and CRM URLs and
+credentials) have no defaults: the code that needs one calls :meth:`Settings.require`, which names the
+setting that is missing (``ConfigurationError``, exit 2). Only ``dealersync demo`` fills them in.
 """
 from __future__ import annotations
 
+import json
 import os
+import tomllib
 from pathlib import Path
-
-from pydantic import Field, SecretStr, field_validator
 from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+
+from dealersync.errors import ConfigurationError
 
 from pydantic_settings import (BaseSettings, NoDecode, PydanticBaseSettingsSource, SettingsConfigDict,
                                TomlConfigSettingsSource)
@@ -19,12 +28,36 @@ def _toml_path() -> Path:
     return Path(os.environ.get("DEALERSYNC_CONFIG", "dealersync.toml"))
 
 
+# DEALERSYNC_* variables that are not settings: the config file's path, the test suite's own
+NOT_SETTINGS = ("DEALERSYNC_CONFIG",)
+NOT_SETTINGS_PREFIXES = ("DEALERSYNC_TEST_",)
+ENV_PREFIX = "DEALERSYNC_"
+
+
+class _EnvGuard(PydanticBaseSettingsSource):
+    """Refuses a ``DEALERSYNC_*`` variable that names no setting (a typo would otherwise be ignored)."""
+
+    def get_field_value(self, field, field_name):  # pragma: no cover - the guard contributes no values
+        return None, field_name, False
+
+    def __call__(self) -> dict:
+        known = {ENV_PREFIX + n.upper() for n in self.settings_cls.model_fields}
+        for k in os.environ:
+            ku = k.upper()
+            if (ku.startswith(ENV_PREFIX) and ku not in known and ku not in NOT_SETTINGS
+                    and not ku.startswith(NOT_SETTINGS_PREFIXES)):
+                raise ConfigurationError(f"unknown setting {k} in the environment (no such setting; "
+                                         f"see `dealersync config show` for the settings there are)")
+        return {}
+
+
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="DEALERSYNC_", extra="ignore")
+    model_config = SettingsConfigDict(env_prefix="DEALERSYNC_", extra="forbid")
 
     data_dir: Path = Field(Path(".data"), description="local folder for the SQLite store and work files")
     database_url: str | None = Field(None, description="SQLAlchemy URL; default: SQLite in data_dir")
-    dealer_code: str = Field("GZ0012", description="default dealer code when a file name has none")
+    dealer_code: str | None = Field(None, description="dealer code for a file whose name has none (file names "
+                                    "normally carry it); no default")
     drop_dirs: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="folders the DMS exports land in")
     profile: str | None = Field(None, description="default export profile; None = detect from headers")
     profile_files: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="TOML files declaring custom profiles")
@@ -32,15 +65,15 @@ class Settings(BaseSettings):
     stable_seconds: float = Field(0.0, ge=0, description="a file must be unchanged this long before it is taken")
 
     # upstream systems (used by later stages); secrets are SecretStr and never flow parameters
-    oem_url: str = Field("http://127.0.0.1:8710/api/v1", description="OEM portal API base URL (the sandbox's by default)")
-    oem_client_id: str = "dealersync"
-    oem_client_secret: SecretStr = SecretStr("sandbox-secret")
-    oem_dealer_number: str = "GZ0012"
+    oem_url: str | None = Field(None, description="OEM portal API base URL; no default")
+    oem_client_id: str | None = Field(None, description="OEM portal OAuth client id; no default")
+    oem_client_secret: SecretStr | None = Field(None, description="OEM portal OAuth client secret; no default")
+    oem_dealer_number: str | None = Field(None, description="this dealership's number at the OEM; no default")
     oem_rate_per_second: float | None = Field(None, description="client-side request rate limit; None = none")
     claim_window_days: int = Field(30, ge=1, description="a claim must reach the OEM within this many days of the RO")
     claim_deadline_warning_days: int = Field(5, ge=0, description="list claims this close to their window's end")
-    crm_url: str = Field("http://127.0.0.1:8720/crm/v1", description="CRM API base URL (the sandbox's by default)")
-    crm_token: SecretStr = SecretStr("sandbox-token")
+    crm_url: str | None = Field(None, description="CRM API base URL; no default")
+    crm_token: SecretStr | None = Field(None, description="CRM API bearer token; no default")
     crm_rate_per_second: float | None = Field(None, description="client-side request rate limit; None = none")
     crm_page_size: int = Field(500, ge=1, le=500)
     # follow-up rules (the seeds' practice; every one configurable)
@@ -83,6 +116,18 @@ class Settings(BaseSettings):
                                       "refused without being read whole (bytes)")
     sftp_connect_timeout: float = 15.0
     sftp_read_timeout: float = 60.0
+    # how a run fails: fast, bounded, and loudly (issue 15)
+    retry_budget_seconds: float = Field(90.0, ge=0, description="a flow task waits at most this long in all "
+                                        "between its retries; past it the stage fails (no 7-minute silence)")
+    preflight_timeout_seconds: float = Field(5.0, gt=0, description="connect/read timeout of the reachability "
+                                             "checks `run` and `check` make before any work")
+    quarantine_alert_ratio: float = Field(0.05, ge=0, le=1, description="a file with more than this share of "
+                                          "its rows quarantined marks the run as failed and notifies")
+    notify_urls: Annotated[list[str], NoDecode] = Field(default_factory=list, description=(
+        "where failures and approaching claim deadlines are announced, Apprise-style URLs: json://host[:port]/path "
+        "(jsons:// for HTTPS; generic JSON POST), wecombot://KEY or wecom+https://<robot webhook URL> (WeCom), "
+        "dingtalk://TOKEN or dingtalk+https://<robot webhook URL> (DingTalk)"))
+    notify_timeout_seconds: float = Field(10.0, gt=0, description="timeout of one notification POST")
 
     @property
     def sftp_inbox(self) -> Path:
@@ -102,15 +147,33 @@ class Settings(BaseSettings):
 
     @field_validator("drop_dirs", "profile_files", mode="before")
     @classmethod
-    def _split_paths(cls, v):
-        if isinstance(v, str):  # env form: comma or os.pathsep separated
-            return [p for p in v.replace(os.pathsep, ",").split(",") if p.strip()]
+    def _split_paths(cls, v, info):
+        if isinstance(v, str):  # env form: a JSON list, or comma / os.pathsep separated
+            items = _list_value(v, info.field_name)
+            return items if items is not None else [p.strip() for p in v.replace(os.pathsep, ",").split(",")
+                                                    if p.strip()]
         return v
+
+    @field_validator("notify_urls", mode="before")
+    @classmethod
+    def _split_urls(cls, v, info):
+        if isinstance(v, str):  # a JSON list, or comma / white-space separated
+            items = _list_value(v, info.field_name)
+            return items if items is not None else [p for p in v.replace(",", " ").split() if p]
+        return v
+
+    def require(self, *names: str) -> None:
+        """Raise ``ConfigurationError`` naming every one of ``names`` that is unset (None or blank)."""
+        missing = [n for n in names if _blank(getattr(self, n))]
+        if missing:
+            raise ConfigurationError(
+                "not configured: " + ", ".join(f"{n} (DEALERSYNC_{n.upper()} or {n} in {_toml_path()})" for n in missing)
+                + "; production identifiers have no defaults (`dealersync demo` runs on sample data)")
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings,
                                    file_secret_settings) -> tuple[PydanticBaseSettingsSource, ...]:
-        return (init_settings, env_settings,
+        return (init_settings, _EnvGuard(settings_cls), env_settings,
                 TomlConfigSettingsSource(settings_cls, toml_file=_toml_path()), file_secret_settings)
 
     @property
@@ -124,5 +187,61 @@ class Settings(BaseSettings):
         return self.drop_dirs or [self.data_dir / "drop"]
 
 
+def _blank(v) -> bool:
+    if isinstance(v, SecretStr):
+        v = v.get_secret_value()
+    return v is None or (isinstance(v, str) and not v.strip())
+
+
+def _list_value(v: str, name: str) -> list | None:
+    """A JSON-list form (``["/srv/a", "/srv/b"]``) parsed; None when ``v`` is not one."""
+    if not v.strip().startswith("["):
+        return None
+    try:
+        items = json.loads(v)
+    except ValueError:
+        raise ConfigurationError(f"setting {name} (DEALERSYNC_{name.upper()}): {v!r} starts like a JSON list but "
+                                 f"is not one; write [\"a\", \"b\"] or a comma-separated list") from None
+    if not isinstance(items, list) or not all(isinstance(i, str) for i in items):
+        raise ConfigurationError(f"setting {name} (DEALERSYNC_{name.upper()}): expected a list of strings")
+    return items
+
+
+def toml_keys() -> set[str]:
+    """The keys set in the settings file (empty when there is none)."""
+    p = _toml_path()
+    try:
+        return set(tomllib.loads(p.read_text(encoding="utf-8")))
+    except FileNotFoundError:
+        return set()
+
+
+def env_keys() -> set[str]:
+    """The settings set through ``DEALERSYNC_*`` variables."""
+    return {n for n in Settings.model_fields if ENV_PREFIX + n.upper() in {k.upper() for k in os.environ}}
+
+
 def get_settings(**overrides) -> Settings:
-    return Settings(**overrides)
+    """The settings in effect. Raises ``ConfigurationError`` (one line naming the key and where it was
+    set) for an unknown key, a value of the wrong type, or a settings file that is not TOML."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as e:
+        first = e.errors()[0]
+        key = ".".join(map(str, first["loc"]))
+        top = str(first["loc"][0]) if first["loc"] else key
+        where = (f"DEALERSYNC_{top.upper()}" if top in env_keys() else
+                 f"{_toml_path()}" if _in_toml(top) else "an argument")
+        if first["type"] == "extra_forbidden":
+            raise ConfigurationError(f"unknown setting {key!r} in {where} (no such setting; see "
+                                     f"`dealersync config show`)") from None
+        raise ConfigurationError(f"setting {key} (from {where}): {first['msg']}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigurationError(f"settings file {_toml_path()} is not valid TOML: {e}") from None
+
+
+def _in_toml(key: str) -> bool:
+    try:
+        return key in toml_keys()
+    except (OSError, tomllib.TOMLDecodeError):
+        return False

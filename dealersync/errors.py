@@ -79,3 +79,13 @@ class ResponseTooLarge(ContractViolation):
 class RedirectRefused(ConfigurationError):
     """A peer redirected a call the client does not follow (a body or credentials on board, or another
     origin): the configured URL is wrong or the peer is not to be trusted with the request."""
+
+
+class ItemsFailed(DealersyncError):
+    """A flow did its work but some items need a person (claims refused or failing validation, rows
+    quarantined above the threshold, pushes refused). ``result`` holds the flow's full result; the flow
+    run ends ``Failed`` with this as its data (issue 15: no plain green over failures)."""
+
+    def __init__(self, message: str, result=None):
+        super().__init__(message)
+        self.result = result

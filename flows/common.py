@@ -1,29 +1,57 @@
-"""Shared task plumbing."""
+"""Shared task plumbing: the retry condition (bounded), the clients (refusing unset production
+identifiers), how a flow that had failures ends (not plain green, and a notification), and the
+Prefect API server a one-shot command runs against (a child that ends with its parent)."""
 from __future__ import annotations
 
+import contextlib
+import logging
+import os
+import sys
 import time
+
+from dealersync.config import get_settings
+from dealersync.connectors.crm import CrmClient, CrmSettings
+from dealersync.connectors.http import RetryPolicy
+from dealersync.connectors.notify import Notifier
+from dealersync.connectors.oem import OemClient, OemSettings
+from dealersync.errors import ConfigurationError, DealersyncError, ItemsFailed
+from dealersync.privacy import install_log_filter
+from dealersync.processes import die_with_parent
+
+log = logging.getLogger(__name__)
+
+OEM_SETTINGS = ("oem_url", "oem_client_id", "oem_client_secret", "oem_dealer_number")
+CRM_SETTINGS = ("crm_url", "crm_token")
 
 
 MAX_RETRY_AFTER = 900.0   # seconds: a server asking a task to wait longer is not waited for here
 
 
 def transient_only(task, task_run, state, sleep=time.sleep) -> bool:
-    """Retry a task only when it failed on a transient error (network, lock, 5xx). A ``TransientError``
-    whose server asked to wait (``retry_after``, from ``Retry-After``) longer than the task's next
-    ``retry_delay_seconds`` gets the difference (up to ``MAX_RETRY_AFTER``) before the retry: the same
-    policy as ``connectors.http.RetryPolicy.backoff``, one level up."""
+    """Retry a task only when it failed on a transient error (network, lock, 5xx), and only while the
+    waits so far plus the next stay within ``retry_budget_seconds``: an outage fails the stage in
+    about that long instead of the full retry schedule (issue 15: no 7-minute silence). A
+    ``TransientError`` whose server asked to wait (``retry_after``, from ``Retry-After``) longer than the
+    task's next ``retry_delay_seconds`` gets the difference (up to ``MAX_RETRY_AFTER``, and within the
+    budget) before the retry: the same policy as ``connectors.http.RetryPolicy.backoff``, one level up."""
     try:
         state.result()
     except Exception as e:  # noqa: BLE001
-        from dealersync.errors import DealersyncError
         from sqlalchemy.exc import OperationalError
         if isinstance(e, DealersyncError):
-            if e.retryable and getattr(e, "retry_after", None):
-                extra = min(e.retry_after, MAX_RETRY_AFTER) - _next_delay(task, task_run)
-                if extra > 0:
-                    sleep(extra)
-            return e.retryable
-        return isinstance(e, (OperationalError, ConnectionError, TimeoutError))
+            transient = e.retryable
+        else:
+            transient = isinstance(e, (OperationalError, ConnectionError, TimeoutError))
+        if not transient:
+            return False
+        extra = 0.0
+        if getattr(e, "retry_after", None):
+            extra = max(0.0, min(e.retry_after, MAX_RETRY_AFTER) - _next_delay(task, task_run))
+        if not _within_budget(task, task_run, extra):
+            return False
+        if extra > 0:
+            sleep(extra)
+        return True
     return False
 
 
@@ -34,18 +62,70 @@ def _next_delay(task, task_run) -> float:
     return float(delays[min(max(getattr(task_run, "run_count", 1) - 1, 0), len(delays) - 1)])
 
 
+def _within_budget(task, task_run, extra: float = 0.0) -> bool:
+    """The waits of the retries taken so far, the next one and ``extra`` stay within ``retry_budget_seconds``."""
+    try:
+        budget = get_settings().retry_budget_seconds
+    except ConfigurationError:
+        return False
+    delays = getattr(task, "retry_delay_seconds", None) or 0
+    retries = max(1, getattr(task, "retries", None) or 1)
+    delays = list(delays) if isinstance(delays, (list, tuple)) else [float(delays)] * retries
+    done = max(0, (getattr(task_run, "run_count", 1) or 1) - 1)   # retries already taken
+    spent = sum(delays[:done + 1]) + (delays[-1] * (done + 1 - len(delays)) if done >= len(delays) else 0)
+    return spent + extra <= budget
+
+
 def settings_with_privacy():
     """The settings, with the log filter that masks personal data and secrets installed."""
-    from dealersync.config import get_settings
-    from dealersync.privacy import install_log_filter
     s = get_settings()
     install_log_filter(s)
     return s
 
 
+def oem_client(s, preflight: bool = False) -> OemClient:
+    """The OEM portal client; ``ConfigurationError`` naming each unset production identifier.
+    ``preflight``: a short retry policy with ``preflight_timeout_seconds`` timeouts (reachability checks)."""
+    s.require(*OEM_SETTINGS)
+    return OemClient(OemSettings.from_settings(s), policy=_preflight_policy(s) if preflight else None)
+
+
+def crm_client(s, preflight: bool = False) -> CrmClient:
+    s.require(*CRM_SETTINGS)
+    return CrmClient(CrmSettings.from_settings(s), policy=_preflight_policy(s) if preflight else None)
+
+
+def _preflight_policy(s) -> RetryPolicy:
+    t = s.preflight_timeout_seconds
+    return RetryPolicy(attempts=2, base=0.2, cap=1.0, max_retry_after=t, timeout=(t, 2 * t), deadline=4 * t + 2)
+
+
+def finish(what: str, out, problems: list[str], settings=None, facts: dict | None = None):
+    """How a flow ends. No problems: ``out`` (the run is Completed). Problems (claims refused or failing
+    validation, rows quarantined above ``quarantine_alert_ratio``, pushes refused): a notification to
+    every ``notify_urls`` target, and a ``Failed`` state whose message lists the problems and whose
+    data is ``ItemsFailed`` carrying ``out`` as ``.result`` (the work that did succeed stays committed;
+    the run shows red in the Prefect UI). Calling the flow then raises ``ItemsFailed``; its ``.result``
+    is the flow's result."""
+    if not problems:
+        return out
+    from prefect.states import Failed
+    message = f"{what}: " + "; ".join(problems)
+    notify(f"{what}: needs attention", message, "failure", settings, facts)
+    return Failed(message=message, data=ItemsFailed(message, result=out))
+
+
+def notify(title: str, message: str, kind: str = "failure", settings=None, facts: dict | None = None) -> list:
+    """Send to every ``notify_urls`` target (none configured: nothing is sent). Never raises for a
+    target that does not answer; a malformed ``notify_urls`` entry is a ConfigurationError."""
+    s = settings or get_settings()
+    if not s.notify_urls:
+        return []
+    return Notifier.from_settings(s).send(title, message, kind, facts)
+
+
 def task_runner(settings=None):
     """The task runner for fan-out (per dealer, per file), chosen by the ``task_runner`` setting."""
-    from dealersync.errors import ConfigurationError
     s = settings or settings_with_privacy()
     if s.task_runner == "dask":
         try:
@@ -57,3 +137,48 @@ def task_runner(settings=None):
         return DaskTaskRunner(cluster_kwargs={"n_workers": s.task_workers, "threads_per_worker": 1})
     from prefect.task_runners import ThreadPoolTaskRunner
     return ThreadPoolTaskRunner(max_workers=s.task_workers)
+
+
+@contextlib.contextmanager
+def prefect_api():
+    """The Prefect API the flows of one command report to. ``PREFECT_API_URL`` set: that server.
+    Otherwise a local one started as a child process that ends with this one (SIGTERM or SIGKILL of
+    the parent included: ``dealersync.processes``), its runs kept in ``PREFECT_HOME``'s database,
+    so ``prefect server start`` shows them afterwards. Yields the API URL."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    if PREFECT_API_URL.value():
+        yield PREFECT_API_URL.value()
+        return
+    server = _GuardedServer()
+    server.start()
+    try:
+        with temporary_settings({PREFECT_API_URL: server.api_url}):
+            yield server.api_url
+    finally:
+        server.stop()
+
+
+def _guarded_server_class():
+    from prefect.server.api.server import SubprocessASGIServer
+
+    class GuardedServer(SubprocessASGIServer):
+        """Prefect's own ephemeral server, started with ``die_with_parent`` as its preexec hook."""
+
+        def _run_uvicorn_command(self):
+            import subprocess
+
+            import prefect
+            from prefect.settings import get_current_settings
+            env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
+                   "PREFECT__SERVER_FINAL": "1",
+                   **get_current_settings().to_environment_variables(exclude_unset=True)}
+            env.pop("PREFECT_API_URL", None)
+            return subprocess.Popen(
+                [sys.executable, "-m", "uvicorn", "--app-dir", str(prefect.__module_path__.parent), "--factory",
+                 "prefect.server.api.server:create_app", "--host", "127.0.0.1", "--port", str(self.port),
+                 "--log-level", "error", "--lifespan", "on"], env=env, preexec_fn=die_with_parent(os.getpid()))
+    return GuardedServer
+
+
+def _GuardedServer():  # noqa: N802 - a class made on first use (Prefect's server module is heavy)
+    return _guarded_server_class()(port=None)

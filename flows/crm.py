@@ -6,18 +6,17 @@ from datetime import date
 from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
-from dealersync.connectors.crm import CrmClient, CrmSettings
 from dealersync.services import crm_sync
 from dealersync.services.followups import Rules
 from dealersync.store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, transient_only
+from .common import crm_client, finish, settings_with_privacy, transient_only
 
 
 def _client_engine():
     s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    return s, engine, CrmClient(CrmSettings.from_settings(s))
+    client = crm_client(s)   # an unset CRM URL or token stops here, before the store is touched
+    return s, make_engine(s.effective_database_url), client
 
 
 @task(name="crm-pull", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
@@ -49,6 +48,7 @@ def pull_crm(modified_since: str | None = None, stateless: bool = False) -> dict
     """Leads, contacts and activities changed since the persisted watermark (``stateless``: from
     ``modified_since``, leaving the watermark alone: a backfill)."""
     s = settings_with_privacy()
+    crm_client(s)
     upgrade(make_engine(s.effective_database_url))
     out = pull_task(modified_since, stateless)
     create_table_artifact(key="crm-pull", table=[{"feed": k, **v} for k, v in out.items()],
@@ -57,9 +57,11 @@ def pull_crm(modified_since: str | None = None, stateless: bool = False) -> dict
 
 
 @flow(name="push_crm", log_prints=True)
-def push_crm(day: str | None = None) -> dict:
-    """Master customers (changed ones only) and the day's follow-up tasks to the CRM."""
+def push_crm(day: str | None = None):
+    """Master customers (changed ones only) and the day's follow-up tasks to the CRM. Ends ``Failed``
+    (counts as data, and a notification) when the CRM refused contacts or tasks."""
     s = settings_with_privacy()
+    crm_client(s)
     upgrade(make_engine(s.effective_database_url))
     day = day or date.today().isoformat()
     contacts = push_contacts_task(day)
@@ -69,4 +71,8 @@ def push_crm(day: str | None = None) -> dict:
         {"what": "contacts", **{k: v for k, v in contacts.items() if k != "error_codes"}},
         {"what": "tasks", **{k: v for k, v in tasks.items() if k != "error_codes"}}],
         description=f"CRM push for {day}: {planned['created']} task(s) created, {planned['repointed']} re-pointed")
-    return {"contacts": contacts, "tasks_planned": planned, "tasks": tasks}
+    out = {"contacts": contacts, "tasks_planned": planned, "tasks": tasks}
+    problems = [f"{d['errors']} {what} refused by the CRM" for what, d in (("contact(s)", contacts), ("task(s)", tasks))
+                if d.get("errors")]
+    return finish("push_crm", out, problems, s, {"contacts_refused": contacts.get("errors", 0),
+                                                 "tasks_refused": tasks.get("errors", 0)})

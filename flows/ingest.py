@@ -11,7 +11,7 @@ from dealersync.services.ingest import FileResult, ingest_file, pending_files
 from dealersync.schemas.profiles import load_profiles
 from dealersync.store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, task_runner, transient_only
+from .common import finish, settings_with_privacy, task_runner, transient_only
 
 
 @task(name="ingest-file", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_only,
@@ -22,15 +22,17 @@ def ingest_one(path: str, feed: str | None = None, profile: str | None = None, d
     try:
         return ingest_file(engine, path, feed=feed, profile=profile or s.profile, dealer=dealer,
                            profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
-                           default_dealer=s.dealer_code).to_json()
+                           **({"default_dealer": s.dealer_code} if s.dealer_code else {})).to_json()
     except BadSourceData as e:  # one bad file never stops the others
         return FileResult(file=Path(path).name, path=path, status="rejected", message=str(e)).to_json()
 
 
 @flow(name="ingest_dms_exports", log_prints=True)
 def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None, profile: str | None = None,
-                       dealer: str | None = None) -> list[dict]:
-    """Ingest every export file in ``folders`` (default: the configured drop folders) not yet in the ledger."""
+                       dealer: str | None = None):
+    """Ingest every export file in ``folders`` (default: the configured drop folders) not yet in the ledger.
+    Ends ``Failed`` (the per-file results as data, and a notification) when a file was rejected or had
+    more than ``quarantine_alert_ratio`` of its rows quarantined; the other files are loaded all the same."""
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
@@ -43,7 +45,23 @@ def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None
             update_progress_artifact(progress, progress=100.0 * i / len(files))
     create_table_artifact(key="ingest-summary", table=summary_rows(results) or [{"file": "(nothing new)"}],
                           description=f"{len(results)} file(s) ingested")
-    return results
+    return finish("ingest_dms_exports", results, ingest_problems(results, s.quarantine_alert_ratio), s,
+                  {"files": len(results), "rejected": sum(r["status"] == "rejected" for r in results)})
+
+
+def ingest_problems(results: list[dict], ratio: float) -> list[str]:
+    """Files rejected whole, and files with more than ``ratio`` of their rows quarantined (names of
+    files and counts only)."""
+    out = []
+    rejected = [r["file"] for r in results if r["status"] == "rejected"]
+    if rejected:
+        out.append(f"{len(rejected)} file(s) rejected ({', '.join(rejected[:3])}{'...' if len(rejected) > 3 else ''})")
+    for r in results:
+        read, q = r.get("rows_read") or 0, r.get("rows_quarantined") or 0
+        if r["status"] != "rejected" and read and q / read > ratio:
+            out.append(f"{r['file']}: {q} of {read} rows quarantined (over {ratio:.0%}; `dealersync quarantine list "
+                       f"--file {r['file']}`)")
+    return out
 
 
 def summary_rows(results: list[dict]) -> list[dict]:

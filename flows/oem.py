@@ -7,11 +7,10 @@ from datetime import date
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealersync.connectors.oem import OemClient, OemSettings
 from dealersync.services import claims, sanbao, surveys
 from dealersync.store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, transient_only
+from .common import finish, notify, oem_client, settings_with_privacy, transient_only
 
 RETRY = dict(retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
 
@@ -20,7 +19,7 @@ def _ctx():
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
-    return s, engine, OemClient(OemSettings.from_settings(s))
+    return s, engine, oem_client(s)
 
 
 @task(name="claims-push", **RETRY)
@@ -51,8 +50,11 @@ def csi_task(month: str) -> dict:
 
 
 @flow(name="push_warranty_claims", log_prints=True)
-def push_warranty_claims(day: str | None = None) -> dict:
-    """New DMS warranty claims validated and sent once each; interrupted sends resent under their key."""
+def push_warranty_claims(day: str | None = None):
+    """New DMS warranty claims validated and sent once each; interrupted sends resent under their key.
+    Ends ``Failed`` (with the counts as data, and a notification) when claims failed validation or were
+    refused; claims within ``claim_deadline_warning_days`` of their window's end are notified too."""
+    s, _, _ = _ctx()   # an unset OEM identifier stops here, before any claim is touched
     out = push_task(day or date.today().isoformat())
     s, engine, _ = _ctx()
     with engine.begin() as conn:
@@ -68,7 +70,28 @@ def push_warranty_claims(day: str | None = None) -> dict:
     create_table_artifact(key="claims-deadlines", table=[{k: str(v) for k, v in r.items()} for r in near]
                           or [{"claim_no": "(none within the warning window)"}],
                           description="claims not yet accepted whose submission window is closing")
-    return out
+    if near:
+        notify("warranty claims nearing their deadline",
+               f"{len(near)} claim(s) not yet accepted by the OEM are within {s.claim_deadline_warning_days} days of "
+               f"the end of their submission window (earliest: {min(str(r['deadline']) for r in near)}); "
+               f"list them with `dealersync claims deadlines`", "warning", s, {"claims": len(near)})
+    return finish("push_warranty_claims", out, claim_problems(out), s,
+                  {k: out.get(k, 0) for k in ("validation_failed", "rejected", "accepted")})
+
+
+def claim_problems(out: dict) -> list[str]:
+    """The items of a claims push that need a person (counts only: no PII)."""
+    problems = []
+    if out.get("validation_failed"):
+        problems.append(f"{out['validation_failed']} claim(s) failed validation "
+                        f"(`dealersync claims list --status VALIDATION_FAILED`)")
+    if out.get("rejected"):
+        problems.append(f"{out['rejected']} claim(s) refused by the portal (`dealersync claims list --status "
+                        f"VALIDATION_FAILED`)")
+    if out.get("failed"):
+        problems.append(f"{out['failed']} claim submission(s) not delivered (`dealersync claims list --status "
+                        f"SUBMIT_FAILED`; sent again on the next run)")
+    return problems
 
 
 @flow(name="poll_claim_status", log_prints=True)

@@ -53,10 +53,44 @@ class Profile:
         return out
 
 
+_TYPES = {"extends": (str, "a profile name (text)"), "description": (str, "text"), "encoding": (str, "an encoding name "
+          "(text, e.g. \"gb18030\")"), "require_done_marker": (bool, "true or false"),
+          "date_formats": (list, "a list of strptime formats, e.g. [\"%d.%m.%Y\"]"),
+          "columns": (dict, "a table of feeds"), "values": (dict, "a table of columns")}
+
+
+def _check_types(name: str, d: dict, origin: str) -> None:
+    """Every key of a profile table known and of its type: a malformed profile is one clear
+    ConfigurationError naming the file, the profile and the key (never a KeyError or TypeError)."""
+    where = f"{origin}: profile {name!r}"
+    for key, value in d.items():
+        if key not in _TYPES:
+            raise ConfigurationError(f"{where}: unknown key {key!r} (one of {', '.join(sorted(_TYPES))})")
+        typ, words = _TYPES[key]
+        if not isinstance(value, typ):
+            raise ConfigurationError(f"{where}: {key} = {value!r} must be {words}")
+    if not all(isinstance(f, str) for f in d.get("date_formats", [])):
+        raise ConfigurationError(f"{where}: date_formats must be a list of text formats")
+    for feed, cols in (d.get("columns") or {}).items():
+        if not isinstance(cols, dict):
+            raise ConfigurationError(f"{where}: columns.{feed} must be a table of column = header(s)")
+        for canonical, aliases in cols.items():
+            if not (isinstance(aliases, str) or (isinstance(aliases, list) and all(isinstance(a, str) for a in aliases))):
+                raise ConfigurationError(f"{where}: columns.{feed}.{canonical} must be a header or a list of headers")
+    for column, mapping in (d.get("values") or {}).items():
+        if not isinstance(mapping, dict):
+            raise ConfigurationError(f"{where}: values.{column} must be a table of raw word = canonical value")
+
+
 def _from_dict(name: str, d: dict, known: dict[str, Profile], origin: str) -> Profile:
-    base = copy.deepcopy(known[d["extends"]]) if d.get("extends") else Profile(name)
-    if d.get("extends") and d["extends"] not in known:
-        raise ConfigurationError(f"{origin}: profile {name!r} extends unknown profile {d['extends']!r}")
+    _check_types(name, d, origin)
+    parent = d.get("extends")
+    if parent == name:
+        raise ConfigurationError(f"{origin}: profile {name!r} extends itself")
+    if parent and parent not in known:
+        raise ConfigurationError(f"{origin}: profile {name!r} extends unknown profile {parent!r} (known: "
+                                 f"{', '.join(sorted(known))}; a profile must be declared before one that extends it)")
+    base = copy.deepcopy(known[parent]) if parent else Profile(name)
     base.name = name
     for attr in ("description", "encoding", "require_done_marker"):
         if attr in d:
@@ -86,8 +120,10 @@ def _load_file(path: Path, known: dict[str, Profile]) -> None:
         data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except FileNotFoundError:
         raise ConfigurationError(f"profile file {path} does not exist") from None
-    except tomllib.TOMLDecodeError as e:
-        raise ConfigurationError(f"profile file {path}: {e}") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as e:
+        raise ConfigurationError(f"profile file {path}: not valid TOML: {e}") from None
+    except IsADirectoryError:
+        raise ConfigurationError(f"profile file {path} is a folder, not a TOML file") from None
     for name, d in data.items():
         if not isinstance(d, dict):
             raise ConfigurationError(f"profile file {path}: top-level {name!r} is not a profile table")

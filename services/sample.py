@@ -115,7 +115,7 @@ class _Dirt:
 
 
 def _rows_for(people: list[Person], rng: random.Random, dirt: _Dirt, start: date, days: int,
-              serial_dates: bool):
+              serial_dates: bool, recent_claims_within: int | None = None):
     customers, truth, vehicles, ros, lines, sales, claims = [], [], [], [], [], [], []
     cid = 0
     for p in people:
@@ -177,6 +177,15 @@ def _rows_for(people: list[Person], rng: random.Random, dirt: _Dirt, start: date
                 labor = rng.randrange(100, 1500)
                 parts = rng.randrange(0, 5000)
                 status = rng.choice(["已结算", "已交车", "在修"])
+                if recent_claims_within is not None:   # the demo: same draws, a workshop's recent weeks
+                    if rtype == "索赔" and v_i < len(visits) - 1:
+                        rtype = "小修"                    # a warranty claim only on a vehicle's latest visit...
+                    elif rtype == "索赔" and ago > recent_claims_within:
+                        moved = ago % recent_claims_within + 1   # ...inside the claim window both sides agree on
+                        opened += timedelta(days=ago - moved)
+                        ago = moved
+                    if status == "在修" and ago > 2:        # only the last two days' cars are still in the shop
+                        status = "已结算"
                 closed = "" if status == "在修" else (opened + timedelta(hours=rng.randrange(2, 30))).strftime("%Y-%m-%d %H:%M:%S")
                 ros.append({"ro_number": ro_no, "opened_at": opened.strftime("%Y-%m-%d %H:%M:%S"),
                             "closed_at": closed, "delivered_at": closed, "vin": vin, "plate": plate,
@@ -248,8 +257,14 @@ def _write_xlsx(path: Path, header: list[str], rows: list[list], title: str) -> 
 
 
 def generate(out: Path, *, rows: int = 200, seed: int = 7, profile: str = "dms_a", dealer: str = "GZ0012",
-             business_date: date | None = None, dirt_rate: float = 0.02) -> dict[str, Path]:
-    """Write one export per feed plus ``<dealer>_truth_<date>.csv``. ``rows`` is the number of people."""
+             business_date: date | None = None, dirt_rate: float = 0.02,
+             recent_claims_within: int | None = None) -> dict[str, Path]:
+    """Write one export per feed plus ``<dealer>_truth_<date>.csv``. ``rows`` is the number of people.
+
+    ``recent_claims_within`` (days; the demo's setting): warranty claims only on each vehicle's latest
+    repair order, opened at most that many days before ``business_date`` (inside the claim window), and
+    repair orders still open (在修) only in the last two days. None keeps the historical sample
+    (claims on any visit of the year, a third of the orders open), byte for byte."""
     if profile not in ("dms_a", "dms_b"):
         raise ValueError("sample supports the built-in profiles dms_a and dms_b")
     out = Path(out)
@@ -257,7 +272,8 @@ def generate(out: Path, *, rows: int = 200, seed: int = 7, profile: str = "dms_a
     rng = random.Random(seed)
     bdate = business_date or date(2026, 11, 3)
     people = _people(rng, rows)
-    feeds, truth = _rows_for(people, rng, _Dirt(rng, dirt_rate), bdate, 365, serial_dates=profile == "dms_b")
+    feeds, truth = _rows_for(people, rng, _Dirt(rng, dirt_rate), bdate, 365, serial_dates=profile == "dms_b",
+                             recent_claims_within=recent_claims_within)
     written = {}
     for feed, recs in feeds.items():
         cols = list(FEEDS[feed].columns)
