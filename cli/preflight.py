@@ -103,11 +103,12 @@ def check_folders(settings) -> list[Check]:
     return out
 
 
-def _service(what: str, fn) -> Check:
+def _service(what: str, fn, credentials: tuple[str, ...]) -> Check:
     try:
         info = fn()
     except ConfigurationError as e:
-        return Check(what, False, str(e), "config")
+        names = " / ".join(f"{n} (DEALERSYNC_{n.upper()})" for n in credentials)
+        return Check(what, False, f"{e}; credentials refused? check {names}", "config")
     except (DealersyncError, OSError) as e:
         return Check(what, False, f"not reachable: {str(e)[:200]}", "unavailable")
     except Exception as e:  # noqa: BLE001 - a client library's own error (paramiko, requests)
@@ -122,11 +123,11 @@ def check_services(settings) -> list[Check]:
     if not _missing(settings, CRM_SETTINGS):
         out.append(_service(f"CRM {settings.crm_url}", lambda: (
             lambda i: f"reachable, token accepted ({i['sample_contacts']} contact(s) read)")(
-            crm_client(settings, preflight=True).check())))
+            crm_client(settings, preflight=True).check()), ("crm_token",)))
     if not _missing(settings, OEM_SETTINGS):
         out.append(_service(f"OEM portal {settings.oem_url}", lambda: (
             lambda i: f"reachable, client accepted, dealer {i['dealer']} ({i['labor_operations']} labor operation(s))")(
-            oem_client(settings, preflight=True).check())))
+            oem_client(settings, preflight=True).check()), ("oem_client_id", "oem_client_secret")))
     if settings.sftp_host:
         from dealersync.connectors.sftp import SftpConnector, SftpSettings
 
@@ -134,7 +135,8 @@ def check_services(settings) -> list[Check]:
             s = SftpSettings.from_settings(settings)
             i = SftpConnector(s).check()
             return f"reachable, host key {i['host_key']}, logged in as {i['user']}, {i['entries']} entries in {i['remote_root']}"
-        out.append(_service(f"SFTP {settings.sftp_user}@{settings.sftp_host}:{settings.sftp_port}", sftp))
+        out.append(_service(f"SFTP {settings.sftp_user}@{settings.sftp_host}:{settings.sftp_port}", sftp,
+                            ("sftp_user", "sftp_key_file", "sftp_password", "sftp_known_hosts")))
     return out
 
 

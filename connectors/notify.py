@@ -64,7 +64,7 @@ def parse_target(url: str) -> Target:
     scheme, sep, rest = url.partition("://")
     scheme = scheme.lower()
     if not sep or not rest:
-        raise ConfigurationError(f"notify_urls: {shown_url(url)!r} is not a URL (json://, jsons://, wecombot://, "
+        raise ConfigurationError(f"notify_urls: {scheme[:12]!r}... is not a URL (json://, jsons://, wecombot://, "
                                  f"wecom+https://, dingtalk://, dingtalk+https://)")
     if scheme in ("json", "jsons"):
         return Target("json", f"{'https' if scheme == 'jsons' else 'http'}://{rest}")
@@ -75,13 +75,17 @@ def parse_target(url: str) -> Target:
     for kind in ("wecom", "dingtalk"):
         if scheme in (f"{kind}+https", f"{kind}+http"):
             return Target(kind, f"{scheme.split('+')[1]}://{rest}")
-    raise ConfigurationError(f"notify_urls: unknown scheme {scheme!r} in {shown_url(url)!r} (json://, jsons://, "
+    raise ConfigurationError(f"notify_urls: unknown scheme {scheme[:12]!r} (json://, jsons://, "
                              f"wecombot://, wecom+https://, dingtalk://, dingtalk+https://)")
 
 
 def shown_url(url: str) -> str:
-    scheme, _, rest = url.partition("://")
-    return f"{scheme}://{rest.split('/')[0].split('?')[0].rsplit('@', 1)[-1][:40]}/…" if rest else url[:12] + "…"
+    """An entry of ``notify_urls`` for people: kind, scheme and host only (robot keys, tokens, paths
+    and credentials left out)."""
+    try:
+        return parse_target(url).shown
+    except ConfigurationError:
+        return url.partition("://")[0][:12] + "://…"
 
 
 def body_for(target: Target, title: str, message: str, kind: str, facts: dict) -> dict:
