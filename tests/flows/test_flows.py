@@ -13,6 +13,14 @@ def settings_env(tmp_path, monkeypatch):
     return tmp_path
 
 
+def _out(flow, *args, **kw):
+    """A flow's result whatever its final state: a run whose items need a person ends Failed with
+    ``ItemsFailed`` carrying the result (issue 15)."""
+    from dealersync.errors import ItemsFailed
+    r = flow(*args, return_state=True, **kw).result(raise_on_failure=False)
+    return r.result if isinstance(r, ItemsFailed) else r
+
+
 def _artifacts(key):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
@@ -33,7 +41,11 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     drop = settings_env / "drop"
     generate(drop, rows=40, seed=2)
     (drop / "export_from_someone.csv").write_text("a,b\n1,2\n", encoding="utf-8")   # not a known feed name
-    first = ingest_dms_exports(folders=[str(drop)])
+    import pytest
+    from dealersync.errors import ItemsFailed
+    with pytest.raises(ItemsFailed, match="1 file.s. rejected .export_from_someone.csv") as e:   # not plain green
+        ingest_dms_exports(folders=[str(drop)])
+    first = e.value.result
     assert sorted(r["status"] for r in first) == ["loaded"] * 6 + ["rejected"]   # the others still load
     first = [r for r in first if r["status"] == "loaded"]
     assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
@@ -49,7 +61,7 @@ def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_serve
     from dealersync.flows.resolve import resolve_customers
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
-    ingest_dms_exports(folders=[str(drop)])
+    _out(ingest_dms_exports, folders=[str(drop)])
     import os
     os.environ["DEALERSYNC_RESOLUTION_PARTITION_ROWS"] = "100"   # normalisation fans out in partitions
     try:
@@ -73,15 +85,16 @@ def test_crm_flows_pull_and_push_once(prefect_server, settings_env, monkeypatch)
     from tests.sandbox.server import serving
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
-    ingest_dms_exports(folders=[str(drop)])
+    _out(ingest_dms_exports, folders=[str(drop)])
     with serving(create_app(settings_env / "crm.db", seed_leads=10)) as url:
         monkeypatch.setenv("DEALERSYNC_CRM_URL", url + "/crm/v1")
+        monkeypatch.setenv("DEALERSYNC_CRM_TOKEN", "sandbox-token")
         pulled = pull_crm()
         assert pulled["leads"]["items"] == 10
         stats = resolve_customers()
-        first = push_crm(day="2026-11-05")
+        first = _out(push_crm, day="2026-11-05")
         assert first["contacts"]["created"] == stats["masters"]
-        again = push_crm(day="2026-11-05")   # a re-run or a UI retry sends nothing
+        again = _out(push_crm, day="2026-11-05")   # a re-run or a UI retry sends nothing
         assert again["contacts"]["sent"] == 0 and again["tasks"]["sent"] == 0
     assert any("contacts" in str(a.data) for a in _artifacts("crm-push"))
 
@@ -97,15 +110,17 @@ def test_oem_flows_claims_status_and_report_once(prefect_server, settings_env, m
     from tests.sandbox.server import serving
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
-    ingest_dms_exports(folders=[str(drop)])
+    _out(ingest_dms_exports, folders=[str(drop)])
     resolve_customers()
     monkeypatch.setenv("DEALERSYNC_CLAIM_WINDOW_DAYS", "400")
     clock = Clock(review_after=0.1, decide_after=0.2, settle_after=0.3, claim_window_days=400)
     with serving(create_app(settings_env / "portal.db", clock=clock)) as url:
         monkeypatch.setenv("DEALERSYNC_OEM_URL", url + "/api/v1")
-        first = push_warranty_claims()
+        for k, v in {"CLIENT_ID": "dealersync", "CLIENT_SECRET": "sandbox-secret", "DEALER_NUMBER": "GZ0012"}.items():
+            monkeypatch.setenv(f"DEALERSYNC_OEM_{k}", v)
+        first = _out(push_warranty_claims)
         assert first["accepted"] == first["queued"] > 0
-        assert push_warranty_claims()["sent"] == 0   # a re-run or UI retry sends nothing
+        assert _out(push_warranty_claims)["sent"] == 0   # a re-run or UI retry sends nothing
         time.sleep(0.5)
         assert poll_claim_status()["changes"] > 0
         report = monthly_csi_report(month="2026-10")
