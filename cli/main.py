@@ -6,6 +6,7 @@ Exit codes: 0 success; 2 bad input (a one-line message naming file, row and colu
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import logging
 import os
@@ -445,9 +446,13 @@ def cmd_backfill(args, settings) -> int:
     deployment = None
     if os.environ.get("PREFECT_API_URL") and not args.local:
         deployment = args.deployment or f"{args.flow}/{args.flow.replace('_', '-')}"
-    out = deploy.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
-                              deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True),
-                              wait=not args.no_wait)
+    from dealersync.flows.common import prefect_api
+    from dealersync.processes import exit_on_sigterm
+    exit_on_sigterm()
+    with prefect_api() if not args.dry_run else contextlib.nullcontext():   # a local server dies with us
+        out = deploy.run_backfill(args.flow, start, end, concurrency=args.concurrency, dry_run=args.dry_run,
+                                  deployment=deployment, progress=lambda m: print(m, file=sys.stderr, flush=True),
+                                  wait=not args.no_wait)
     if args.json:
         print(json.dumps(out, default=str, ensure_ascii=False))
     failed = [r for r in out if r["status"] not in ("Completed", "dry-run")]
@@ -463,7 +468,11 @@ def cmd_serve(args, settings) -> int:
     _engine(settings)
     deployments = deploy.deployments_from_yaml()
     print(f"serving {len(deployments)} deployment(s): " + ", ".join(d.name for d in deployments), file=sys.stderr)
-    serve(*deployments, pause_on_shutdown=False)
+    from dealersync.flows.common import prefect_api
+    from dealersync.processes import exit_on_sigterm
+    exit_on_sigterm()
+    with prefect_api():   # PREFECT_API_URL's server, or a local one that ends with this process
+        serve(*deployments, pause_on_shutdown=False)
     return EXIT_OK
 
 

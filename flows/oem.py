@@ -70,13 +70,20 @@ def push_warranty_claims(day: str | None = None):
     create_table_artifact(key="claims-deadlines", table=[{k: str(v) for k, v in r.items()} for r in near]
                           or [{"claim_no": "(none within the warning window)"}],
                           description="claims not yet accepted whose submission window is closing")
-    if near:
-        notify("warranty claims nearing their deadline",
-               f"{len(near)} claim(s) not yet accepted by the OEM are within {s.claim_deadline_warning_days} days of "
-               f"the end of their submission window (earliest: {min(str(r['deadline']) for r in near)}); "
-               f"list them with `dealersync claims deadlines`", "warning", s, {"claims": len(near)})
+    deadline_notice(near, s)
     return finish("push_warranty_claims", out, claim_problems(out), s,
                   {k: out.get(k, 0) for k in ("validation_failed", "rejected", "accepted")})
+
+
+def deadline_notice(near: list[dict], s) -> list:
+    """One warning notification for the claims not yet accepted within ``claim_deadline_warning_days``
+    of their window's end (count and earliest deadline only); none when there are none."""
+    if not near:
+        return []
+    return notify("warranty claims nearing their deadline",
+                  f"{len(near)} claim(s) not yet accepted by the OEM are within {s.claim_deadline_warning_days} days "
+                  f"of the end of their submission window (earliest: {min(str(r['deadline']) for r in near)}); "
+                  f"list them with `dealersync claims deadlines`", "warning", s, {"claims": len(near)})
 
 
 def claim_problems(out: dict) -> list[str]:

@@ -203,3 +203,26 @@ def test_check_all_good_then_each_fault(tmp_path, monkeypatch, capsys, services,
     assert main(["check"]) == 2                                  # refused credentials: a setting to fix
     out = capsys.readouterr().out
     assert "FAIL  OEM portal" in out and "DEALERSYNC_OEM_CLIENT_SECRET" in out and "wrong" not in out
+
+
+@pytest.mark.parametrize("run_count, budget, retry", [
+    (1, 90, True),     # first retry after 10 s
+    (2, 90, True),     # 10 + 60 = 70 s of waiting
+    (3, 90, False),    # 10 + 60 + 300: past the budget, the stage fails now (no 7-minute silence)
+    (1, 5, False),
+    (3, 400, True),
+])
+def test_task_retries_stay_within_the_budget(monkeypatch, run_count, budget, retry):
+    from types import SimpleNamespace
+
+    from dealersync.errors import TransientError
+    from dealersync.flows.common import transient_only
+    monkeypatch.setenv("DEALERSYNC_RETRY_BUDGET_SECONDS", str(budget))
+    task = SimpleNamespace(retry_delay_seconds=[10, 60, 300], retries=3)
+
+    def failed(e):
+        def result():
+            raise e
+        return SimpleNamespace(result=result)
+    assert transient_only(task, SimpleNamespace(run_count=run_count), failed(TransientError("HTTP 503"))) is retry
+    assert transient_only(task, SimpleNamespace(run_count=1), failed(ConfigurationError("bad"))) is False

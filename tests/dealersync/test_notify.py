@@ -163,3 +163,20 @@ def test_ingest_problems_threshold():
     got = ingest_problems(rows, 0.05)
     assert got[0].startswith("1 file(s) rejected (c.csv)") and got[1].startswith("b.csv: 6 of 100")
     assert len(got) == 2
+
+
+def test_claims_nearing_their_deadline_notify(hook, monkeypatch, tmp_path):
+    from datetime import date
+
+    from dealersync.flows.oem import deadline_notice
+    monkeypatch.chdir(tmp_path)
+    s = Settings(notify_urls=[f"dingtalk+http://127.0.0.1:{hook.port}/robot/send?access_token=t"],
+                 claim_deadline_warning_days=5)
+    near = [{"claim_no": "WC1", "ro_number": "RO1", "local_status": "VALIDATION_FAILED", "deadline": date(2026, 12, 3),
+             "days_left": 3}, {"claim_no": "WC2", "ro_number": "RO2", "local_status": "QUEUED",
+                               "deadline": date(2026, 12, 1), "days_left": 1}]
+    (d,) = deadline_notice(near, s)
+    assert d.ok
+    text = hook.got[0][2]["text"]["content"]
+    assert "2 claim(s)" in text and "within 5 days" in text and "2026-12-01" in text
+    assert deadline_notice([], s) == [] and len(hook.got) == 1
