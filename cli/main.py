@@ -294,7 +294,7 @@ def cmd_sandbox(args, settings) -> int:
                               latency_ms=args.latency_ms, expire_rate=args.expire_rate, throttle_rate=args.throttle_rate,
                               token_lifetime=args.token_lifetime)
         clock = Clock(review_after=args.review_after, decide_after=args.decide_after, settle_after=args.settle_after,
-                      claim_window_days=args.claim_window_days)
+                      claim_window_days=args.claim_window_days or settings.claim_window_days)
         db = args.db or str(settings.data_dir / "sandbox-portal.db")
         print(f"sandbox OEM portal on http://127.0.0.1:{args.port}/api/v1 (state in {db}); Ctrl-C stops it",
               file=sys.stderr)
@@ -600,7 +600,7 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--review-after", type=float, default=2.0, help="seconds until UNDER_REVIEW")
     x.add_argument("--decide-after", type=float, default=6.0, help="seconds until the decision")
     x.add_argument("--settle-after", type=float, default=12.0, help="seconds until SETTLED")
-    x.add_argument("--claim-window-days", type=int, default=30)
+    x.add_argument("--claim-window-days", type=int, help="default: the claim_window_days setting (the same as our own check)")
     x.set_defaults(fn=cmd_sandbox)
 
     o = sub.add_parser("oem", help="the OEM portal")
