@@ -226,3 +226,56 @@ def test_task_retries_stay_within_the_budget(monkeypatch, run_count, budget, ret
         return SimpleNamespace(result=result)
     assert transient_only(task, SimpleNamespace(run_count=run_count), failed(TransientError("HTTP 503"))) is retry
     assert transient_only(task, SimpleNamespace(run_count=1), failed(ConfigurationError("bad"))) is False
+
+
+def test_check_sftp_logs_in_and_names_a_wrong_host_key(tmp_path, monkeypatch, capsys, services):
+    """A real sshd on loopback: ``check`` logs in with the pinned host key; a known_hosts that pins
+    another key is a FAIL line, never a silent pass."""
+    from dealersync.sandbox.sshd import start_sshd, stop_sshd
+    drop = production_env(monkeypatch, tmp_path, services["crm"], services["oem"])
+    drop.mkdir()
+    (drop / "SZ0417_CUSTOMER_20261103.csv").write_text("客户编号\nC1\n", encoding="utf-8")
+    upgrade(make_engine(get_settings().effective_database_url))
+    sshd = start_sshd()
+    try:
+        for k, v in {"SFTP_HOST": "127.0.0.1", "SFTP_PORT": str(sshd.port), "SFTP_USER": "dsftp",
+                     "SFTP_KEY_FILE": str(sshd.user_key), "SFTP_KNOWN_HOSTS": str(sshd.known_hosts),
+                     "SFTP_REMOTE_ROOT": str(sshd.root), "SFTP_CONNECT_TIMEOUT": "5"}.items():
+            monkeypatch.setenv(f"DEALERSYNC_{k}", v)
+        assert main(["check"]) == 0
+        out = capsys.readouterr().out
+        assert f"ok    SFTP dsftp@127.0.0.1:{sshd.port}: reachable, host key" in out and "logged in as dsftp" in out
+        other = tmp_path / "known_hosts_other"
+        other.write_text(f"[127.0.0.1]:{sshd.port} ssh-ed25519 "
+                         "AAAAC3NzaC1lZDI1NTE5AAAAIHbXq3cW6M5Zq1pQmXvGZ4b0l0Yd3hC0mKqKk9m2Yc0x\n", encoding="utf-8")
+        monkeypatch.setenv("DEALERSYNC_SFTP_KNOWN_HOSTS", str(other))
+        assert main(["check"]) != 0
+        assert "FAIL  SFTP" in capsys.readouterr().out
+    finally:
+        stop_sshd(sshd)
+
+
+def test_a_stage_that_fails_is_one_line_and_the_others_still_run(capsys, tmp_path):
+    from dealersync.cli.front import print_summary, run_stage
+    from dealersync.errors import ItemsFailed, TransientError
+
+    def down():
+        raise TransientError("POST http://127.0.0.1:1/api/v1/warranty-claims: gave up after 6 tries (HTTP 503)")
+
+    pushed = {"contacts": {"sent": 5, "created": 3, "updated": 0, "errors": 2, "deleted": 0},
+              "tasks_planned": {"created": 4}, "tasks": {"sent": 4, "errors": 0}}
+
+    def items():
+        raise ItemsFailed("push_crm: 2 contact(s) refused by the CRM", result=pushed)
+    stages = []
+    run_stage(stages, "warranty claims", down)
+    run_stage(stages, "CRM push", items)
+    run_stage(stages, "claim status", lambda: {"changes": 3, "by_status": {}})
+    assert [s.status for s in stages] == ["failed", "needs attention", "ok"]
+    assert stages[1].result == pushed and stages[1].detail == "2 contact(s) refused by the CRM"
+    print_summary(Settings(), stages)
+    out, err = capsys.readouterr()
+    assert "Traceback" not in out + err
+    assert "contacts sent 5 (3 new, 0 updated, 2 refused)" in out       # what did succeed is shown
+    assert "not all went well: warranty claims: failed; CRM push: needs attention" in out
+    assert "TransientError: POST http://127.0.0.1:1/api/v1/warranty-claims: gave up after 6 tries (HTTP 503)" in out
