@@ -111,6 +111,7 @@ def cmd_sftp(args, settings) -> int:
               "\n".join(f"{k:12s} {v}" for k, v in info.items()))
         return EXIT_OK
     from dealersync.services import sftp_jobs
+    settings.require("dealer_code")
     engine = _engine(settings)
     if args.sub == "pull":
         results = sftp_jobs.pull_all(engine, connector, settings)

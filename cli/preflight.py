@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from dealersync.errors import ConfigurationError, DealersyncError
-from dealersync.flows.common import CRM_SETTINGS, OEM_SETTINGS, crm_client, oem_client
+from dealersync.flows.common import CRM_SETTINGS, OEM_SETTINGS, SFTP_SETTINGS, crm_client, oem_client
 
 from .show import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNAVAILABLE, _safe_url
 
@@ -46,7 +46,10 @@ def _missing(settings, names) -> list[str]:
 
 def check_settings(settings) -> list[Check]:
     out = []
-    for label, names in (("OEM portal settings", OEM_SETTINGS), ("CRM settings", CRM_SETTINGS)):
+    groups = [("OEM portal settings", OEM_SETTINGS), ("CRM settings", CRM_SETTINGS)]
+    if settings.sftp_host:   # the OEM's SFTP folders are named by our dealer code
+        groups.append(("SFTP settings", SFTP_SETTINGS))
+    for label, names in groups:
         miss = _missing(settings, names)
         out.append(Check(label, not miss, "set" if not miss else "not set: " + ", ".join(
             f"{n} (DEALERSYNC_{n.upper()})" for n in miss), "config"))
@@ -128,7 +131,7 @@ def check_services(settings) -> list[Check]:
         out.append(_service(f"OEM portal {settings.oem_url}", lambda: (
             lambda i: f"reachable, client accepted, dealer {i['dealer']} ({i['labor_operations']} labor operation(s))")(
             oem_client(settings, preflight=True).check()), ("oem_client_id", "oem_client_secret")))
-    if settings.sftp_host:
+    if settings.sftp_host and not _missing(settings, SFTP_SETTINGS):
         from dealersync.connectors.sftp import SftpConnector, SftpSettings
 
         def sftp():

@@ -22,6 +22,7 @@ log = logging.getLogger(__name__)
 
 OEM_SETTINGS = ("oem_url", "oem_client_id", "oem_client_secret", "oem_dealer_number")
 CRM_SETTINGS = ("crm_url", "crm_token")
+SFTP_SETTINGS = ("dealer_code", "sftp_user")   # when sftp_host is set
 
 
 MAX_RETRY_AFTER = 900.0   # seconds: a server asking a task to wait longer is not waited for here

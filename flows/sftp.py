@@ -10,11 +10,12 @@ from dealersync.connectors.sftp import SftpConnector, SftpSettings
 from dealersync.services import sftp_jobs
 from dealersync.store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, transient_only
+from .common import SFTP_SETTINGS, settings_with_privacy, transient_only
 
 
 def _setup():
     s = settings_with_privacy()
+    s.require(*SFTP_SETTINGS)   # the OEM's folders are named by our dealer code: no default
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
     return s, engine, SftpConnector(SftpSettings.from_settings(s))

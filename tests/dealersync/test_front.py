@@ -240,7 +240,7 @@ def test_check_sftp_logs_in_and_names_a_wrong_host_key(tmp_path, monkeypatch, ca
     try:
         for k, v in {"SFTP_HOST": "127.0.0.1", "SFTP_PORT": str(sshd.port), "SFTP_USER": "dsftp",
                      "SFTP_KEY_FILE": str(sshd.user_key), "SFTP_KNOWN_HOSTS": str(sshd.known_hosts),
-                     "SFTP_REMOTE_ROOT": str(sshd.root), "SFTP_CONNECT_TIMEOUT": "5"}.items():
+                     "SFTP_REMOTE_ROOT": str(sshd.root), "SFTP_CONNECT_TIMEOUT": "5", "DEALER_CODE": "SZ0417"}.items():
             monkeypatch.setenv(f"DEALERSYNC_{k}", v)
         assert main(["check"]) == 0
         out = capsys.readouterr().out
