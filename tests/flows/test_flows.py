@@ -46,6 +46,11 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     with pytest.raises(ItemsFailed, match="1 file.s. rejected .export_from_someone.csv") as e:   # not plain green
         ingest_dms_exports(folders=[str(drop)])
     first = e.value.result
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+    with get_client(sync_client=True) as c:   # what the Prefect UI shows: red, with the reason
+        runs = c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="")), limit=200)
+    assert any(r.state and r.state.is_failed() and "export_from_someone.csv" in (r.state.message or "") for r in runs)
     assert sorted(r["status"] for r in first) == ["loaded"] * 6 + ["rejected"]   # the others still load
     first = [r for r in first if r["status"] == "loaded"]
     assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
