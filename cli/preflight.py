@@ -11,6 +11,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from dealersync.connectors.notify import parse_target
 from dealersync.errors import ConfigurationError, DealersyncError
 from dealersync.flows.common import CRM_SETTINGS, OEM_SETTINGS, SFTP_SETTINGS, crm_client, oem_client
 
@@ -53,7 +54,20 @@ def check_settings(settings) -> list[Check]:
         miss = _missing(settings, names)
         out.append(Check(label, not miss, "set" if not miss else "not set: " + ", ".join(
             f"{n} (DEALERSYNC_{n.upper()})" for n in miss), "config"))
+    out.append(check_notify(settings))
     return out
+
+
+def check_notify(settings) -> Check:
+    """Each ``notify_urls`` entry is a target we can send to (none: a warning in words, not a failure).
+    Nothing is sent."""
+    try:
+        targets = [parse_target(u) for u in settings.notify_urls]
+    except ConfigurationError as e:
+        return Check("notification targets", False, str(e), "config")
+    if not targets:
+        return Check("notification targets", True, "none configured (notify_urls): failed items reach nobody")
+    return Check("notification targets", True, ", ".join(t.shown for t in targets))
 
 
 def check_store(settings, must_exist: bool = True) -> Check:

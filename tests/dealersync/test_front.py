@@ -193,8 +193,17 @@ def test_check_all_good_then_each_fault(tmp_path, monkeypatch, capsys, services,
     assert main(["check"]) == 0
     out = capsys.readouterr().out
     for what in ("ok    OEM portal settings: set", "ok    CRM settings: set", "reachable, migrated", f"drop folder {drop}",
-                 "readable, 1 file(s)", "token accepted", "client accepted, dealer SZ0417", "checks passed"):
+                 "readable, 1 file(s)", "token accepted", "client accepted, dealer SZ0417", "checks passed",
+                 "ok    notification targets: none configured"):
         assert what in out, what
+    monkeypatch.setenv("DEALERSYNC_NOTIFY_URLS", "smtp://mail.example.cn")
+    assert main(["check"]) == 2
+    assert "FAIL  notification targets: notify_urls: unknown scheme 'smtp'" in capsys.readouterr().out
+    monkeypatch.setenv("DEALERSYNC_NOTIFY_URLS", "wecombot://robot-key-1")
+    assert main(["check"]) == 0
+    out = capsys.readouterr().out
+    assert "ok    notification targets: wecom:https://qyapi.weixin.qq.com/" in out and "robot-key-1" not in out
+    monkeypatch.delenv("DEALERSYNC_NOTIFY_URLS")
     monkeypatch.setenv("DEALERSYNC_CRM_URL", f"http://127.0.0.1:{refused_port}/crm/v1")
     assert main(["check"]) == 3
     assert "FAIL  CRM" in capsys.readouterr().out
