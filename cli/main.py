@@ -300,7 +300,7 @@ def cmd_sandbox(args, settings) -> int:
         print(f"sandbox OEM portal on http://127.0.0.1:{args.port}/api/v1 (state in {db}); Ctrl-C stops it",
               file=sys.stderr)
         serve(port=args.port, db=db, faults=faults, clock=clock,
-              clients={settings.oem_client_id or "sandbox": settings.oem_client_secret.get_secret_value()
+              clients={settings.oem_client_id or "dealersync": settings.oem_client_secret.get_secret_value()
                        if settings.oem_client_secret else "sandbox-secret"})
     if args.sub == "crm":
         from dealersync.sandbox.crm import FaultConfig, serve
