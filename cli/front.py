@@ -85,8 +85,9 @@ def print_summary(settings, stages: list[Stage]) -> None:
         print(f"\nSFTP {settings.sftp_host}: {len(r['SFTP drops'])} drop(s) pulled and ingested")
     if "DMS ingest" in r:
         print()
-        _print_table(r["DMS ingest"], SUMMARY_COLS)
-        if not r["DMS ingest"]:
+        if r["DMS ingest"]:
+            _print_table(r["DMS ingest"], SUMMARY_COLS)
+        else:
             print("nothing new to ingest (every file in the drop folders is already in the ledger)")
     if "customer resolution" in r:
         st = r["customer resolution"]
