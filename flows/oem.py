@@ -54,9 +54,8 @@ def push_warranty_claims(day: str | None = None):
     """New DMS warranty claims validated and sent once each; interrupted sends resent under their key.
     Ends ``Failed`` (with the counts as data, and a notification) when claims failed validation or were
     refused; claims within ``claim_deadline_warning_days`` of their window's end are notified too."""
-    s, _, _ = _ctx()   # an unset OEM identifier stops here, before any claim is touched
+    s, engine, _ = _ctx()   # an unset OEM identifier stops here, before any claim is touched
     out = push_task(day or date.today().isoformat())
-    s, engine, _ = _ctx()
     with engine.begin() as conn:
         rows = claims.claims_table(conn)
         near = claims.approaching_deadline(conn, date.today(), s.claim_deadline_warning_days)
