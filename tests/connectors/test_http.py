@@ -241,7 +241,8 @@ def test_the_limits_come_from_the_settings(monkeypatch):
     from dealersync.config import Settings
     monkeypatch.setenv("DEALERSYNC_HTTP_MAX_BODY_BYTES", "4096")
     monkeypatch.setenv("DEALERSYNC_HTTP_DEADLINE_SECONDS", "9")
-    s = Settings()
+    s = Settings(crm_url="http://127.0.0.1:9/crm/v1", crm_token="tok", oem_url="http://127.0.0.1:9/api/v1",
+                 oem_client_id="c", oem_client_secret="s", oem_dealer_number="SZ0417")   # no defaults (issue 15)
     c = CrmClient(CrmSettings.from_settings(s))
     o = OemClient(OemSettings.from_settings(s))
     assert c.policy.max_body_bytes == o.policy.max_body_bytes == 4096 and c.policy.deadline == 9.0
