@@ -46,7 +46,7 @@ def cmd_ingest(args, settings) -> int:
             res = ingest_file(engine, f, feed=args.feed, profile=args.profile or settings.profile,
                               dealer=args.dealer, profiles=profiles, chunk_rows=settings.chunk_rows,
                               **({"default_dealer": settings.dealer_code} if settings.dealer_code else {}),
-                              force=args.force,
+                              force=args.force, stale_seconds=settings.load_stale_seconds,
                               progress=None if args.json else _progress)
         except BadSourceData as e:
             print(f"error: {e}", file=sys.stderr)
@@ -54,9 +54,11 @@ def cmd_ingest(args, settings) -> int:
             continue
         if not args.json and sys.stderr.isatty():
             print(file=sys.stderr)
-        if res.status == "rejected":
+        if res.status in ("rejected", "failed"):
             print(f"error: {res.message}", file=sys.stderr)
             rc = EXIT_BAD_INPUT
+        elif res.status in ("busy", "replaced"):
+            print(f"note: {res.file}: {res.message}", file=sys.stderr)
         results.append(res)
         if args.json:
             print(json.dumps(res.to_json(), ensure_ascii=False), flush=True)
@@ -415,7 +417,8 @@ def cmd_status(args, settings) -> int:
           + ", ".join(f"{k} {v}" for k, v in f.items() if k != "pending"))
     q = st["quarantine"]
     print(f"quarantine: {q['rows']} row(s)" + (" - " + ", ".join(f"{k} {v}" for k, v in q["top_reasons"].items())
-                                              if q["top_reasons"] else ""))
+                                              if q["top_reasons"] else "")
+          + (f"; {q['rows_of_replaced_loads']} more of replaced loads" if q.get("rows_of_replaced_loads") else ""))
     c = st["claims"]
     print(f"claims: " + ", ".join(f"{k} {v}" for k, v in c["local"].items()) + "; OEM: "
           + (", ".join(f"{k} {v}" for k, v in c["oem"].items()) or "-")
@@ -489,7 +492,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--feed", help="feed name (customers, repair_orders...) when the file name does not say")
     s.add_argument("--profile", help="export profile (dms_a, dms_b or a custom one); default: detect")
     s.add_argument("--dealer", help="dealer code when the file name does not say")
-    s.add_argument("--force", action="store_true", help="re-try files that were rejected before")
+    s.add_argument("--force", action="store_true", help="re-read files already ingested or rejected (e.g. after a profile change); "
+                   "the new load replaces the earlier one")
     s.add_argument("--json", action="store_true", help="one JSON object per file on stdout")
     s.set_defaults(fn=cmd_ingest)
 

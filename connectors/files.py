@@ -64,6 +64,37 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
+class HashingReader:
+    """A binary stream that hashes (SHA-256) and counts every byte it hands out, so the ledger records
+    the bytes actually read, not a separate earlier read (issue #15). ``finish()`` reads on to the end
+    (what the consumer left, e.g. after a rejection) and returns the hex digest."""
+
+    def __init__(self, fh):
+        self._fh, self._h, self.bytes_read = fh, hashlib.sha256(), 0
+
+    def read(self, n: int = -1) -> bytes:
+        data = self._fh.read(n)
+        self._h.update(data)
+        self.bytes_read += len(data)
+        return data
+
+    def readable(self) -> bool:
+        return True
+
+    def close(self) -> None:
+        self._fh.close()
+
+    @property
+    def closed(self) -> bool:
+        return self._fh.closed
+
+    def finish(self) -> str:
+        if not self._fh.closed:
+            for _ in iter(lambda: self.read(1 << 20), b""):
+                pass
+        return self._h.hexdigest()
+
+
 def file_kind(path: Path) -> str:
     name = path.name.lower()
     if name.endswith(".xlsx"):
@@ -75,7 +106,9 @@ def file_kind(path: Path) -> str:
 
 # ------------------------------------------------------------------------------------ CSV
 
-def _open_binary(path: Path, kind: str):
+def _open_binary(path: Path, kind: str, hasher: HashingReader | None = None):
+    if hasher is not None:
+        return gzip.GzipFile(fileobj=hasher, mode="rb") if kind == "csv.gz" else hasher
     return gzip.open(path, "rb") if kind == "csv.gz" else open(path, "rb")
 
 
@@ -321,6 +354,20 @@ class Table:
     _rows: Iterator | None = None
     _closer: Callable[[], None] | None = None
     _data_line: int | None = None   # CSV: the first line after the header record
+    _hasher: HashingReader | None = None   # CSV: the full pass's bytes
+    _digest: str | None = None             # XLSX: the bytes the workbook was read from
+    _size_read: int | None = None
+
+    def digest(self) -> tuple[str, int]:
+        """(SHA-256 hex, byte count) of the file's bytes as this reader read them: the full pass of
+        ``batches()`` read to its end (the rest is read if the pass stopped early)."""
+        if self._digest is not None:
+            return self._digest, self._size_read or 0
+        if self._hasher is None:
+            self._hasher = HashingReader(open(self.path, "rb"))
+        digest = self._hasher.finish()
+        self._hasher.close()
+        return digest, self._hasher.bytes_read
 
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """(1-based row number in the file, cells) for every non-blank row after the header."""
@@ -341,8 +388,14 @@ class Table:
         if self._closer:
             self._closer()   # the fast reader opens the file again and decodes it all
         self.stats = DecodeStats()
-        fh = _open_binary(self.path, self.kind)
-        self._closer = fh.close
+        self._hasher = HashingReader(open(self.path, "rb"))
+        fh = _open_binary(self.path, self.kind, self._hasher)
+        hasher = self._hasher
+
+        def closer():
+            fh.close()
+            hasher.close()
+        self._closer = closer
         yield from _csv_batches(fh, self.encoding, self.stats, self.path.name, self._data_line,
                                 len(self.header), rows)
 
@@ -661,10 +714,10 @@ def _unclosed_quote(name: str, line: int, detail: str) -> BadSourceData:
                          "cannot be told apart, so the file is rejected", file=name, row=line, reason="UNCLOSED_QUOTE")
 
 
-def _xlsx_rows(path: Path) -> tuple[Iterator[tuple[int, list[str]]], Callable[[], None]]:
+def _xlsx_rows(path: Path, data: bytes | None = None) -> tuple[Iterator[tuple[int, list[str]]], Callable[[], None]]:
     import openpyxl
     try:
-        wb = openpyxl.load_workbook(path, read_only=True, data_only=True)
+        wb = openpyxl.load_workbook(io.BytesIO(data) if data is not None else path, read_only=True, data_only=True)
     except Exception as e:  # zip or XML damaged
         raise BadSourceData(f"not a readable XLSX workbook ({type(e).__name__}: {e})", file=path.name,
                             reason="NOT_A_TABLE") from None
@@ -686,7 +739,10 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15) -> Table:
     if kind == "xlsx":
         if not zipfile.is_zipfile(path):
             raise BadSourceData("not an XLSX workbook (no zip container)", file=path.name, reason="NOT_A_TABLE")
-        rows, closer = _xlsx_rows(path)
+        data = path.read_bytes()   # hashed as read: the ledger's SHA-256 is of these very bytes
+        xdigest, xsize = hashlib.sha256(data).hexdigest(), len(data)
+        rows, closer = _xlsx_rows(path, data)
+        del data
         encoding = None
     else:
         fh = _open_binary(path, kind)
@@ -732,9 +788,12 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15) -> Table:
         yield from head[best + 1:]
         yield from rows
 
-    return Table(path, kind, encoding, [c.strip() for c in header], header_row,
-                 [r for r, _ in head[:best]], stats, chained(), closer,
-                 ends[header_row] + 1 if kind != "xlsx" else None)
+    table = Table(path, kind, encoding, [c.strip() for c in header], header_row,
+                  [r for r, _ in head[:best]], stats, chained(), closer,
+                  ends[header_row] + 1 if kind != "xlsx" else None)
+    if kind == "xlsx":
+        table._digest, table._size_read = xdigest, xsize
+    return table
 
 
 def _check_decodable(sample: bytes, encoding: str, path: Path) -> None:

@@ -62,7 +62,12 @@ class Settings(BaseSettings):
     profile: str | None = Field(None, description="default export profile; None = detect from headers")
     profile_files: Annotated[list[Path], NoDecode] = Field(default_factory=list, description="TOML files declaring custom profiles")
     chunk_rows: int = Field(200_000, ge=1000, description="rows per processing chunk")
-    stable_seconds: float = Field(0.0, ge=0, description="a file must be unchanged this long before it is taken")
+    stable_seconds: float = Field(10.0, ge=0, description="a dropped file must be unchanged this long before it is taken")
+    load_stale_seconds: float = Field(3600.0, gt=0, description="a load claimed by a process on another host "
+                                      "that gave no sign for this long is taken over (SQLite; PostgreSQL sees a "
+                                      "dead holder at once)")
+    claim_stale_seconds: float = Field(600.0, gt=0, description="a claim submission left SENDING this long by a "
+                                       "process on another host is sent again (same BODID)")
 
     # upstream systems (used by later stages); secrets are SecretStr and never flow parameters
     oem_url: str | None = Field(None, description="OEM portal API base URL; no default")

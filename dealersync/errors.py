@@ -89,3 +89,13 @@ class ItemsFailed(DealersyncError):
     def __init__(self, message: str, result=None):
         super().__init__(message)
         self.result = result
+
+
+class ValueRefused(BadSourceData):
+    """The database refused a value of a file (a NUL byte, a text longer than its column): the file's
+    load fails and rolls back, the run goes on with the next file. The message names the file, the row
+    and the column where the database says them, never the value (it may be personal data)."""
+
+    def __init__(self, message: str, *, file: str | None = None, row: int | None = None,
+                 column: str | None = None, reason: str = "VALUE_REFUSED"):
+        super().__init__(message, file=file, row=row, column=column, reason=reason)

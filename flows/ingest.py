@@ -7,7 +7,7 @@ from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dealersync.errors import BadSourceData
-from dealersync.services.ingest import FileResult, ingest_file, pending_files
+from dealersync.services.ingest import FileResult, done_marker_required, ingest_file, pending_files
 from dealersync.schemas.profiles import load_profiles
 from dealersync.store.db import make_engine, upgrade
 
@@ -22,7 +22,8 @@ def ingest_one(path: str, feed: str | None = None, profile: str | None = None, d
     try:
         return ingest_file(engine, path, feed=feed, profile=profile or s.profile, dealer=dealer,
                            profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
-                           **({"default_dealer": s.dealer_code} if s.dealer_code else {})).to_json()
+                           **({"default_dealer": s.dealer_code} if s.dealer_code else {}),
+                           stale_seconds=s.load_stale_seconds).to_json()
     except BadSourceData as e:  # one bad file never stops the others
         return FileResult(file=Path(path).name, path=path, status="rejected", message=str(e)).to_json()
 
@@ -36,7 +37,8 @@ def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
-    files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=s.stable_seconds)
+    files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=s.stable_seconds,
+                          require_done_marker=done_marker_required(load_profiles(s.profile_files), s.profile))
     progress = create_progress_artifact(progress=0.0, description=f"{len(files)} file(s) to ingest") if files else None
     results = []
     for i, f in enumerate(files, 1):
@@ -77,7 +79,8 @@ def ingest_dealer(dealer: str, folders: list[str]) -> list[dict]:
     """One dealer's files, in order (a dealer's days must not race each other)."""
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
-    files = pending_files(engine, folders, stable_seconds=s.stable_seconds)
+    files = pending_files(engine, folders, stable_seconds=s.stable_seconds,
+                          require_done_marker=done_marker_required(load_profiles(s.profile_files), s.profile))
     return [ingest_one.fn(str(f), None, None, dealer) for f in files]
 
 

@@ -25,15 +25,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, insert, or_, select, update
+from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from dealersync.connectors.oem import OemClient
 from dealersync.errors import TransientError
 from dealersync.privacy import scrub_fields
 from dealersync.schemas.checks import is_vin
+from dealersync.store import claims as store_claims
+from dealersync.store.ledger import holder
 from dealersync.store.repository import dialect_insert, upsert
-from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, customer_record, oem_cursor,
-                          warranty_claim_job)
+from dealersync.store.tables import (FEED_TABLES, JobStatus, SubmissionState, claim_status_snapshot, claim_submission,
+                                    customer_record, oem_cursor, warranty_claim_job)
 
 log = logging.getLogger(__name__)
 BODID_NAMESPACE = uuid.UUID("6f1c1f0e-3d7e-4a55-9a43-2f8f4c1d0a11")
@@ -63,27 +65,8 @@ def content_hash(payload: dict) -> str:
 
 def sync_jobs(conn: Connection, window_days: int) -> int:
     """A claim job (DRAFT) for every DMS warranty claim not yet known; RO completion and the claim
-    window's last day recorded. Returns the number of new jobs."""
-    wc, ro = FEED_TABLES["warranty_claims"], FEED_TABLES["repair_orders"]
-    have = {(d, c) for d, c in conn.execute(select(warranty_claim_job.c.dealer_code, warranty_claim_job.c.claim_no))}
-    rows = conn.execute(select(wc.c.dealer_code, wc.c.claim_no, wc.c.ro_number, wc.c.vin, wc.c.claim_amount,
-                               ro.c.closed_at, ro.c.delivered_at, ro.c.opened_at)
-                        .join(ro, (ro.c.dealer_code == wc.c.dealer_code) & (ro.c.ro_number == wc.c.ro_number), isouter=True)
-                        ).mappings().all()
-    now = _now()
-    new = []
-    for r in rows:
-        if (r["dealer_code"], r["claim_no"]) in have:
-            continue
-        done = r["closed_at"] or r["delivered_at"]
-        new.append(dict(dealer_code=r["dealer_code"], claim_no=r["claim_no"], ro_number=r["ro_number"], vin=r["vin"],
-                        local_status="DRAFT", submission_count=1, claimed_amount=r["claim_amount"],
-                        ro_completed=done.date() if done else None,
-                        deadline=(done.date() + timedelta(days=window_days)) if done else None,
-                        created_at=now, updated_at=now))
-    for i in range(0, len(new), 5000):
-        conn.execute(insert(warranty_claim_job), new[i:i + 5000])
-    return len(new)
+    window's last day recorded. Idempotent under concurrency. Returns the number of new jobs."""
+    return store_claims.add_jobs_from_dms(conn, window_days)
 
 
 def build_claim(conn: Connection, job: dict, dealer_number: str, creator: str = "DEALERSYNC", revision: int = 0) -> dict:
@@ -191,16 +174,16 @@ def labor_code_table(conn: Connection) -> set[str] | None:
 def prepare(engine: Engine, client: OemClient, today: date, window_days: int, labor_codes: set[str] | None = None) -> dict:
     """DRAFT jobs, and VALIDATION_FAILED ones whose data has changed since, -> QUEUED (payload and BODID
     stored) or VALIDATION_FAILED (errors stored). A payload the portal refused (422) goes again only once
-    corrected, under a new key (revision + 1)."""
+    corrected, under a new key (revision + 1). Every status change is a compare-and-set from DRAFT or
+    VALIDATION_FAILED: a job another process prepared or sent meanwhile is left as it is."""
     out = {"queued": 0, "validation_failed": 0, "unchanged_failures": 0}
     with engine.begin() as conn:
         codes = labor_codes if labor_codes is not None else labor_code_table(conn)
     if codes is None:
         codes = {op["LaborOperationID"] for op in client.labor_operations()}
     with engine.begin() as conn:
-        _refresh_completion(conn, window_days)
-        ids = conn.execute(select(warranty_claim_job.c.id).where(
-            warranty_claim_job.c.local_status.in_(("DRAFT", "VALIDATION_FAILED"))).order_by(warranty_claim_job.c.id)).scalars().all()
+        store_claims.refresh_completion(conn, window_days)
+        ids = store_claims.preparable_ids(conn)
     for i in range(0, len(ids), 500):   # progress commits every 500 claims
         with engine.begin() as conn:
             _prepare_some(conn, client, ids[i:i + 500], codes, today, window_days, out)
@@ -209,16 +192,10 @@ def prepare(engine: Engine, client: OemClient, today: date, window_days: int, la
 
 def _prepare_some(conn: Connection, client: OemClient, ids: list[int], codes, today: date, window_days: int,
                   out: dict) -> None:
-    jobs = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.id.in_(ids))).mappings().all()
-    now = _now()
-    for job in jobs:
-        last = conn.execute(select(claim_submission.c.revision, claim_submission.c.content_hash, claim_submission.c.state)
-                            .where(claim_submission.c.dealer_code == job["dealer_code"],
-                                   claim_submission.c.claim_no == job["claim_no"],
-                                   claim_submission.c.submission_count == job["submission_count"])
-                            .order_by(claim_submission.c.revision.desc()).limit(1)).mappings().first()
+    for job in store_claims.preparable_jobs(conn, ids):
+        last = store_claims.last_submission(conn, job["dealer_code"], job["claim_no"], job["submission_count"])
         revision = 0 if last is None else last["revision"] + (1 if last["state"] == "REJECTED" else 0)
-        payload = build_claim(conn, dict(job), client.s.dealer_number, client.s.creator_name_code, revision)
+        payload = build_claim(conn, job, client.s.dealer_number, client.s.creator_name_code, revision)
         scrubbed = scrub_fields(payload, FREE_TEXT)   # no phone, ID or e-mail leaves in free text
         h = content_hash(payload)
         if last is not None and last["state"] == "REJECTED" and last["content_hash"] == h:
@@ -227,36 +204,20 @@ def _prepare_some(conn: Connection, client: OemClient, ids: list[int], codes, to
         errs = validate_claim(payload, codes, today, window_days)
         master = (payload["WarrantyClaim"]["WarrantyClaimHeader"].get("CustomerPartyRef") or {}).get("MasterCustomerID")
         if errs:
-            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-                local_status="VALIDATION_FAILED", errors=json.dumps(errs, ensure_ascii=False), master_id=master,
-                updated_at=now))
-            out["validation_failed"] += 1
+            if store_claims.set_job_status(conn, job["id"], JobStatus.VALIDATION_FAILED, store_claims.PREPARABLE,
+                                           errors=json.dumps(errs, ensure_ascii=False), master_id=master):
+                out["validation_failed"] += 1
             continue
         if last is None or last["state"] == "REJECTED":
-            conn.execute(insert(claim_submission).values(
-                dealer_code=job["dealer_code"], claim_no=job["claim_no"], submission_count=job["submission_count"],
-                revision=revision, bodid=payload["ApplicationArea"]["BODID"], content_hash=h,
-                payload=json.dumps(payload, ensure_ascii=False), state="PREPARED", attempts=0, prepared_at=now,
-                scrubbed=scrubbed))
+            store_claims.add_submission(
+                conn, dealer_code=job["dealer_code"], claim_no=job["claim_no"],
+                submission_count=job["submission_count"], revision=revision,
+                bodid=payload["ApplicationArea"]["BODID"], content_hash=h,
+                payload=json.dumps(payload, ensure_ascii=False), scrubbed=scrubbed)
         claimed = payload["WarrantyClaim"]["WarrantyClaimHeader"]["ClaimedAmount"]["value"]
-        conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-            local_status="QUEUED", errors=None, master_id=master, claimed_amount=claimed, updated_at=now))
-        out["queued"] += 1
-
-
-def _refresh_completion(conn: Connection, window_days: int) -> None:
-    """Jobs not yet sent follow their repair order: completion date and deadline once it closes."""
-    ro = FEED_TABLES["repair_orders"]
-    rows = conn.execute(select(warranty_claim_job.c.id, ro.c.closed_at, ro.c.delivered_at)
-                        .join(ro, (ro.c.dealer_code == warranty_claim_job.c.dealer_code)
-                              & (ro.c.ro_number == warranty_claim_job.c.ro_number))
-                        .where(warranty_claim_job.c.local_status.in_(("DRAFT", "VALIDATION_FAILED")),
-                               warranty_claim_job.c.ro_completed.is_(None))).all()
-    for jid, closed, delivered in rows:
-        done = closed or delivered
-        if done:
-            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == jid).values(
-                ro_completed=done.date(), deadline=done.date() + timedelta(days=window_days)))
+        if store_claims.set_job_status(conn, job["id"], JobStatus.QUEUED, store_claims.PREPARABLE,
+                                       errors=None, master_id=master, claimed_amount=claimed):
+            out["queued"] += 1
 
 
 @dataclass
@@ -267,81 +228,76 @@ class SendStats:
     duplicates_reconciled: int = 0
     rejected: int = 0
     failed: int = 0
+    held_elsewhere: int = 0   # being sent by another process at the same time
     errors: dict = field(default_factory=dict)
 
     def as_dict(self) -> dict:
         return dict(self.__dict__)
 
 
-def _send_one(engine: Engine, client: OemClient, sub: dict, st: SendStats) -> None:
-    now = _now()
-    with engine.begin() as conn:   # SUBMITTING is on disk before the request leaves
-        conn.execute(update(claim_submission).where(claim_submission.c.id == sub["id"]).values(
-            state="SENDING", attempts=claim_submission.c.attempts + 1, sent_at=now))
-        conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.dealer_code == sub["dealer_code"],
-                                                      warranty_claim_job.c.claim_no == sub["claim_no"])
-                     .values(local_status="SUBMITTING", updated_at=now))
+SENDABLE = (JobStatus.QUEUED.value, JobStatus.SUBMIT_FAILED.value, JobStatus.SUBMITTING.value)
+
+
+def _send_one(engine: Engine, client: OemClient, sub: dict, st: SendStats, me: str, stale_seconds: float) -> None:
+    dealer, claim = sub["dealer_code"], sub["claim_no"]
+    with engine.begin() as conn:   # SENDING is on disk, held by this process, before the request leaves
+        if not store_claims.take_submission(conn, sub, me, stale_seconds):
+            st.held_elsewhere += 1
+            return
+        store_claims.set_claim_status(conn, dealer, claim, JobStatus.SUBMITTING, SENDABLE)
     try:
         ans = client.submit_claim(json.loads(sub["payload"]), sub["bodid"])
     except TransientError as e:
         with engine.begin() as conn:
-            conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.dealer_code == sub["dealer_code"],
-                                                          warranty_claim_job.c.claim_no == sub["claim_no"])
-                         .values(local_status="SUBMIT_FAILED", last_error=str(e)[:500], updated_at=_now()))
+            store_claims.set_claim_status(conn, dealer, claim, JobStatus.SUBMIT_FAILED, (JobStatus.SUBMITTING.value,),
+                                          last_error=str(e)[:500])
         st.failed += 1
         return
     st.sent += 1
-    job_values: dict = {"updated_at": _now()}
-    if ans.status in (200, 202) or (ans.status == 409 and "DUPLICATE_CLAIM" in ans.error_codes):
-        ack = ans.body if ans.status != 409 else ans.body.get("DuplicateOf") or {}
-        state = "ACKED"
-        job_values.update(local_status="SUBMITTED", oem_status="SUBMITTED", oem_status_raw="已上报",
-                          oem_claim_number=ack.get("OEMClaimNumberString"), last_error=None, errors=None)
-        if ans.status == 202:
-            st.accepted += 1
-        elif ans.status == 200:
-            st.replayed += 1
-        else:
-            st.duplicates_reconciled += 1
-    elif ans.status == 422:
-        state = "REJECTED"
-        job_values.update(local_status="VALIDATION_FAILED", errors=json.dumps(ans.body.get("Errors"), ensure_ascii=False))
-        st.rejected += 1
-        for code in ans.error_codes:
-            st.errors[code] = st.errors.get(code, 0) + 1
-    else:   # 409 IDEMPOTENCY_KEY_REUSED: our stored bytes differ from what the portal holds: a bug, stop here
-        state = "FAILED"
-        job_values.update(local_status="SUBMIT_FAILED", last_error=json.dumps(ans.body, ensure_ascii=False)[:500])
-        st.failed += 1
+    answer = json.dumps(ans.body, ensure_ascii=False)[:4000]
     with engine.begin() as conn:
-        conn.execute(update(claim_submission).where(claim_submission.c.id == sub["id"]).values(
-            state=state, http_status=ans.status, answer=json.dumps(ans.body, ensure_ascii=False)[:4000],
-            acked_at=_now() if state == "ACKED" else None))
-        q = update(warranty_claim_job).where(warranty_claim_job.c.dealer_code == sub["dealer_code"],
-                                             warranty_claim_job.c.claim_no == sub["claim_no"])
-        if state == "ACKED":   # never move a claim back: a status poll may have run ahead
-            q = q.where(or_(warranty_claim_job.c.oem_status.is_(None), warranty_claim_job.c.oem_status == "SUBMITTED",
-                            warranty_claim_job.c.local_status != "SUBMITTED"))
-        conn.execute(q.values(**job_values))
+        if ans.status in (200, 202) or (ans.status == 409 and "DUPLICATE_CLAIM" in ans.error_codes):
+            ack = ans.body if ans.status != 409 else ans.body.get("DuplicateOf") or {}
+            store_claims.record_answer(conn, sub["id"], me, SubmissionState.ACKED, ans.status, answer, _now())
+            store_claims.acknowledge(conn, dealer, claim, oem_status_raw="已上报",
+                                     oem_claim_number=ack.get("OEMClaimNumberString"), last_error=None, errors=None)
+            if ans.status == 202:
+                st.accepted += 1
+            elif ans.status == 200:
+                st.replayed += 1
+            else:
+                st.duplicates_reconciled += 1
+        elif ans.status == 422:
+            store_claims.record_answer(conn, sub["id"], me, SubmissionState.REJECTED, ans.status, answer)
+            store_claims.set_claim_status(conn, dealer, claim, JobStatus.VALIDATION_FAILED,
+                                          (JobStatus.SUBMITTING.value,),
+                                          errors=json.dumps(ans.body.get("Errors"), ensure_ascii=False))
+            st.rejected += 1
+            for code in ans.error_codes:
+                st.errors[code] = st.errors.get(code, 0) + 1
+        else:   # 409 IDEMPOTENCY_KEY_REUSED: our stored bytes differ from what the portal holds: a bug, stop here
+            store_claims.record_answer(conn, sub["id"], me, SubmissionState.FAILED, ans.status, answer)
+            store_claims.set_claim_status(conn, dealer, claim, JobStatus.SUBMIT_FAILED, (JobStatus.SUBMITTING.value,),
+                                          last_error=answer[:500])
+            st.failed += 1
 
 
-def send_queued(engine: Engine, client: OemClient, workers: int = 4, limit: int | None = None) -> dict:
+def send_queued(engine: Engine, client: OemClient, workers: int = 4, limit: int | None = None,
+                stale_seconds: float = 600.0) -> dict:
     """Send every prepared or interrupted submission (PREPARED, SENDING after a crash, FAILED after
-    exhausted retries) with its stored BODID and bytes."""
+    exhausted retries) with its stored BODID and bytes. Each is sent by one process only: one being
+    sent by another live process is counted ``held_elsewhere`` (``stale_seconds``: when a sender on
+    another host counts as gone)."""
     with engine.begin() as conn:
-        q = (select(claim_submission).where(claim_submission.c.state.in_(("PREPARED", "SENDING")) |
-                                            ((claim_submission.c.state == "FAILED") & (claim_submission.c.http_status.is_(None))))
-             .order_by(claim_submission.c.id))
-        if limit:
-            q = q.limit(limit)
-        subs = [dict(r) for r in conn.execute(q).mappings()]
+        subs = store_claims.due_submissions(conn, limit)
+    me = holder(uuid.uuid4().hex[:8])
     st = SendStats()
     if workers <= 1:
         for s in subs:
-            _send_one(engine, client, s, st)
+            _send_one(engine, client, s, st, me, stale_seconds)
     else:
         with ThreadPoolExecutor(workers) as pool:
-            list(pool.map(lambda s: _send_one(engine, client, s, st), subs))
+            list(pool.map(lambda s: _send_one(engine, client, s, st, me, stale_seconds), subs))
     return st.as_dict()
 
 

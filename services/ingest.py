@@ -19,13 +19,14 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from dealersync.connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name, sha256_of
+from dealersync.connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name
 from dealersync.schemas.feeds import FEEDS, FeedDef, get_feed
 from dealersync.schemas.profiles import Profile, header_key, load_profiles
 from dealersync.schemas.validate import validate_chunk
+from dealersync.store import ledger
 from dealersync.store import repository as repo
 
-from dealersync.errors import BadSourceData, ConfigurationError
+from dealersync.errors import BadSourceData, ConfigurationError, ValueRefused
 from dealersync.runtime import tune_memory
 
 log = logging.getLogger("dealersync.services.ingest")
@@ -40,7 +41,7 @@ class FileResult:
     business_date: str | None = None
     profile: str | None = None
     encoding: str | None = None
-    status: str = "pending"   # loaded, skipped, rejected
+    status: str = "pending"   # loaded, skipped, rejected, replaced (a later export of the day holds it), failed, busy
     rows_read: int = 0
     rows_loaded: int = 0
     rows_quarantined: int = 0
@@ -124,10 +125,20 @@ def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
 
 def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, profile: str | None = None,
                 dealer: str | None = None, profiles: dict[str, Profile] | None = None, chunk_rows: int = 200_000,
-                default_dealer: str = "UNKNOWN", force: bool = False, progress=None) -> FileResult:
-    """Load or quarantine every row of one file. Idempotent: the same bytes again are a no-op; a
-    corrected re-export of the same dealer, feed and business day replaces that day's rows. The
-    whole load is one transaction: a crash leaves the previous state intact."""
+                default_dealer: str = "UNKNOWN", force: bool = False, progress=None,
+                stale_seconds: float = 3600.0) -> FileResult:
+    """Load or quarantine every row of one file. Idempotent: the same bytes again are a no-op (``force``
+    re-reads them, e.g. after a profile change, and the new load replaces the old); a corrected
+    re-export of the same dealer, feed and business day replaces that day's rows, decided by the
+    export's sequence number then its mtime, whatever the arrival order. The whole load is one
+    transaction: a crash leaves the previous state intact.
+
+    One process per load (issue #15): the load is claimed in the ledger first; another process's live
+    claim answers ``status="busy"``, a dead one's (killed process; ``stale_seconds`` where liveness
+    cannot be seen) is taken over. The ledger's SHA-256 is of the bytes the reader read, with size and
+    mtime checked before and after: a file that changed meanwhile is FAILED (tried again once stable).
+    A value the database refuses fails this file only (``status="failed"``, ledger FAILED, reason
+    VALUE_REFUSED naming file, row and column); the ledger row never stays LOADING."""
     t0 = time.monotonic()
     tune_memory()
     path = Path(path)
@@ -135,8 +146,7 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     fname = parse_file_name(path.name)
     if not path.is_file():
         raise BadSourceData("no such file", file=str(path), reason="NO_FILE")
-    token = feed or fname.feed_token
-    fd = get_feed(token) if token else None
+    fd = get_feed(feed) if feed else _feed_of_name(fname.feed_token)
     res.feed = fd.name if fd else None
     res.dealer = (dealer or fname.dealer or default_dealer).upper()
     bdate: date | None = fname.business_date
@@ -144,30 +154,107 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     profiles = profiles if profiles is not None else load_profiles()
 
     st = path.stat()
-    sha = sha256_of(path)
+    rpath = str(path.resolve())
+    key = ledger.claim_key(rpath)
     # a rejected file is tried again when the operator says more about it (--feed, --profile) or forces it
     retry_rejected = force or bool(feed) or bool(profile)
-    with engine.begin() as conn:
-        prior = repo.find_by_sha(conn, sha)
-        if prior is not None and prior["status"] in repo.DONE_STATUSES:
-            res.status = "skipped"
-            res.message = f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, {prior['status']})"
-        elif prior is not None and prior["status"] == "REJECTED" and not retry_rejected:
+    with ledger.load_lock(engine, key) as free:
+        if free is False:
+            return _busy(res, "another process", None, t0)
+        with engine.begin() as conn:
+            prior = _settled(conn, res, path, rpath, st, force, retry_rejected)
+            if res.status != "pending":
+                res.seconds = round(time.monotonic() - t0, 3)
+                return res
+
+            def alive(row) -> bool:
+                return not free and ledger.holder_alive(row["claimed_by"], row["claimed_at"], stale_seconds)
+            claim = ledger.claim_load(conn, key=key, alive=alive, path=rpath, file_name=path.name[:255],
+                                      size=st.st_size, mtime_ns=st.st_mtime_ns, source=fd.source if fd else "DMS",
+                                      feed=res.feed, dealer_code=res.dealer if len(res.dealer) <= MAX_DEALER else None,
+                                      business_date=bdate, export_seq=fname.seq)
+        if claim.load_id is None:
+            return _busy(res, claim.holder, claim.since, t0)
+        res.load_id = claim.load_id
+        also = (prior["id"],) if prior is not None and prior["status"] == "LOADED" else ()
+        try:
+            return _ingest_claimed(engine, res, path, st, fd, bdate, fname.seq, profiles, profile, chunk_rows,
+                                   progress, force, also, t0)
+        except ValueRefused as e:
+            return _fail(engine, res, e.reason, str(e), t0)
+        except BaseException as e:   # never left LOADING; a refusal outside a chunk's write fails the file only
+            err = repo.refused(e, path.name) if isinstance(e, Exception) else e
+            if isinstance(err, ValueRefused):
+                return _fail(engine, res, err.reason, str(err), t0)
+            _fail(engine, res, "ERROR", f"{type(e).__name__} while loading {path.name}", t0)
+            raise
+
+
+def _feed_of_name(token: str | None) -> FeedDef | None:
+    """The feed a file name's token names, or None (an unknown token is the file's fault: a name rejection)."""
+    try:
+        return get_feed(token) if token else None
+    except ConfigurationError:
+        return None
+
+
+MAX_DEALER = 32   # ingest_file.dealer_code and the feed tables' lineage column
+
+
+class _Changed(Exception):
+    """The file changed while it was read."""
+
+
+class _Duplicate(Exception):
+    """The bytes read are already loaded (found once the read ended)."""
+
+    def __init__(self, prior):
+        super().__init__(prior["id"])
+        self.prior = prior
+
+
+def _settled(conn, res: FileResult, path: Path, rpath: str, st, force: bool, retry_rejected: bool):
+    """Answer from the ledger without reading the file when it already says what to do: the same path
+    at the same size and mtime done (skipped) or rejected (rejected before), or this name rejected for
+    its name (keyed on the name: a correctly renamed copy loads). Returns the prior row, if any."""
+    prior = ledger.prior_unchanged(conn, rpath, st.st_size, st.st_mtime_ns)
+    if prior is not None and prior["status"] in ledger.DONE_STATUSES and not force:
+        res.status = "skipped"
+        res.message = f"same bytes already ingested as load {prior['id']} ({prior['file_name']}, {prior['status']})"
+    elif not retry_rejected:
+        named = ledger.rejected_name(conn, path.name)
+        if prior is not None and prior["status"] == "REJECTED" and prior["reason"] not in ledger.NAME_REASONS:
+            named = prior
+        if named is not None:
             res.status = "rejected"
-            res.message = f"rejected before (load {prior['id']}): {prior['message']}"
-        if res.status != "pending":
-            res.load_id = prior["id"]
-            res.seconds = round(time.monotonic() - t0, 3)
-            return res
-        load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=st.st_size, sha256=sha,
-                                  source=fd.source if fd else "DMS", feed=res.feed, dealer_code=res.dealer,
-                                  business_date=bdate, mtime_ns=st.st_mtime_ns)
-    res.load_id = load_id
+            res.message = f"rejected before (load {named['id']}): {named['message']}"
+    if res.status != "pending":
+        res.load_id = prior["id"] if prior is not None and res.status == "skipped" else (
+            named["id"] if res.status == "rejected" else None)
+    return prior
+
+
+def _busy(res: FileResult, holder: str | None, since, t0: float) -> FileResult:
+    res.status = "busy"
+    res.message = (f"being loaded by {holder}" + (f" since {since:%Y-%m-%d %H:%M:%S}" if since else "")
+                   + "; left to it")
+    res.seconds = round(time.monotonic() - t0, 3)
+    log.info("%s: %s", res.file, res.message)
+    return res
+
+
+def _ingest_claimed(engine: Engine, res: FileResult, path: Path, st, fd: FeedDef | None, bdate: date | None,
+                    seq: int | None, profiles: dict[str, Profile], profile: str | None, chunk_rows: int, progress,
+                    force: bool, also: tuple[int, ...], t0: float) -> FileResult:
+    load_id = res.load_id
     if fd is None:
         return _reject(engine, res, BadSourceData(
             "cannot tell the feed from the file name (<Dealer>_<FEED>_<YYYYMMDD>.csv); give --feed",
             file=path.name, reason="UNKNOWN_FEED"), t0)
-
+    if len(res.dealer) > MAX_DEALER:
+        return _reject(engine, res, BadSourceData(
+            f"the dealer code is {len(res.dealer)} characters long; at most {MAX_DEALER} are stored "
+            "(rename the file or give --dealer)", file=path.name, column="dealer_code", reason="BAD_NAME"), t0)
     try:
         candidates = [profiles[profile]] if profile and profile in profiles else list(profiles.values())
         table = open_table(path, _header_score(fd, candidates))
@@ -186,10 +273,30 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
             file_warnings.append(f"title row(s) {', '.join(map(str, table.title_rows))} above the header skipped")
         if table.encoding and prof.encoding and table.encoding.replace("-sig", "") != prof.encoding.lower():
             file_warnings.append(f"profile {prof.name} says {prof.encoding}, content is {table.encoding}")
+        read = ReadCheck(path, st, table, force)
         try:
-            _load(engine, res, table, fd, prof, cmap, path, bdate, load_id, chunk_rows, progress, file_warnings, t0)
+            _load(engine, res, table, fd, prof, cmap, path, bdate, load_id, chunk_rows, progress, file_warnings, t0,
+                  seq=seq, mtime_ns=st.st_mtime_ns, also=also, read=read)
         except BadSourceData as e:  # structure broken mid-file: the transaction rolled back, nothing loaded
+            if isinstance(e, ValueRefused):
+                raise
             return _reject(engine, res, e, t0)
+        except _Changed as e:
+            return _fail(engine, res, "CHANGED_DURING_READ", f"{path.name}: {e}; nothing was loaded, the file is "
+                         "tried again once it is stable", t0)
+        except _Duplicate as e:
+            res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
+            res.warnings = 0
+            res.status = "skipped"
+            res.message = (f"same bytes already ingested as load {e.prior['id']} ({e.prior['file_name']}, "
+                           f"{e.prior['status']})")
+            with engine.begin() as conn:   # the claim loaded nothing: it leaves no trace
+                ledger.release(conn, load_id)
+                if e.prior["path"] == str(path.resolve()):   # touched, same bytes: remember the new mtime
+                    ledger.touch(conn, e.prior["id"], size=st.st_size, mtime_ns=st.st_mtime_ns)
+            res.load_id = e.prior["id"]
+            res.seconds = round(time.monotonic() - t0, 3)
+            return res
     finally:
         table.close()
     log.info("%s: %s, read %d, loaded %d, quarantined %d", path.name, res.status, res.rows_read,
@@ -197,8 +304,38 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     return res
 
 
+class ReadCheck:
+    """What the ledger records of the read: the SHA-256 of the bytes the reader read (``table.digest()``)
+    and the file's size, mtime and inode, the same before and after. ``verify(conn, load_id)`` raises
+    ``_Changed`` when the file changed during the read, ``_Duplicate`` when these bytes are loaded
+    already (unless forced)."""
+
+    def __init__(self, path: Path, st, table, force: bool):
+        self.path, self.st, self.table, self.force = path, st, table, force
+        self.sha256: str | None = None
+
+    def verify(self, conn, load_id: int) -> str:
+        sha, nread = self.table.digest()
+        self.sha256 = sha
+        try:
+            after = self.path.stat()
+        except OSError:
+            raise _Changed("the file disappeared while it was read") from None
+        before = self.st
+        if (after.st_size, after.st_mtime_ns, after.st_ino) != (before.st_size, before.st_mtime_ns, before.st_ino) \
+                or nread != before.st_size:
+            raise _Changed(f"the file changed while it was read ({before.st_size} bytes before, {nread} read, "
+                           f"{after.st_size} after)")
+        if not self.force:
+            dup = ledger.find_by_sha(conn, sha, ledger.DONE_STATUSES, exclude=load_id)
+            if dup is not None:
+                raise _Duplicate(dup)
+        return sha
+
+
 def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: ColumnMap, path: Path,
-          bdate: date | None, load_id: int, chunk_rows: int, progress, file_warnings: list[str], t0: float) -> None:
+          bdate: date | None, load_id: int, chunk_rows: int, progress, file_warnings: list[str], t0: float, *,
+          seq: int | None, mtime_ns: int | None, also: tuple[int, ...], read: "ReadCheck") -> None:
     """Stream, validate and write the file in one transaction; fills ``res``.
 
     The rows of a corrected re-export's earlier load go first; then each chunk is validated while the
@@ -210,7 +347,20 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
     with engine.begin() as conn:
         lineage = repo.Lineage(res.dealer, bdate, path.name, load_id, repo.now())
         with phase("replace"):
-            res.replaced_loads = repo.replace_previous(conn, fd, res.dealer, bdate, load_id)
+            ledger.lock_day(conn, res.dealer, fd.name, bdate)
+            rep = ledger.replace_day(conn, feed=fd.name, dealer_code=res.dealer, business_date=bdate,
+                                     load_id=load_id, seq=seq, mtime_ns=mtime_ns, also=also)
+            res.replaced_loads = rep.replaced
+        if rep.superseded_by is not None:   # a later export of the day is loaded: this one adds nothing
+            sha = read.verify(conn, load_id)
+            res.status = "replaced"
+            res.message = (f"a later export of the same day is already loaded (load {rep.superseded_by}); "
+                           "nothing of this file was loaded")
+            res.profile, res.seconds = prof.name, round(time.monotonic() - t0, 3)
+            ledger.finish_load(conn, load_id, "REPLACED", replaced_by=rep.superseded_by, sha256=sha,
+                               profile=prof.name, encoding=table.encoding, message=res.message,
+                               duration_ms=int(res.seconds * 1000))
+            return
         stage: list = []
 
         def staging():
@@ -256,11 +406,13 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
         res.status = "loaded"
         res.file_warnings = file_warnings + _decode_warnings(table)
         res.top_reasons = dict(reasons.most_common(5))
+        sha = read.verify(conn, load_id)
         res.seconds = round(time.monotonic() - t0, 3)
-        repo.finish_load(conn, load_id, status="LOADED", profile=prof.name, encoding=table.encoding,
+        ledger.finish_load(conn, load_id, "LOADED", sha256=sha, profile=prof.name, encoding=table.encoding,
                          rows_read=res.rows_read, rows_loaded=res.rows_loaded,
                          rows_quarantined=res.rows_quarantined, rows_superseded=res.rows_superseded,
-                         value_issues=res.value_issues, warnings=res.warnings, file_warnings=res.file_warnings,
+                         value_issues=res.value_issues, warnings=res.warnings,
+                         file_warnings=json.dumps(res.file_warnings, ensure_ascii=False),
                          timings=json.dumps(res.timings), duration_ms=int(res.seconds * 1000),
                          message=f"{len(res.replaced_loads)} earlier load(s) of the day replaced"
                          if res.replaced_loads else None)
@@ -406,9 +558,24 @@ def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> Fil
     res.warnings = 0
     res.seconds = round(time.monotonic() - t0, 3)
     with engine.begin() as conn:
-        repo.finish_load(conn, res.load_id, status="REJECTED", message=str(e), duration_ms=int(res.seconds * 1000),
-                         profile=res.profile, encoding=res.encoding)
+        ledger.finish_load(conn, res.load_id, "REJECTED", message=str(e), reason=(e.reason or "BAD_SOURCE")[:32],
+                           duration_ms=int(res.seconds * 1000), profile=res.profile, encoding=res.encoding)
     log.warning("%s rejected: %s", res.file, e)
+    return res
+
+
+def _fail(engine: Engine, res: FileResult, reason: str, message: str, t0: float) -> FileResult:
+    """The load failed (nothing of it stays): ledger FAILED with the reason, tried again on a later run."""
+    res.status = "failed"
+    res.message = message
+    res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
+    res.warnings = 0
+    res.replaced_loads = []
+    res.seconds = round(time.monotonic() - t0, 3)
+    with engine.begin() as conn:
+        ledger.finish_load(conn, res.load_id, "FAILED", message=message, reason=reason[:32],
+                           duration_ms=int(res.seconds * 1000), profile=res.profile, encoding=res.encoding)
+    log.warning("%s failed: %s", res.file, message)
     return res
 
 
@@ -434,9 +601,13 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
     return out
 
 
-def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: float = 0.0,
+def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: float = 10.0,
                   require_done_marker: bool = False) -> list[Path]:
-    """Export files in ``folders`` that are complete and whose bytes are not in the ledger yet."""
+    """Export files in ``folders`` that are complete and not in the ledger yet at this size and mtime.
+
+    Complete: its ``<name>.done`` marker exists when ``require_done_marker`` (the profile's
+    ``require_done_marker``), and unchanged for ``stable_seconds`` (the ``stable_seconds`` setting). No
+    file is hashed here: the load hashes the bytes it reads (issue #15)."""
     now = time.time()
     out = []
     with engine.connect() as conn:
@@ -446,9 +617,18 @@ def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: 
             st = f.stat()
             if stable_seconds and now - st.st_mtime < stable_seconds:
                 continue  # still being written
-            if repo.seen_unchanged(conn, str(f.resolve()), st.st_size, st.st_mtime_ns):
-                continue  # same path, size and mtime as an ingested file: no need to hash it again
-            prior = repo.find_by_sha(conn, sha256_of(f))
-            if prior is None or prior["status"] not in (*repo.DONE_STATUSES, "REJECTED"):
+            if ledger.prior_unchanged(conn, str(f.resolve()), st.st_size, st.st_mtime_ns) is not None:
+                continue  # same path, size and mtime as a file done or rejected
+            if not _named_rejected(conn, f):
                 out.append(f)
     return out
+
+
+def _named_rejected(conn, f: Path) -> bool:
+    return ledger.rejected_name(conn, f.name) is not None
+
+
+def done_marker_required(profiles: dict[str, Profile], profile: str | None) -> bool:
+    """Whether local drops wait for their ``.done`` marker: the configured profile says so."""
+    prof = profiles.get(profile) if profile else None
+    return bool(prof and prof.require_done_marker)

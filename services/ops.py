@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, delete, func, insert, select
 
+from dealersync.store import ledger
 from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, crm_activity, crm_cursor, crm_push,
                           customer_record, followup_task, ingest_file, master_audit, oem_cursor, purge_run, quarantine,
                           sftp_transfer, value_issue, warranty_claim_job)
@@ -33,8 +34,6 @@ def status(conn: Connection, today: date, pending_files: int | None = None, warn
         "poll_claim_status": one(select(func.max(oem_cursor.c.updated_at))),
     }
     files = dict(conn.execute(select(ingest_file.c.status, func.count()).group_by(ingest_file.c.status)).all())
-    q_by_reason = dict(conn.execute(select(quarantine.c.reason_code, func.count()).group_by(quarantine.c.reason_code)
-                                    .order_by(func.count().desc()).limit(10)).all())
     claims_local = dict(conn.execute(select(warranty_claim_job.c.local_status, func.count())
                                      .group_by(warranty_claim_job.c.local_status)).all())
     claims_oem = dict(conn.execute(select(warranty_claim_job.c.oem_status, func.count())
@@ -50,8 +49,7 @@ def status(conn: Connection, today: date, pending_files: int | None = None, warn
     return {"today": today.isoformat(),
             "last_activity": {k: v.isoformat(sep=" ") if v else None for k, v in last.items()},
             "files": {"pending": pending_files, **{str(k).lower(): v for k, v in files.items()}},
-            "quarantine": {"rows": conn.execute(select(func.count()).select_from(quarantine)).scalar(),
-                           "top_reasons": q_by_reason},
+            "quarantine": ledger.quarantine_counts(conn),   # rows of replaced loads apart (issue #17 item 9)
             "claims": {"local": claims_local, "oem": claims_oem, "deadline_within_days": warning_days,
                        "approaching_deadline": near},
             "tasks_due": {"open": tasks, "overdue": overdue}}

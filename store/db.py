@@ -5,7 +5,7 @@ from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event
+from sqlalchemy import create_engine, event, text
 from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -47,9 +47,17 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
+MIGRATION_LOCK = 0x64656D6967  # "demig": the advisory lock id that serialises migrations on PostgreSQL
+
+
 def upgrade(engine: Engine, revision: str = "head") -> None:
-    """Bring the store's schema up to date (idempotent)."""
+    """Bring the store's schema up to date (idempotent). One process migrates at a time (issue #15):
+    on PostgreSQL a transaction advisory lock taken before Alembic looks at the schema (a second
+    ``db upgrade`` waits, then finds the schema at head); on SQLite the transaction's write lock
+    (BEGIN IMMEDIATE) does the same."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)

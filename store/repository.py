@@ -4,24 +4,22 @@ back as one. Same behaviour on SQLite and PostgreSQL."""
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
 
 from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, String, Table, Text,
-                        and_, cast, delete, func, insert, literal, or_, select, text, update)
+                        and_, cast, delete, func, literal, or_, select, text)
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 
+from dealersync.errors import ValueRefused
 from dealersync.schemas.feeds import FeedDef
 
 from .bulk import sqlite_iso_text, write_arrow, write_records
+from .ledger import DONE_STATUSES, find_by_sha, ledger, list_quarantine, now  # noqa: F401  (re-exported)
 from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue
-
-DONE_STATUSES = ("LOADED", "REPLACED")
-
-
-def now() -> datetime:
-    return datetime.now().replace(microsecond=0)
 
 
 def dialect_insert(conn: Connection, table: Table):
@@ -41,42 +39,7 @@ def upsert(conn: Connection, table: Table, values: dict, key: list[str], where_n
 
 
 # ------------------------------------------------------------------------------------ ledger
-
-def find_by_sha(conn: Connection, sha256: str):
-    return conn.execute(select(ingest_file).where(ingest_file.c.sha256 == sha256)).mappings().first()
-
-
-def seen_unchanged(conn: Connection, path: str, size: int, mtime_ns: int) -> bool:
-    """This path, with this size and mtime, is already in the ledger as done or rejected."""
-    q = select(func.count()).select_from(ingest_file).where(
-        ingest_file.c.path == path, ingest_file.c.size == size, ingest_file.c.mtime_ns == mtime_ns,
-        ingest_file.c.status.in_((*DONE_STATUSES, "REJECTED")))
-    return conn.execute(q).scalar_one() > 0
-
-
-def start_load(conn: Connection, *, path: str, file_name: str, size: int, sha256: str, source: str,
-               feed: str, dealer_code: str, business_date: date | None, mtime_ns: int | None = None) -> int:
-    """Insert (or re-arm after a crash) the ledger row of a file in status LOADING."""
-    row = find_by_sha(conn, sha256)
-    values = dict(path=path, file_name=file_name, size=size, mtime_ns=mtime_ns, source=source, feed=feed,
-                  dealer_code=dealer_code,
-                  business_date=business_date, status="LOADING", started_at=now(), finished_at=None,
-                  message=None, rows_read=0, rows_loaded=0, rows_quarantined=0, rows_superseded=0,
-                  value_issues=0, warnings=0)
-    if row is not None:
-        conn.execute(update(ingest_file).where(ingest_file.c.id == row["id"]).values(**values))
-        return row["id"]
-    return conn.execute(insert(ingest_file).values(sha256=sha256, **values)).inserted_primary_key[0]
-
-
-def finish_load(conn: Connection, load_id: int, **values) -> None:
-    fw = values.pop("file_warnings", None)
-    if fw is not None:
-        values["file_warnings"] = json.dumps(fw, ensure_ascii=False)
-    values.setdefault("finished_at", now())
-    conn.execute(update(ingest_file).where(ingest_file.c.id == load_id).values(**values))
-
-
+# the ledger's own SQL lives in store/ledger.py; find_by_sha, ledger, list_quarantine stay importable here
 def add_quarantine(conn: Connection, load_id: int, records: list[dict]) -> None:
     write_records(conn, quarantine, [dict(r, load_id=load_id) for r in records])
 
@@ -161,16 +124,49 @@ def write_chunk(conn: Connection, feed: FeedDef, frame, lineage: Lineage, stage:
     except Exception as e:
         savepoint.rollback()
         if not _is_unique_violation(e):
-            raise
+            raise refused(e, lineage.source_file, frame) from None
     else:
         savepoint.commit()
         return warnings
-    st = stage()
-    stage_frame(conn, st, frame)
-    warnings += _superseded_in_load(conn, st, feed, lineage)
-    upsert_from_stage(conn, st, feed, lineage)
-    conn.execute(delete(st))
+    try:
+        st = stage()
+        stage_frame(conn, st, frame)
+        warnings += _superseded_in_load(conn, st, feed, lineage)
+        upsert_from_stage(conn, st, feed, lineage)
+        conn.execute(delete(st))
+    except Exception as e:
+        raise refused(e, lineage.source_file, frame) from None
     return warnings
+
+
+_COPY_CONTEXT = re.compile(r"line (\d+)(?:, column (\w+))?")
+
+
+def refused(e: BaseException, source_file: str, frame=None) -> Exception:
+    """A database's refusal of a chunk as :class:`ValueRefused` naming the file, the row (from
+    PostgreSQL's COPY context: the chunk's line -> the file's row) and the column, with the database's
+    own words and never the value; anything else comes back as it was."""
+    orig = getattr(e, "orig", None) or e
+    state = getattr(orig, "sqlstate", None) or getattr(getattr(orig, "diag", None), "sqlstate", None)
+    data_fault = bool(state) and state[:2] in ("22", "23")   # SQLSTATE data exception, integrity violation
+    if not (data_fault or (isinstance(e, ValueError) and "NUL" in str(e))
+            or (isinstance(e, DBAPIError) and not state and "constraint" in str(orig).lower())):
+        return e
+    diag = getattr(orig, "diag", None)
+    primary = getattr(diag, "message_primary", None) or str(orig).splitlines()[0]
+    primary = primary.split(": 0x")[0] if "invalid byte sequence" in primary else primary
+    if "NUL" in primary or "0x00" in str(orig):
+        primary = "a NUL byte (0x00) in a text value"
+    row = column = None
+    m = _COPY_CONTEXT.search(getattr(diag, "context", None) or "")
+    if m:
+        column = m.group(2)
+        line = int(m.group(1))
+        if frame is not None and "source_row" in frame.columns and 0 < line <= frame.height:
+            row = int(frame["source_row"][line - 1])
+    column = column or getattr(diag, "column_name", None)
+    return ValueRefused(f"the database refused a value ({primary}); the file's load was rolled back",
+                        file=source_file, row=row, column=column)
 
 
 def _is_unique_violation(e: Exception) -> bool:
@@ -202,24 +198,6 @@ def _superseded_in_load(conn: Connection, stage: Table, feed: FeedDef, lineage: 
 def add_warnings(conn: Connection, records: list[dict]) -> None:
     """Value issues and warnings (full ``value_issue`` records), in one bulk write."""
     write_records(conn, value_issue, records)
-
-
-def replace_previous(conn: Connection, feed: FeedDef, dealer_code: str, business_date: date | None,
-                     load_id: int) -> list[int]:
-    """A corrected re-export of the same day replaces that day's rows: delete what earlier loads of
-    the same dealer, feed and business day put in, and mark those loads REPLACED."""
-    if business_date is None:
-        return []
-    old = [r[0] for r in conn.execute(
-        select(ingest_file.c.id).where(ingest_file.c.dealer_code == dealer_code, ingest_file.c.feed == feed.name,
-                                       ingest_file.c.business_date == business_date,
-                                       ingest_file.c.status == "LOADED", ingest_file.c.id != load_id))]
-    if old:
-        table = FEED_TABLES[feed.name]
-        conn.execute(delete(table).where(table.c.load_id.in_(old)))
-        conn.execute(update(ingest_file).where(ingest_file.c.id.in_(old))
-                     .values(status="REPLACED", replaced_by=load_id))
-    return old
 
 
 def drop_stage(conn: Connection, stage: Table) -> None:
@@ -364,25 +342,6 @@ class RepeatedValues:
         if self._seen is None:
             return None
         return pl.concat(self._again).unique().sort().to_list() if self._again else []
-
-
-# ------------------------------------------------------------------------------------ queries
-
-def list_quarantine(conn: Connection, file: str | None = None, limit: int | None = None):
-    q = (select(quarantine.c.source_file, quarantine.c.row_number, quarantine.c.column_name,
-                quarantine.c.raw_value, quarantine.c.reason_code, quarantine.c.message, quarantine.c.load_id,
-                ingest_file.c.feed, ingest_file.c.status.label("file_status"))
-         .join(ingest_file, ingest_file.c.id == quarantine.c.load_id)
-         .order_by(quarantine.c.load_id, quarantine.c.row_number))
-    if file:
-        q = q.where(or_(quarantine.c.source_file == file, ingest_file.c.path == file))
-    if limit:
-        q = q.limit(limit)
-    return conn.execute(q).mappings().all()
-
-
-def ledger(conn: Connection):
-    return conn.execute(select(ingest_file).order_by(ingest_file.c.id)).mappings().all()
 
 
 # ------------------------------------------------------------------------------------ SFTP transfers

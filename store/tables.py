@@ -5,8 +5,10 @@ every row carries its lineage: dealer_code, business_date, source_file, source_r
 """
 from __future__ import annotations
 
-from sqlalchemy import (BigInteger, Boolean, Column, Date, DateTime, ForeignKey, Index, Integer, MetaData,
-                        Numeric, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
+from enum import Enum
+
+from sqlalchemy import (BigInteger, Boolean, CheckConstraint, Column, Date, DateTime, ForeignKey, Index, Integer,
+                        MetaData, Numeric, PrimaryKeyConstraint, String, Table, Text, UniqueConstraint)
 
 from dealersync.schemas.feeds import FEEDS
 
@@ -14,21 +16,59 @@ NAMING = {"ix": "ix_%(table_name)s_%(column_0_N_name)s", "uq": "uq_%(table_name)
           "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s", "pk": "pk_%(table_name)s"}
 metadata = MetaData(naming_convention=NAMING)
 
+
+class LoadStatus(str, Enum):
+    """A ledger row's status. LOADING -> LOADED | REJECTED | FAILED; LOADED -> REPLACED."""
+    LOADING = "LOADING"
+    LOADED = "LOADED"
+    REJECTED = "REJECTED"     # the file as such is refused (name, format, structure): nothing loaded
+    REPLACED = "REPLACED"     # a later export of the same day (or a forced re-read) took its place
+    FAILED = "FAILED"         # the database refused a value, or the file changed while read: retried
+
+
+class SubmissionState(str, Enum):
+    """A claim submission's state. PREPARED -> SENDING -> ACKED | REJECTED | FAILED."""
+    PREPARED = "PREPARED"
+    SENDING = "SENDING"
+    ACKED = "ACKED"
+    REJECTED = "REJECTED"
+    FAILED = "FAILED"
+
+
+class JobStatus(str, Enum):
+    """A claim job's local technical status."""
+    DRAFT = "DRAFT"
+    VALIDATION_FAILED = "VALIDATION_FAILED"
+    QUEUED = "QUEUED"
+    SUBMITTING = "SUBMITTING"
+    SUBMIT_FAILED = "SUBMIT_FAILED"
+    SUBMITTED = "SUBMITTED"
+
+
+def _check_in(name: str, column: str, enum) -> CheckConstraint:
+    return CheckConstraint(f"{column} IN ({', '.join(repr(e.value) for e in enum)})", name=name)
+
 ingest_file = Table(
     "ingest_file", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True, comment="the load id"),
-    Column("path", Text, nullable=False),
+    Column("path", Text, nullable=False, index=True),
     Column("file_name", String(255), nullable=False),
     Column("size", BigInteger, nullable=False),
     Column("mtime_ns", BigInteger, comment="local file mtime when ingested; with path and size it spares re-hashing"),
-    Column("sha256", String(64), nullable=False, unique=True),
+    Column("sha256", String(64), index=True, comment="SHA-256 of the bytes actually read; empty until the read ends"),
     Column("source", String(8), nullable=False, default="DMS"),
     Column("feed", String(32)),
     Column("dealer_code", String(32)),
     Column("business_date", Date),
     Column("profile", String(64)),
     Column("encoding", String(32)),
-    Column("status", String(16), nullable=False),  # LOADING, LOADED, REJECTED, REPLACED
+    Column("status", String(16), nullable=False, comment="LoadStatus"),
+    Column("reason", String(32), comment="reason code of a rejection or failure"),
+    Column("claim_key", String(64), unique=True,
+           comment="digest of the path while a load is under way; unique: one process per load"),
+    Column("claimed_by", String(128), comment="host:pid of the loading process"),
+    Column("claimed_at", DateTime),
+    Column("export_seq", Integer, comment="the export's sequence number of the day (_2); decides replacement"),
     Column("rows_read", Integer, nullable=False, default=0),
     Column("rows_loaded", Integer, nullable=False, default=0),
     Column("rows_quarantined", Integer, nullable=False, default=0),
@@ -43,6 +83,7 @@ ingest_file = Table(
     Column("duration_ms", Integer),
     Column("timings", Text, comment="JSON: seconds per phase (read, validate, stage, finalise)"),
     Index(None, "dealer_code", "feed", "business_date"),
+    _check_in("ck_ingest_file_status", "status", LoadStatus),
 )
 
 quarantine = Table(
@@ -376,6 +417,7 @@ warranty_claim_job = Table(
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
     UniqueConstraint("dealer_code", "claim_no"),
+    _check_in("ck_warranty_claim_job_local_status", "local_status", JobStatus),
 )
 
 claim_submission = Table(
@@ -397,7 +439,9 @@ claim_submission = Table(
     Column("sent_at", DateTime),
     Column("acked_at", DateTime),
     Column("scrubbed", Integer, comment="phone, ID and e-mail patterns removed from its free text (PIPL minimisation)"),
+    Column("claimed_by", String(128), comment="host:pid of the sending process"),
     UniqueConstraint("dealer_code", "claim_no", "submission_count", "revision"),
+    _check_in("ck_claim_submission_state", "state", SubmissionState),
 )
 
 claim_status_snapshot = Table(
@@ -442,7 +486,7 @@ report_upload = Table(
     Column("report_type", String(16), nullable=False),
     Column("period", String(10), nullable=False),
     Column("sha256", String(64), nullable=False),
-    Column("path", Text, nullable=False),
+    Column("path", Text, nullable=False, index=True),
     Column("bodid", String(36), nullable=False),
     Column("status", String(10), nullable=False, comment="PREPARED, UPLOADED"),
     Column("receipt", Text),

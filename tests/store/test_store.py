@@ -87,7 +87,8 @@ def test_crash_mid_load_leaves_previous_state_intact(engine, tmp_path, monkeypat
         ingest_file(engine, p2, chunk_rows=10)
     assert table(engine, "dms_customer") == before
     assert table(engine, "value_issue") == [] and table(engine, "quarantine") == []
-    assert [r["status"] for r in ledger(engine)] == ["LOADED", "LOADING"]
+    # the ledger row never stays LOADING (issue #15): FAILED, tried again by the next run
+    assert [r["status"] for r in ledger(engine)] == ["LOADED", "FAILED"]
     monkeypatch.undo()
     res = ingest_file(engine, p2, chunk_rows=10)  # the retry completes, one ledger entry per file
     assert res.status == "loaded" and res.rows_loaded == 30 and res.value_issues == 30
@@ -132,19 +133,19 @@ def test_migrations_are_idempotent_and_match_the_tables(engine):
     assert [d for d in diff if d[0] in ("add_table", "remove_table", "add_column", "remove_column")] == []
 
 
-def test_pending_files_skips_unchanged_files_without_hashing(engine, tmp_path, monkeypatch):
+def test_pending_files_skips_unchanged_files_without_hashing(engine, tmp_path):
     import dealersync.services.ingest as ing
     drop = tmp_path / "drop"
     drop.mkdir()
     p = write(drop, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, [cust()]))
-    assert ing.pending_files(engine, [drop]) == [p]
+    assert ing.pending_files(engine, [drop]) == []      # just written: inside the default stability window
+    assert ing.pending_files(engine, [drop], stable_seconds=0) == [p]
     ingest_file(engine, p)
-    hashed = []
-    monkeypatch.setattr(ing, "sha256_of", lambda f: hashed.append(f) or "x")
-    assert ing.pending_files(engine, [drop]) == [] and hashed == []
-    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))   # touched: hashed again
-    monkeypatch.undo()
-    assert ing.pending_files(engine, [drop]) == []                         # same bytes: still nothing to do
+    assert ing.pending_files(engine, [drop], stable_seconds=0) == []
+    os.utime(p, ns=(p.stat().st_atime_ns, p.stat().st_mtime_ns + 10**9))   # touched: read again
+    assert ing.pending_files(engine, [drop], stable_seconds=0) == [p]
+    assert ingest_file(engine, p).status == "skipped"                      # same bytes: nothing loaded
+    assert ing.pending_files(engine, [drop], stable_seconds=0) == []       # and the ledger knows the new mtime
 
 
 def test_awkward_values_round_trip_exactly(engine, tmp_path):
@@ -182,7 +183,7 @@ def test_a_write_failing_on_the_writer_thread_rolls_the_whole_file_back(engine, 
         ingest_file(engine, p2, chunk_rows=10)
     assert len(calls) == 3
     assert table(engine, "dms_customer") == before   # the earlier load is back, the new rows are gone
-    assert [r["status"] for r in ledger(engine)] == ["LOADED", "LOADING"]
+    assert [r["status"] for r in ledger(engine)] == ["LOADED", "FAILED"]   # never left LOADING
 
 
 def test_keys_already_in_the_table_take_the_upsert_path_chunk_by_chunk(engine, tmp_path):
