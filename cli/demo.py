@@ -84,7 +84,8 @@ def cmd_demo(args, settings) -> int:
                "DEALERSYNC_OEM_URL": portal_url + "/api/v1", "DEALERSYNC_OEM_CLIENT_ID": DEMO_CLIENT,
                "DEALERSYNC_OEM_CLIENT_SECRET": DEMO_SECRET, "DEALERSYNC_OEM_DEALER_NUMBER": DEMO_DEALER,
                "DEALERSYNC_CRM_URL": crm_url + "/crm/v1", "DEALERSYNC_CRM_TOKEN": DEMO_TOKEN,
-               "DEALERSYNC_SFTP_HOST": "", "DEALERSYNC_SFTP_DMS_FOLDER": ""}
+               "DEALERSYNC_SFTP_HOST": "", "DEALERSYNC_SFTP_DMS_FOLDER": "",
+               "DEALERSYNC_STABLE_SECONDS": "0"}   # the demo's files are written whole before the run
         if not args.notify:
             env["DEALERSYNC_NOTIFY_URLS"] = "[]"
         with _env(env):

@@ -25,6 +25,8 @@ import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 
 from dealersync.errors import BadSourceData
+
+from .hashing import HashingReader
 from dealersync.schemas.cells import value_bytes
 
 EXPORT_SUFFIXES = (".csv", ".csv.gz", ".xlsx")
@@ -62,37 +64,6 @@ def sha256_of(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
-
-
-class HashingReader:
-    """A binary stream that hashes (SHA-256) and counts every byte it hands out, so the ledger records
-    the bytes actually read, not a separate earlier read (issue #15). ``finish()`` reads on to the end
-    (what the consumer left, e.g. after a rejection) and returns the hex digest."""
-
-    def __init__(self, fh):
-        self._fh, self._h, self.bytes_read = fh, hashlib.sha256(), 0
-
-    def read(self, n: int = -1) -> bytes:
-        data = self._fh.read(n)
-        self._h.update(data)
-        self.bytes_read += len(data)
-        return data
-
-    def readable(self) -> bool:
-        return True
-
-    def close(self) -> None:
-        self._fh.close()
-
-    @property
-    def closed(self) -> bool:
-        return self._fh.closed
-
-    def finish(self) -> str:
-        if not self._fh.closed:
-            for _ in iter(lambda: self.read(1 << 20), b""):
-                pass
-        return self._h.hexdigest()
 
 
 def file_kind(path: Path) -> str:

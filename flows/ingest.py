@@ -30,14 +30,17 @@ def ingest_one(path: str, feed: str | None = None, profile: str | None = None, d
 
 @flow(name="ingest_dms_exports", log_prints=True)
 def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None, profile: str | None = None,
-                       dealer: str | None = None):
-    """Ingest every export file in ``folders`` (default: the configured drop folders) not yet in the ledger.
-    Ends ``Failed`` (the per-file results as data, and a notification) when a file was rejected or had
-    more than ``quarantine_alert_ratio`` of its rows quarantined; the other files are loaded all the same."""
+                       dealer: str | None = None, stable_seconds: float | None = None):
+    """Ingest every export file in ``folders`` (default: the configured drop folders) not yet in the ledger,
+    once complete (its ``.done`` marker when the profile asks for one; unchanged for ``stable_seconds``,
+    default: the setting). Ends ``Failed`` (the per-file results as data, and a notification) when a file
+    was rejected or failed, or had more than ``quarantine_alert_ratio`` of its rows quarantined; the other
+    files are loaded all the same."""
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
     upgrade(engine)
-    files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=s.stable_seconds,
+    stable = s.stable_seconds if stable_seconds is None else stable_seconds
+    files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=stable,
                           require_done_marker=done_marker_required(load_profiles(s.profile_files), s.profile))
     progress = create_progress_artifact(progress=0.0, description=f"{len(files)} file(s) to ingest") if files else None
     results = []
@@ -58,6 +61,10 @@ def ingest_problems(results: list[dict], ratio: float) -> list[str]:
     rejected = [r["file"] for r in results if r["status"] == "rejected"]
     if rejected:
         out.append(f"{len(rejected)} file(s) rejected ({', '.join(rejected[:3])}{'...' if len(rejected) > 3 else ''})")
+    failed = [r["file"] for r in results if r["status"] == "failed"]   # a value refused, or changed while read
+    if failed:
+        out.append(f"{len(failed)} file(s) failed ({', '.join(failed[:3])}{'...' if len(failed) > 3 else ''}; "
+                   "`dealersync status`, the ledger says why; tried again on the next run)")
     for r in results:
         read, q = r.get("rows_read") or 0, r.get("rows_quarantined") or 0
         if r["status"] != "rejected" and read and q / read > ratio:

@@ -3,7 +3,7 @@
 In the manner of Prefect's server models: every function takes a ``Connection`` first and never
 commits; creates are idempotent (insert on conflict do nothing); answers are values (``rowcount > 0``);
 status words are :class:`~dealersync.store.tables.JobStatus` and
-:class:`~dealersync.store.tables.SubmissionState` (check constraints, migration 0011).
+:class:`~dealersync.store.tables.SubmissionState` (check constraints, migration 0011l).
 
 Status transitions only move forward (issue #15): every status write is a compare-and-set on the
 status the caller expects, so a second ``claims submit`` running alongside never moves a claim back

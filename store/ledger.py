@@ -3,7 +3,7 @@
 In the manner of Prefect's server models (``prefect/server/models/flows.py``): every function takes a
 ``Connection`` first and never commits (the caller owns the transaction); creates are idempotent
 (insert on conflict do nothing, then re-select); answers are values (a :class:`Claim`, ``rowcount > 0``);
-status words are :class:`~dealersync.store.tables.LoadStatus` (a check constraint, migration 0011).
+status words are :class:`~dealersync.store.tables.LoadStatus` (a check constraint, migration 0011l).
 
 One process per load (issue #15): a load under way holds the unique ``claim_key`` (a digest of the
 file's path). A second process finds it taken and is told who holds it; a claim whose holder is dead

@@ -9,6 +9,7 @@ import pytest
 def settings_env(tmp_path, monkeypatch):
     monkeypatch.setenv("DEALERSYNC_DATA_DIR", str(tmp_path / "data"))
     monkeypatch.delenv("DEALERSYNC_DATABASE_URL", raising=False)
+    monkeypatch.setenv("DEALERSYNC_STABLE_SECONDS", "0")   # the files a test writes are complete
     monkeypatch.chdir(tmp_path)
     return tmp_path
 

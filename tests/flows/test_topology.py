@@ -67,7 +67,8 @@ def test_two_workers_two_dealers_one_postgres_store(tmp_path):
             r = subprocess.run([str(BIN / "python"), "-c", DEPLOY, json.dumps(folders), str(ROOT)], env=env, cwd=ROOT,
                                capture_output=True, text=True, timeout=120)
             assert r.returncode == 0, r.stderr[-3000:]
-            wenv = {**env, "DEALERSYNC_DATABASE_URL": store_url, "DEALERSYNC_DATA_DIR": str(tmp_path / "data")}
+            wenv = {**env, "DEALERSYNC_DATABASE_URL": store_url, "DEALERSYNC_DATA_DIR": str(tmp_path / "data"),
+                    "DEALERSYNC_STABLE_SECONDS": "0"}   # the files the test wrote are complete
             for i in range(2):
                 log = open(tmp_path / f"worker{i}.log", "wb")
                 workers.append((subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "dealersync",

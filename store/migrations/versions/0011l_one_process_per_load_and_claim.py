@@ -10,7 +10,7 @@
 - ``claim_submission.claimed_by``: the process sending it.
 - Status words as check constraints (store.ledger.LoadStatus, store.claims.SubmissionState, JobStatus).
 
-Revision ID: 0011
+Revision ID: 0011l
 Revises: 0010
 Create Date: 2026-11-30 05:00:00
 """
@@ -18,7 +18,7 @@ from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
+revision = '0011l'
 down_revision = '0010'
 branch_labels = None
 depends_on = None
