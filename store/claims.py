@@ -144,7 +144,8 @@ def add_submission(conn: Connection, **values) -> bool:
     Returns:
         True when stored; False when the same submission was stored already (by another process)."""
     row = dict(values, state=SubmissionState.PREPARED.value, attempts=0, prepared_at=now())
-    return conn.execute(_insert(conn, claim_submission).values(**row).on_conflict_do_nothing()).rowcount > 0
+    ins = _insert(conn, claim_submission).values(**row).on_conflict_do_nothing()
+    return conn.execute(ins.returning(claim_submission.c.id)).first() is not None
 
 
 def due_submissions(conn: Connection, limit: int | None = None) -> list[dict]:

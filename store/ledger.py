@@ -206,8 +206,9 @@ def claim_load(conn: Connection, *, key: str, alive, **values) -> Claim:
                 return Claim(failed)
             continue
         ins = _insert(conn).values(**row).on_conflict_do_nothing(index_elements=["claim_key"])
-        if conn.execute(ins).rowcount > 0:
-            return Claim(conn.execute(select(ingest_file.c.id).where(ingest_file.c.claim_key == key)).scalar_one())
+        new = conn.execute(ins.returning(ingest_file.c.id)).scalar()
+        if new is not None:
+            return Claim(new)
     cur = conn.execute(select(ingest_file).where(ingest_file.c.claim_key == key)).mappings().first()
     return Claim(None, cur["claimed_by"] if cur else None, cur["claimed_at"] if cur else None)
 

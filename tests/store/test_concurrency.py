@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import multiprocessing as mp
 import os
+import queue
+import time
 import traceback
 import uuid
 from datetime import date
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
@@ -51,9 +52,18 @@ def race(target, *calls) -> list:
     procs = [ctx.Process(target=_child, args=(target, barrier, results, i, args)) for i, args in enumerate(calls)]
     for p in procs:
         p.start()
-    got = dict((i, (kind, value)) for i, kind, value in (results.get(timeout=600) for _ in procs))
+    got: dict = {}
+    deadline = time.monotonic() + 600
+    while len(got) < len(procs) and time.monotonic() < deadline:
+        try:
+            i, kind, value = results.get(timeout=1)
+            got[i] = (kind, value)
+        except queue.Empty:
+            if not any(p.is_alive() for p in procs) and results.empty():
+                break
     for p in procs:
         p.join(60)
+    assert len(got) == len(procs), f"a child process died: exit codes {[p.exitcode for p in procs]}"
     errors = [v for k, v in got.values() if k == "error"]
     assert not errors, errors[0]
     return [got[i][1] for i in range(len(calls))]

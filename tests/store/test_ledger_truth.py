@@ -5,6 +5,10 @@ PostgreSQL."""
 from __future__ import annotations
 
 import hashlib
+import socket
+import subprocess
+import sys
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 
@@ -12,6 +16,8 @@ from dealersync.config import Settings
 from dealersync.schemas.profiles import load_profiles
 from dealersync.services import ops
 from dealersync.services.ingest import done_marker_required, ingest_file, pending_files
+from dealersync.store import ledger
+from dealersync.store.tables import ingest_file as ingest_file_table
 from tests.dealersync.test_ingest_dirt import CUST_A, csv_bytes, cust, write
 
 
@@ -119,3 +125,33 @@ def test_force_rereads_a_file_after_a_profile_change(engine, tmp_path):
         st = ops.status(c, __import__("datetime").date(2026, 11, 23))
     assert st["quarantine"]["rows"] == again.rows_quarantined
     assert st["quarantine"]["rows_of_replaced_loads"] == first.rows_quarantined > 0
+
+
+def test_a_live_holder_s_claim_is_never_rearmed_a_dead_one_s_is(engine, tmp_path):
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, many(5)))
+    key = ledger.claim_key(p)
+    sleeper = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(120)"])
+    try:
+        with ledger.load_lock(engine, key):   # PostgreSQL: another live session holds the load
+            with engine.begin() as c:         # SQLite: the row names a live process on this host
+                claim = ledger.claim_load(c, key=key, alive=lambda row: True, path=str(p.resolve()),
+                                          file_name=p.name, size=1, source="DMS")
+                c.execute(sa.update(ingest_file_table).where(ingest_file_table.c.id == claim.load_id)
+                          .values(claimed_by=f"{socket.gethostname()}:{sleeper.pid}"))
+            res = ingest_file(engine, p)
+            assert res.status == "busy" and res.rows_loaded == 0
+            assert [(r["status"], r["rows_loaded"]) for r in q(engine, "select * from ingest_file")] == [("LOADING", 0)]
+    finally:
+        sleeper.kill()
+        sleeper.wait()
+    res = ingest_file(engine, p)              # the holder is gone: its claim is taken over
+    assert res.status == "loaded" and res.load_id == claim.load_id and res.rows_loaded == 5
+
+
+def test_a_claim_from_another_host_goes_stale_after_the_timeout():
+    now = datetime.now()
+    assert ledger.holder_alive("elsewhere:42", now - timedelta(seconds=10), stale_seconds=60)
+    assert not ledger.holder_alive("elsewhere:42", now - timedelta(seconds=120), stale_seconds=60)
+    assert not ledger.holder_alive(None, now, stale_seconds=60)
+    me = ledger.holder("run1")
+    assert ledger.holder_alive(me, now, 60, me=me) and not ledger.holder_alive(me, now, 60, me=ledger.holder("run2"))
