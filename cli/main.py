@@ -85,7 +85,8 @@ def cmd_quarantine_list(args, settings) -> int:
         for r in rows:
             print(json.dumps(r, ensure_ascii=False, default=str))
     else:
-        _print_table(rows, ["source_file", "row_number", "column_name", "raw_value", "reason_code", "message"])
+        _print_table(rows, ["source_file", "row_number", "column_name", "raw_value", "reason_code", "message",
+                            "file_status"])   # REPLACED: a row of a load a later export replaced
     return EXIT_OK
 
 
