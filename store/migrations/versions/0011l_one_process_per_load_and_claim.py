@@ -11,7 +11,7 @@
 - Status words as check constraints (store.ledger.LoadStatus, store.claims.SubmissionState, JobStatus).
 
 Revision ID: 0011l
-Revises: 0010
+Revises: 0011h
 Create Date: 2026-11-30 05:00:00
 """
 from alembic import op
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 
 
 revision = '0011l'
-down_revision = '0010'
+down_revision = '0011h'
 branch_labels = None
 depends_on = None
 
