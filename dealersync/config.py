@@ -68,6 +68,11 @@ class Settings(BaseSettings):
                                       "dead holder at once)")
     claim_stale_seconds: float = Field(600.0, gt=0, description="a claim submission left SENDING this long by a "
                                        "process on another host is sent again (same BODID)")
+    max_workbook_bytes: int = Field(256 << 20, ge=1 << 20, description="a workbook whose parts decompress to more "
+                                    "bytes (an .xls: whose file is larger) is refused")
+    max_workbook_cells: int = Field(10_000_000, ge=1000, description="a workbook sheet whose used area holds more "
+                                    "cells (rows x columns) is refused")
+    max_line_bytes: int = Field(32 << 20, ge=1 << 16, description="a CSV file with a longer line is refused")
 
     # upstream systems (used by later stages); secrets are SecretStr and never flow parameters
     oem_url: str | None = Field(None, description="OEM portal API base URL; no default")

@@ -14,7 +14,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dealersync.schemas.checks import _RID_CHECK, _RID_WEIGHTS
+from dealersync.schemas.rules import RID_CHECK as _RID_CHECK, RID_WEIGHTS as _RID_WEIGHTS
 from dealersync.schemas.identifiers import make_vins
 
 SURNAMES = list("王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗郑梁谢宋唐许韩冯邓曹彭曾肖田董袁潘于蒋蔡余杜叶程苏魏吕丁任"

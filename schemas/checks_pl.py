@@ -1,8 +1,14 @@
-"""The normalisers and checks of ``schemas/checks.py`` on polars Series, for ingestion's hot path.
+"""The one implementation of every normaliser and check, on polars Series (string in, string or bool
+out, null for blank).
 
-Same rules, same patterns and tables (imported from ``checks``), same results: a test runs both on
-the same values. Polars runs the string kernels in Rust without pandas' per-call overhead, which is
-what a million-row export needs; ``checks.py`` stays the pandas library the matching code uses.
+* ``normalise_<kind>(s)`` turns raw strings into the canonical form (``13812345678``,
+  ``010-62345678转8001``, ``2024-03-05``, ``LFV2A21K6A4123458``...). A value it cannot make sense of
+  is left as it is, so that the check rejects it and the message can quote it.
+* ``is_<kind>(s)`` / ``*_ok(s)`` is the check: a bool Series, never raising, False for null.
+
+The rules (patterns, tables, check digits, reason codes) are in ``rules``; ``checks`` is the pandas
+front for the matching code and pandera. Polars runs the string kernels in Rust, which is what a
+million-row export needs. Sources: see ``rules``.
 """
 from __future__ import annotations
 
@@ -14,7 +20,7 @@ from pyarrow import ChunkedArray as pa_ChunkedArray
 
 from dealersync.schemas.cells import value_bytes
 
-from . import checks as ck
+from . import rules as ck
 from .destroyed import destroyed
 
 def _where(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
@@ -23,45 +29,93 @@ def _where(s: pl.Series, mask: pl.Series, values: pl.Series) -> pl.Series:
 
 
 def clean_text(s: pl.Series) -> pl.Series:
-    """NFKC where needed, trim, Excel's leading apostrophe removed, white space collapsed, null tokens
-    to null (as ``checks.clean_text``)."""
-    odd = s.str.contains(ck._ODD).fill_null(False)
+    """NFKC (full-width digits, letters, parentheses to half-width) where needed, trim, Excel's
+    ``="..."`` text-forcing and leading apostrophe removed, runs of white space collapsed, null
+    tokens (``NULL``, ``无``, ``-``) to null. Every column of every feed goes through it, keys too."""
+    odd = s.str.contains(ck.ODD).fill_null(False)
     if odd.any():
         idx = odd.arg_true()
         part = s.gather(idx)
-        wide = part.str.contains(ck._NEEDS_NFKC).fill_null(False)
+        wide = part.str.contains(ck.NEEDS_NFKC).fill_null(False)
         if wide.any():
             w = wide.arg_true()
             part = part.scatter(w, [unicodedata.normalize("NFKC", v) for v in part.gather(w).to_list()])
-        part = part.str.replace_all(ck._WHITESPACE, " ").str.strip_chars(" ")
+        part = part.str.replace_all(ck.WHITESPACE, " ").str.strip_chars(" ")
+        part = part.str.replace(ck.EXCEL_TEXT, "${1}").str.strip_chars(" ")
         part = part.str.replace(r"^'+", "").str.strip_chars(" ")
         s = s.scatter(idx, part)
     return _where(s, s.is_in(ck.NULL_TOKENS), pl.lit(None, pl.String))
 
 
+def has_private_use(s: pl.Series) -> pl.Series:
+    """Values holding a private-use character (U+E000-U+F8FF, planes 15-16): in a name, a rare
+    character the source system could not encode (GB18030-2005 era), to be reported."""
+    return s.str.contains(ck.PRIVATE_USE).fill_null(False)
+
+
 def normalise_mobile(s: pl.Series) -> pl.Series:
-    d = s.str.replace_all(ck._MOBILE_SEPARATORS, "")
-    return d.str.replace(ck._MOBILE_PREFIX, "${1}")
+    d = s.str.replace_all(ck.MOBILE_SEPARATORS, "")
+    return d.str.replace(ck.MOBILE_PREFIX, "${1}")
 
 
 def is_cn_mobile(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._MOBILE_RE).fill_null(False) & ~pl.Series(destroyed(s, "mobile"))
+    """11-digit CN mobile, not a placeholder such as ``13800000000`` (``destroyed.destroyed``)."""
+    return s.str.contains(ck.MOBILE_RE).fill_null(False) & ~pl.Series(destroyed(s, "mobile"))
 
 
 def is_masked_mobile(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._MASKED_MOBILE_RE).fill_null(False)
+    return s.str.contains(ck.MASKED_MOBILE_RE).fill_null(False)
 
 
 def normalise_phone(s: pl.Series) -> pl.Series:
-    d = s.str.replace(ck._PHONE_EXTENSION, "转${1}")
-    d = d.str.replace_all(ck._PHONE_SEPARATORS, "").str.replace(ck._PHONE_COUNTRY, "")
-    d = d.str.replace(ck._PHONE_AREA, "${1}-${2}")
-    mobile = normalise_mobile(d)
-    return _where(d, is_cn_mobile(mobile), mobile)
+    """Landlines to ``AREA-LOCAL`` with the real area code (3 digits for 010 and 020-029, 4
+    otherwise) and the extension as ``转EXT`` (written ``转``, ``ext``, ``x``, ``分机``, ``#`` or as a last
+    dash group after a full local number): ``(010)62345678`` / ``010 6234 5678`` -> ``010-62345678``,
+    ``010-62345678-8001`` -> ``010-62345678转8001``, ``0755-8888-1234`` -> ``0755-88881234``; 400 / 800
+    numbers to ``400-123-4567``; mobiles as mobiles. A value it cannot read is left as it is."""
+    todo = s.is_not_null() & ~is_cn_phone(s)   # canonical values (most of a column) stay as they are
+    if not todo.any():
+        return s
+    idx = todo.arg_true()
+    return s.scatter(idx, _normalise_phone(s.gather(idx)))
+
+
+def _normalise_phone(s: pl.Series) -> pl.Series:
+    ext = s.str.extract(ck.PHONE_EXTENSION, 2)
+    d = _where(s, ext.is_not_null(), s.str.extract(ck.PHONE_EXTENSION, 1))
+    d = d.str.replace_all(ck.PHONE_SEPARATORS, "")
+    country = d.str.contains(r"^(?:\+86|0086)").fill_null(False)
+    if country.any():   # +86 10 6234 5678: the trunk 0 comes back
+        bare = d.str.replace(ck.PHONE_COUNTRY, "").str.strip_chars("-")
+        bare = _where(bare, ~bare.str.contains(ck.MOBILE_RE).fill_null(False), pl.lit("0") + bare)
+        d = _where(d, country, bare)
+    d = d.str.replace(ck.PHONE_SPLIT_LOCAL, "${1}-${2}${3}")
+    out = pl.Series(s.name, [None] * len(s), dtype=pl.String)
+    for pattern, area in ((ck.PHONE_AREA3, True), (ck.PHONE_AREA4, True), (ck.PHONE_LOCAL, False)):
+        hit = d.str.contains(pattern).fill_null(False) & out.is_null()
+        if not hit.any():
+            continue
+        m = d.str.extract_groups(pattern)
+        fields = m.struct.fields
+        local = (m.struct.field(fields[0]) + "-" + m.struct.field(fields[1])) if area else m.struct.field(fields[0])
+        dash_ext = m.struct.field(fields[-1])
+        # two extensions (a dash group and 转...) are one too many: left as written, the check refuses it
+        two = dash_ext.is_not_null() & ext.is_not_null()
+        e = pl.select(pl.coalesce(dash_ext, ext)).to_series()
+        val = _where(local, e.is_not_null(), local + "转" + e)
+        out = _where(out, hit & ~two, val)
+        out = _where(out, hit & two, s)
+    service = d.str.contains(ck.PHONE_SERVICE).fill_null(False) & out.is_null()
+    if service.any():
+        sv = d.str.replace(ck.PHONE_SERVICE, "${1}-${2}-${3}")
+        out = _where(out, service, _where(sv, ext.is_not_null(), sv + "转" + ext))
+    mobile = normalise_mobile(_where(d, ext.is_not_null(), s))
+    out = _where(out, is_cn_mobile(mobile), mobile)
+    return pl.select(pl.coalesce(out, s)).to_series().alias(s.name)
 
 
 def is_cn_phone(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._PHONE_RE).fill_null(False)
+    return s.str.contains(ck.PHONE_RE).fill_null(False)
 
 
 def _fixed(s: pl.Series, pattern: str | None, width: int, check) -> pl.Series:
@@ -91,22 +145,53 @@ def _rid(m: np.ndarray, vals: pl.Series) -> np.ndarray:
 
 
 def resident_id_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, ck._RID_FORMAT, 18, _rid)
+    return _fixed(s, ck.RID_FORMAT, 18, _rid)
 
 
 def uscc_ok(s: pl.Series) -> pl.Series:
-    return _fixed(s, ck._USCC_FORMAT, 18, lambda m, _: ck.uscc_check_ok(m))
+    return _fixed(s, ck.USCC_FORMAT, 18, lambda m, _: ck.uscc_check_ok(m))
 
 
 def is_id_number(s: pl.Series) -> pl.Series:
-    eighteen = s.str.contains(ck._ID18_FORMAT).fill_null(False)
-    other = (s.str.contains(ck._ID_OTHER_FORMAT).fill_null(False) & ~eighteen
-             & ~s.str.contains(ck._ID_TRUNCATED).fill_null(False))
+    """Without an ID type: a resident ID or credit code with a valid check character, or another
+    document number (passport...). An 18-character number must carry a valid check character; a
+    number Excel destroyed (scientific notation, zeros past the 15th digit) is never valid (``destroyed``)."""
+    eighteen = s.str.contains(ck.ID18_FORMAT).fill_null(False)
+    other = (s.str.contains(ck.ID_OTHER_FORMAT).fill_null(False) & ~eighteen
+             & ~s.str.contains(ck.ID_TRUNCATED).fill_null(False))
     return ((eighteen & (resident_id_ok(s) | uscc_ok(s))) | other) & ~pl.Series(destroyed(s, "id_number"))
 
 
+def _form(pattern: str):
+    def check(s: pl.Series) -> pl.Series:
+        return s.str.contains(pattern).fill_null(False)
+    return check
+
+
+TYPED_ID_CHECKS = {"resident_id": resident_id_ok, "uscc": uscc_ok, "passport": _form(ck.PASSPORT_FORMAT),
+                   "hk_macau_permit": _form(ck.HK_MACAU_PERMIT_FORMAT),
+                   "taiwan_permit": _form(ck.TAIWAN_PERMIT_FORMAT), "id_other": _form(ck.ID_OTHER_FORMAT)}
+
+
+def id_number_by_type(id_type: pl.Series, number: pl.Series) -> tuple[pl.Series, pl.Series]:
+    """The ID type (证件类型, canonical: ``rules.ID_TYPES``) chooses the check of the number: a resident
+    ID is checked as a resident ID only (GB 11643 MOD 11-2), a credit code as a credit code only
+    (GB 32100)... Returns (ok, check name); rows without a known type get ``is_id_number`` and the
+    check name ``id_number``. Null numbers are ok (the nullable rule's business)."""
+    check = id_type.replace_strict(ck.ID_TYPES, default="id_number", return_dtype=pl.String)
+    check = check.fill_null("id_number")
+    ok = is_id_number(number)
+    for name in check.unique().to_list():
+        if name == "id_number":
+            continue
+        rows = (check == name).arg_true()
+        part = number.gather(rows)
+        ok = ok.scatter(rows, TYPED_ID_CHECKS[name](part) & ~pl.Series(destroyed(part, "id_number")))
+    return ok | number.is_null(), check
+
+
 def normalise_vin(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(ck._VIN_SEPARATORS, "").str.to_uppercase()
+    return s.str.replace_all(ck.VIN_SEPARATORS, "").str.to_uppercase()
 
 
 def is_vin(s: pl.Series) -> pl.Series:
@@ -114,15 +199,15 @@ def is_vin(s: pl.Series) -> pl.Series:
 
 
 def normalise_plate(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(ck._PLATE_SEPARATORS, "").str.to_uppercase()
+    return s.str.replace_all(ck.PLATE_SEPARATORS, "").str.to_uppercase()
 
 
 def is_cn_plate(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._PLATE_RE).fill_null(False)
+    return s.str.contains(ck.PLATE_RE).fill_null(False)
 
 
 def is_postcode(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._POSTCODE_RE).fill_null(False)
+    return s.str.contains(ck.POSTCODE_RE).fill_null(False)
 
 
 def normalise_email(s: pl.Series) -> pl.Series:
@@ -130,29 +215,29 @@ def normalise_email(s: pl.Series) -> pl.Series:
 
 
 def is_email(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._EMAIL_RE).fill_null(False)
+    return s.str.contains(ck.EMAIL_RE).fill_null(False)
 
 
 def normalise_decimal(s: pl.Series) -> pl.Series:
-    return s.str.replace_all(ck._DECIMAL_NOISE, "")
+    return s.str.replace_all(ck.DECIMAL_NOISE, "")
 
 
 def is_decimal(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._DECIMAL_RE).fill_null(False)
+    return s.str.contains(ck.DECIMAL_RE).fill_null(False)
 
 
 def normalise_integer(s: pl.Series) -> pl.Series:
-    todo = s.is_not_null() & ~s.str.contains(ck._CANONICAL_INTEGER).fill_null(False)
+    todo = s.is_not_null() & ~s.str.contains(ck.CANONICAL_INTEGER).fill_null(False)
     if not todo.any():   # plain integers: nothing to remove
         return s
     idx = todo.arg_true()
-    d = s.gather(idx).str.replace_all(ck._INTEGER_NOISE, "")
-    d = d.str.replace(ck._INTEGER_POINT_ZERO, "${1}")
-    return s.scatter(idx, d.str.replace(ck._INTEGER_LEADING_ZEROS, "${1}${2}"))
+    d = s.gather(idx).str.replace_all(ck.INTEGER_NOISE, "")
+    d = d.str.replace(ck.INTEGER_POINT_ZERO, "${1}")
+    return s.scatter(idx, d.str.replace(ck.INTEGER_LEADING_ZEROS, "${1}${2}"))
 
 
 def is_integer(s: pl.Series) -> pl.Series:
-    return s.str.contains(ck._INTEGER_RE).fill_null(False)
+    return s.str.contains(ck.INTEGER_RE).fill_null(False)
 
 
 # --------------------------------------------------------------------------- dates
@@ -162,12 +247,12 @@ def parse_dates(s: pl.Series, formats: list[str] | None = None, with_time: bool 
     serials, then the formats in turn on what is still unparsed, those this column uses first."""
     fmts = list(formats or []) + ck.DEFAULT_DATETIME_FORMATS + ck.DEFAULT_DATE_FORMATS
     out = pl.Series(s.name, [None] * len(s), dtype=pl.Datetime("us"))
-    serial = s.str.contains(ck._EXCEL_SERIAL_RE).fill_null(False)
+    serial = s.str.contains(ck.EXCEL_SERIAL_RE).fill_null(False)
     if serial.any():
         days = s.filter(serial).cast(pl.Float64, strict=False)
         if not with_time:
             days = days.floor()
-        excel = pl.select(pl.lit(ck._EXCEL_EPOCH.to_pydatetime()).cast(pl.Datetime("us"))
+        excel = pl.select(pl.lit(ck.EXCEL_EPOCH).cast(pl.Datetime("us"))
                           + pl.duration(microseconds=(days * 86_400_000_000).round(0).cast(pl.Int64))).to_series()
         out = out.scatter(serial.arg_true(), excel)
     todo = s.is_not_null() & ~serial
@@ -189,15 +274,21 @@ def parse_dates(s: pl.Series, formats: list[str] | None = None, with_time: bool 
 
 
 def _normalise_temporal(s: pl.Series, formats: list[str] | None, with_time: bool) -> pl.Series:
+    """Parse and re-format what is not canonical yet (fractions of a second dropped: ``08:31:07.337``
+    -> ``08:31:07``). Values already in the canonical form are left as they are (the check validates
+    the calendar), unless the profile has formats of its own."""
+    fraction = s.str.contains(ck.SECOND_FRACTION).fill_null(False)
+    if fraction.any():
+        s = _where(s, fraction, s.str.replace(ck.SECOND_FRACTION, "${1}"))
     canonical = (pl.Series([False] * len(s)) if formats else
-                 s.str.contains(ck._ISO_DATETIME if with_time else ck._ISO_DATE).fill_null(False))
+                 s.str.contains(ck.ISO_DATETIME if with_time else ck.ISO_DATE).fill_null(False))
     todo = s.is_not_null() & ~canonical
     if not todo.any():
         return s
     idx = todo.arg_true()
     part = s.gather(idx)
     if not formats:   # 2024/03/05 (14:22:00), zero-padded: the dashes are what parsing and formatting give
-        slashed = part.str.contains(ck._SLASHED_DATETIME if with_time else ck._SLASHED_DATE).fill_null(False)
+        slashed = part.str.contains(ck.SLASHED_DATETIME if with_time else ck.SLASHED_DATE).fill_null(False)
         if slashed.any():
             s = s.scatter(idx.filter(slashed), part.filter(slashed).str.replace_all("/", "-", literal=True))
             idx, part = idx.filter(~slashed), part.filter(~slashed)

@@ -13,6 +13,7 @@ import pandera.pandas as pa
 from pandera.typing import Series
 
 from . import checks  # noqa: F401  (registers the custom checks)
+from . import rules
 
 _KIND_CHECKS = {
     "mobile": {"cn_mobile": ()}, "phone": {"cn_phone": ()}, "id_number": {"id_number": ()},
@@ -23,9 +24,10 @@ _KIND_CHECKS = {
 
 
 def col(kind: str = "text", *, required: bool = False, key: bool = False, values=None,
-        mapping: dict | None = None, max_len: int | None = None):
+        mapping: dict | None = None, max_len: int | None = None, person_name: bool = False):
     """Declare a canonical column. ``values``: allowed canonical values of an enumeration;
-    ``mapping``: built-in raw word -> canonical value (profiles may add their own)."""
+    ``mapping``: built-in raw word -> canonical value (profiles may add their own); ``person_name``:
+    a name (a private-use character in it is reported, see ``validate``)."""
     kw = dict(_KIND_CHECKS.get(kind, {}))
     if values is not None:
         kw["isin"] = list(values)
@@ -33,7 +35,7 @@ def col(kind: str = "text", *, required: bool = False, key: bool = False, values
         kw["str_length"] = {"max_value": max_len}
     required = required or key
     return pa.Field(nullable=not required, **kw,
-                    metadata={"kind": kind, "required": required, "key": key,
+                    metadata={"kind": kind, "required": required, "key": key, "person_name": person_name,
                               "values": list(values) if values is not None else None,
                               "mapping": dict(mapping or {})})
 
@@ -44,21 +46,19 @@ class FeedModel(pa.DataFrameModel):
         coerce = False
 
 
-YN = {"values": ["Y", "N"], "mapping": checks.BOOL_WORDS}
+YN = {"values": ["Y", "N"], "mapping": rules.BOOL_WORDS}
 
 
 class Customers(FeedModel):
     customer_id: Series[str] = col(key=True, max_len=64)
-    name: Series[str] = col(required=True)
+    name: Series[str] = col(required=True, person_name=True)
     customer_type: Series[str] = col("enum", values=["PERSON", "ORGANISATION"], mapping={
         "个人": "PERSON", "私人": "PERSON", "PERSON": "PERSON", "单位": "ORGANISATION", "公司": "ORGANISATION",
         "企业": "ORGANISATION", "集团": "ORGANISATION", "ORGANISATION": "ORGANISATION"})
     gender: Series[str] = col("enum", values=["M", "F"], mapping={"男": "M", "女": "F", "M": "M", "F": "F"})
     mobile: Series[str] = col("mobile")
     phone: Series[str] = col("phone")
-    id_type: Series[str] = col("enum", values=["RESIDENT_ID", "PASSPORT", "USCC", "OTHER"], mapping={
-        "身份证": "RESIDENT_ID", "居民身份证": "RESIDENT_ID", "护照": "PASSPORT",
-        "统一社会信用代码": "USCC", "营业执照": "USCC", "组织机构代码": "USCC", "其他": "OTHER", "其它": "OTHER"})
+    id_type: Series[str] = col("enum", values=list(rules.ID_TYPES), mapping=rules.ID_TYPE_WORDS)
     id_number: Series[str] = col("id_number")
     address: Series[str] = col()
     postcode: Series[str] = col("postcode")
@@ -98,7 +98,7 @@ class RepairOrders(FeedModel):
     vin: Series[str] = col("vin", required=True)
     plate: Series[str] = col("plate")
     customer_id: Series[str] = col()
-    sender_name: Series[str] = col()
+    sender_name: Series[str] = col(person_name=True)
     sender_mobile: Series[str] = col("mobile")
     mileage_km: Series[str] = col("integer")
     repair_type: Series[str] = col("enum", values=REPAIR_TYPES)
@@ -131,7 +131,7 @@ class VehicleSales(FeedModel):
     delivery_date: Series[str] = col("date")
     vin: Series[str] = col("vin", required=True)
     customer_id: Series[str] = col()
-    customer_name: Series[str] = col()
+    customer_name: Series[str] = col(person_name=True)
     mobile: Series[str] = col("mobile")
     id_number: Series[str] = col("id_number")
     salesperson: Series[str] = col()

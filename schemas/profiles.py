@@ -8,6 +8,7 @@ file(s) (``profile_files`` in the settings), in the same form, without code::
     encoding = "utf-8"
     date_formats = ["%d.%m.%Y"]
     require_done_marker = true
+    sheet = "客户档案"                  # workbooks: the sheet to read (default: the first visible one)
     [dms_c.columns.customers]
     customer_id = ["客户ID", "顾客编号"]  # one header or several aliases
     [dms_c.values.customer_type]       # raw word -> canonical value, for a column of any feed
@@ -41,6 +42,7 @@ class Profile:
     encoding: str = "utf-8"
     date_formats: list[str] = field(default_factory=list)
     require_done_marker: bool = False
+    sheet: str | None = None   # workbooks: the sheet to read (default: the first visible one)
     columns: dict[str, dict[str, list[str]]] = field(default_factory=dict)  # feed -> canonical -> aliases
     values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> raw -> canonical
 
@@ -92,7 +94,7 @@ def _from_dict(name: str, d: dict, known: dict[str, Profile], origin: str) -> Pr
                                  f"{', '.join(sorted(known))}; a profile must be declared before one that extends it)")
     base = copy.deepcopy(known[parent]) if parent else Profile(name)
     base.name = name
-    for attr in ("description", "encoding", "require_done_marker"):
+    for attr in ("description", "encoding", "require_done_marker", "sheet"):
         if attr in d:
             setattr(base, attr, d[attr])
     if "date_formats" in d:

@@ -6,7 +6,9 @@ records out. Rules of ``dms-exports.md`` section 6:
 * a required value (key, required date, the VIN where the feed needs one) missing or invalid:
   the row is quarantined with a reason code and is not loaded;
 * an optional value invalid: loaded as blank, recorded as a value issue (column, raw value, reason);
-* structural row faults (wrong number of fields, the trailing totals row ``合计``) quarantine the row.
+* structural row faults (wrong number of fields, the trailing totals row ``合计``) quarantine the row;
+* across columns: the ID type (``证件类型``) chooses the check of the ID number (``checks_pl.id_number_by_type``);
+* a private-use character in a name is kept and reported (a WARNING value issue, ``PRIVATE_USE_CHAR``).
 """
 from __future__ import annotations
 
@@ -23,8 +25,8 @@ from pandera.api.polars.types import PolarsData
 
 from dealersync.schemas.cells import UNDECODABLE
 
-from . import checks as ck
 from . import checks_pl as ckp
+from . import rules as ck
 from .feeds import FEEDS, FeedDef
 from .profiles import Profile
 
@@ -96,18 +98,48 @@ def _polars_schema(feed_name: str) -> pa.DataFrameSchema:
 
 
 def _failures(norm: pl.DataFrame, feed: FeedDef) -> pd.DataFrame:
-    """(index, column, check) of every failing cell, by lazy pandera validation."""
+    """(index, column, check) of every failing cell, by lazy pandera validation, then the rules
+    across columns."""
     try:
         polars_schema(feed).validate(norm, lazy=True)
-        return pd.DataFrame({"index": np.zeros(0, np.int64), "column": [], "check": []})
+        fails = pd.DataFrame({"index": np.zeros(0, np.int64), "column": [], "check": []})
     except pa.errors.SchemaErrors as e:
         fc = e.failure_cases
-    fc = fc.filter(pl.col("index").is_not_null() & pl.col("column").is_not_null())
-    check = fc["check"].cast(pl.String)
-    check = pl.select(pl.when(check.str.starts_with("isin")).then(check)
-                      .otherwise(check.str.replace(r"\(.*$", ""))).to_series()
-    return pd.DataFrame({"index": fc["index"].cast(pl.Int64).to_numpy(), "column": fc["column"].to_numpy(),
-                         "check": check.to_numpy()})
+        fc = fc.filter(pl.col("index").is_not_null() & pl.col("column").is_not_null())
+        check = fc["check"].cast(pl.String)
+        check = pl.select(pl.when(check.str.starts_with("isin")).then(check)
+                          .otherwise(check.str.replace(r"\(.*$", ""))).to_series()
+        fails = pd.DataFrame({"index": fc["index"].cast(pl.Int64).to_numpy(), "column": fc["column"].to_numpy(),
+                              "check": check.to_numpy()})
+    return _typed_ids(norm, fails)
+
+
+def _typed_ids(norm: pl.DataFrame, fails: pd.DataFrame) -> pd.DataFrame:
+    """Where a row has a known ID type (spec 2.1 ``id_type``), its ``id_number`` is checked by that
+    type's rule alone: pandera's untyped verdict on those rows is replaced."""
+    if "id_type" not in norm.columns or "id_number" not in norm.columns:
+        return fails
+    ok, check = ckp.id_number_by_type(norm["id_type"], norm["id_number"])
+    typed = (check != "id_number").to_numpy()
+    if not typed.any():
+        return fails
+    on_typed = (fails["column"] == "id_number") & typed[fails["index"].to_numpy()] if len(fails) else []
+    bad = np.flatnonzero(typed & ~ok.to_numpy())
+    extra = pd.DataFrame({"index": bad.astype(np.int64), "column": "id_number", "check": check.to_numpy()[bad]})
+    return pd.concat([fails[~np.asarray(on_typed, dtype=bool)] if len(fails) else fails, extra], ignore_index=True)
+
+
+def _private_use(norm: pl.DataFrame, feed: FeedDef, rownums: np.ndarray, source_file: str) -> list[dict]:
+    """WARNING value issues for names holding a private-use character (kept as they are)."""
+    out = []
+    for col in (c for c, m in feed.columns.items() if m.get("person_name") and c in norm.columns):
+        hit = ckp.has_private_use(norm[col])
+        for pos in hit.arg_true().to_list():
+            value = norm[col][pos]
+            reason, message = ck.explain("private_use", value)
+            out.append(dict(source_file=source_file, source_row=int(rownums[pos]), column_name=col, raw_value=value,
+                            reason_code=reason, message=message, severity="WARNING"))
+    return out
 
 
 def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profile: Profile, *,
@@ -193,6 +225,7 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     bools = [c for c, m in feed.columns.items() if m["kind"] == "bool"]
     if bools:
         norm = norm.with_columns(pl.col(c).replace_strict({"Y": "1", "N": "0"}, default=None) for c in bools)
+    issues += _private_use(norm, feed, rownums[keep], source_file)
     frame = norm.with_columns(pl.Series("source_row", rownums[keep], dtype=pl.Int64))
     return ChunkResult(frame, quarantine, issues)
 

@@ -15,13 +15,14 @@ from pathlib import Path
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from dealersync.connectors.files import EXPORT_SUFFIXES, Batch, open_table, parse_file_name
+from dealersync.connectors.files import EXPORT_SUFFIXES, Batch, ReadLimits, open_table, parse_file_name
 from dealersync.schemas.feeds import FEEDS, FeedDef, get_feed
 from dealersync.schemas.profiles import Profile, header_key, load_profiles
 from dealersync.schemas.validate import validate_chunk
 from dealersync.store import ledger
 from dealersync.store import repository as repo
 
+from dealersync.config import get_settings
 from dealersync.errors import BadSourceData, ConfigurationError, ValueRefused
 from dealersync.runtime import tune_memory
 from dealersync.services.pipeline import ChunkWriter, Phases, Prefetch  # noqa: F401  (importable from here too)
@@ -38,6 +39,7 @@ class FileResult:
     business_date: str | None = None
     profile: str | None = None
     encoding: str | None = None
+    sheet: str | None = None   # workbooks: the sheet read
     status: str = "pending"   # loaded, skipped, rejected, replaced (a later export of the day holds it), failed, busy
     rows_read: int = 0
     rows_loaded: int = 0
@@ -104,6 +106,12 @@ def choose_profile(header: list[str], feed: FeedDef, profiles: dict[str, Profile
     return max(profiles.values(), key=lambda p: len(keys & set(p.aliases(feed.name))))
 
 
+def read_limits() -> ReadLimits:
+    """The reader's size limits from the settings (issue #15: a file over one is refused)."""
+    s = get_settings()
+    return ReadLimits(s.max_workbook_bytes, s.max_workbook_cells, s.max_line_bytes)
+
+
 def _header_score(feed: FeedDef, profiles: list[Profile]):
     alias_sets = [set(p.aliases(feed.name)) for p in profiles]
 
@@ -117,13 +125,13 @@ def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
     raw = pl.DataFrame([pl.Series(col, batch.columns[pos]) for col, pos in cmap.positions.items()])
     return validate_chunk(raw, batch.rownums, feed, profile, source_file=file_name, header=table.header,
                           raw_cells=batch.cells_of, bad_structure=batch.bad,
-                          undecodable=table.kind == "xlsx" or table.stats.undecodable_lines > 0)
+                          undecodable=table.is_workbook or table.stats.undecodable_lines > 0)
 
 
 def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, profile: str | None = None,
                 dealer: str | None = None, profiles: dict[str, Profile] | None = None, chunk_rows: int = 200_000,
                 default_dealer: str = "UNKNOWN", force: bool = False, progress=None,
-                stale_seconds: float = 3600.0) -> FileResult:
+                stale_seconds: float = 3600.0, limits: ReadLimits | None = None) -> FileResult:
     """Load or quarantine every row of one file. Idempotent: the same bytes again are a no-op (``force``
     re-reads them, e.g. after a profile change, and the new load replaces the old); a corrected
     re-export of the same dealer, feed and business day replaces that day's rows, decided by the
@@ -135,7 +143,9 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     cannot be seen) is taken over. The ledger's SHA-256 is of the bytes the reader read, with size and
     mtime checked before and after: a file that changed meanwhile is FAILED (tried again once stable).
     A value the database refuses fails this file only (``status="failed"``, ledger FAILED, reason
-    VALUE_REFUSED naming file, row and column); the ledger row never stays LOADING."""
+    VALUE_REFUSED naming file, row and column); the ledger row never stays LOADING. ``limits``: the
+    reader's size limits (default: the settings ``max_workbook_bytes``, ``max_workbook_cells``,
+    ``max_line_bytes``); a file over one is rejected with a message naming the setting."""
     t0 = time.monotonic()
     tune_memory()
     path = Path(path)
@@ -176,7 +186,7 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
         also = (prior["id"],) if prior is not None and prior["status"] == "LOADED" else ()
         try:
             return _ingest_claimed(engine, res, path, st, fd, bdate, fname.seq, profiles, profile, chunk_rows,
-                                   progress, force, also, t0)
+                                   progress, force, also, t0, limits)
         except ValueRefused as e:
             return _fail(engine, res, e.reason, str(e), t0)
         except BaseException as e:   # never left LOADING; a refusal outside a chunk's write fails the file only
@@ -242,7 +252,7 @@ def _busy(res: FileResult, holder: str | None, since, t0: float) -> FileResult:
 
 def _ingest_claimed(engine: Engine, res: FileResult, path: Path, st, fd: FeedDef | None, bdate: date | None,
                     seq: int | None, profiles: dict[str, Profile], profile: str | None, chunk_rows: int, progress,
-                    force: bool, also: tuple[int, ...], t0: float) -> FileResult:
+                    force: bool, also: tuple[int, ...], t0: float, limits: ReadLimits | None = None) -> FileResult:
     load_id = res.load_id
     if fd is None:
         return _reject(engine, res, BadSourceData(
@@ -254,18 +264,19 @@ def _ingest_claimed(engine: Engine, res: FileResult, path: Path, st, fd: FeedDef
             "(rename the file or give --dealer)", file=path.name, column="dealer_code", reason="BAD_NAME"), t0)
     try:
         candidates = [profiles[profile]] if profile and profile in profiles else list(profiles.values())
-        table = open_table(path, _header_score(fd, candidates))
+        sheets = [p.sheet for p in candidates if p.sheet]
+        table = open_table(path, _header_score(fd, candidates), sheets=sheets, limits=limits or read_limits())
     except BadSourceData as e:
         return _reject(engine, res, e, t0)
     try:
         prof = choose_profile(table.header, fd, profiles, profile)
-        res.profile, res.encoding = prof.name, table.encoding
+        res.profile, res.encoding, res.sheet = prof.name, table.encoding, table.sheet
         try:
             cmap = map_columns(table.header, fd, prof, path.name)
         except BadSourceData as e:
-            e.row = table.header_row
+            e.row, e.file = table.header_row, table.where
             return _reject(engine, res, e, t0)
-        file_warnings = list(cmap.warnings)
+        file_warnings = list(table.notes) + list(cmap.warnings)
         if table.title_rows:
             file_warnings.append(f"title row(s) {', '.join(map(str, table.title_rows))} above the header skipped")
         if table.encoding and prof.encoding and table.encoding.replace("-sig", "") != prof.encoding.lower():
@@ -296,7 +307,7 @@ def _ingest_claimed(engine: Engine, res: FileResult, path: Path, st, fd: FeedDef
             return res
     finally:
         table.close()
-    log.info("%s: %s, read %d, loaded %d, quarantined %d", path.name, res.status, res.rows_read,
+    log.info("%s: %s, read %d, loaded %d, quarantined %d", table.where, res.status, res.rows_read,
              res.rows_loaded, res.rows_quarantined)
     return res
 

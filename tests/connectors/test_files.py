@@ -7,6 +7,7 @@ import io
 import pytest
 
 import dealersync.connectors.files as files
+from dealersync.connectors.readers import csvfile
 from dealersync.connectors.files import _batched, open_table
 
 HEADER = ["工单号", "车架号", "地址", "金额"]
@@ -23,17 +24,17 @@ def flat(batches):
 def both(path, rows=3):
     """(columnar reader's rows, row reader's rows, how many times the columnar reader fell back)."""
     fallbacks = []
-    real = files._slow_rest
+    real = csvfile._slow_rest
 
     def spy(*a, **k):
         fallbacks.append(a[1])
         return real(*a, **k)
     t = open_table(path, score)
-    files._slow_rest = spy
+    csvfile._slow_rest = spy
     try:
         fast = flat(t.batches(rows))
     finally:
-        files._slow_rest = real
+        csvfile._slow_rest = real
         t.close()
     t = open_table(path, score)
     slow = flat(_batched(t.records(), rows, len(t.header)))
@@ -59,8 +60,8 @@ def write(tmp_path, text: str, encoding="gb18030", name="GZ0012_RO_20261103.csv"
 
 def decoded_path(monkeypatch) -> list:
     """Spy: the first line of each block parsed after decoding (not in the file's own bytes)."""
-    calls, real = [], files._parse_block
-    monkeypatch.setattr(files, "_parse_block", lambda text, line, width: calls.append(line) or real(text, line, width))
+    calls, real = [], csvfile._parse_block
+    monkeypatch.setattr(csvfile, "_parse_block", lambda text, line, width: calls.append(line) or real(text, line, width))
     return calls
 
 
@@ -80,7 +81,7 @@ def test_regular_file_is_read_in_blocks_and_matches_the_row_reader(tmp_path, mon
 
 @pytest.mark.parametrize("block", [64, 100, 257])
 def test_blocks_cut_anywhere_even_inside_a_quoted_value(tmp_path, monkeypatch, block):
-    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", block)
+    monkeypatch.setattr(csvfile, "_FAST_BLOCK_BYTES", block)
     rows = [f'RO{i},LVSHCAMB1CE1{i:05d},"第{i}行\n第二行,有逗号",{i}.00' if i % 3 == 0 else
             f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}" for i in range(60)]
     p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
@@ -92,7 +93,7 @@ def test_small_blocks_are_gathered_into_batches_of_the_chunk_size(tmp_path, monk
     """Blocks of a few rows each come out as a short first batch (a quarter of ``rows``), batches of
     exactly ``rows``, then the file's last rows in two parts, the final one short; blank rows dropped,
     the totals row marked at its place in the gathered batch."""
-    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", 100)
+    monkeypatch.setattr(csvfile, "_FAST_BLOCK_BYTES", 100)
     rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}" if i % 10 else ",,," for i in range(1, 41)]
     p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows, "合计,,,820"]) + "\r\n")
     t = open_table(p, score)
@@ -115,12 +116,12 @@ def test_the_first_rows_come_from_a_short_first_read(tmp_path, monkeypatch):
     blocks = list(files.raw_blocks(io.BytesIO(data), block_bytes=256, first_bytes=16))
     assert b"".join(blocks) == data and len(blocks[0]) <= 16 and max(map(len, blocks)) <= 256 + 16
     assert [len(b) for b in blocks[:4]] == sorted(len(b) for b in blocks[:4])
-    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", 100)
+    monkeypatch.setattr(csvfile, "_FAST_BLOCK_BYTES", 100)
     rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}" for i in range(1, 41)]
     p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
     seen = []
-    real = files.raw_blocks
-    monkeypatch.setattr(files, "raw_blocks", lambda *a, **k: (seen.append(b) or b for b in real(*a, **k)))
+    real = csvfile.raw_blocks
+    monkeypatch.setattr(csvfile, "raw_blocks", lambda *a, **k: (seen.append(b) or b for b in real(*a, **k)))
     t = open_table(p, score)
     seen.clear()                                               # what finding the header read
     first = next(t.batches(8))
@@ -167,7 +168,7 @@ def test_bare_cr_line_ends_and_mixed_encodings_match(tmp_path):
 def test_a_block_the_own_bytes_path_cannot_take_is_decoded_first(tmp_path, monkeypatch, encoding, odd):
     """Bytes that do not decode in the file's encoding, or the separator the column decoding uses,
     send that block through the decoded path (its fallback rules), with the row reader's result."""
-    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", 200)
+    monkeypatch.setattr(csvfile, "_FAST_BLOCK_BYTES", 200)
     rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址{i},{i}".encode(encoding) for i in range(30)]
     rows[17] = b"RO17,LVSHCAMB1CE100017," + odd + b",17"
     p = tmp_path / "GZ0012_RO_20261103.csv"
@@ -180,7 +181,7 @@ def test_a_block_the_own_bytes_path_cannot_take_is_decoded_first(tmp_path, monke
 
 @pytest.mark.parametrize("block", [256, 1 << 20])
 def test_an_unclosed_quote_rejects_the_file_as_the_row_reader_does(tmp_path, monkeypatch, block):
-    monkeypatch.setattr(files, "_FAST_BLOCK_BYTES", block)
+    monkeypatch.setattr(csvfile, "_FAST_BLOCK_BYTES", block)
     rows = [f"RO{i},LVSHCAMB1CE1{i:05d},地址,{i}" for i in range(400)]
     rows[100] = 'RO100,LVSHCAMB1CE100100,"never closed,5'
     p = write(tmp_path, "\r\n".join([",".join(HEADER), *rows]) + "\r\n")
