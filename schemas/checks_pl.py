@@ -105,6 +105,13 @@ def _normalise_phone(s: pl.Series) -> pl.Series:
         val = _where(local, e.is_not_null(), local + "转" + e)
         out = _where(out, hit & ~two, val)
         out = _where(out, hit & two, s)
+    # the digits alone, dashes anywhere (``0106-2345678``, an old wrong split): the table decides
+    digits = d.str.replace_all("-", "", literal=True)
+    for pattern in (ck.PHONE_DIGITS3, ck.PHONE_DIGITS4):
+        hit = digits.str.contains(pattern).fill_null(False) & out.is_null()
+        if hit.any():
+            val = digits.str.replace(pattern, "${1}-${2}")
+            out = _where(out, hit, _where(val, ext.is_not_null(), val + "转" + ext))
     service = d.str.contains(ck.PHONE_SERVICE).fill_null(False) & out.is_null()
     if service.any():
         sv = d.str.replace(ck.PHONE_SERVICE, "${1}-${2}-${3}")

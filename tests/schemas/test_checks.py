@@ -82,7 +82,7 @@ def test_mobile(ck, raw, norm, valid):
     ("020-83456789转216", "020-83456789转216", True),
     ("+86 10 6234 5678", "010-62345678", True),
     ("0571-8765432", "0571-8765432", True),           # 4-digit area codes: 7 or 8 digits
-    ("0106-2345678", "0106-2345678", False),          # the old wrong split of Beijing
+    ("0106-2345678", "010-62345678", True),           # the old wrong split of Beijing: the table decides
     ("400-800-8888", "400-800-8888", True),
     ("13812345678", "13812345678", True),
     ("12", "12", False),
