@@ -1,7 +1,7 @@
 """Table-driven tests of every normaliser and check: (raw value, expected canonical, valid?).
 
-Each table runs twice: on ``schemas.checks`` (pandas, what matching uses) and on ``schemas.checks_pl``
-(polars, what ingestion uses), so the two cannot drift apart."""
+Each table runs twice: on ``schemas.checks`` (the pandas front matching uses) and on ``schemas.checks_pl``
+(the one implementation, what ingestion uses), so the front cannot drift from it."""
 import pandas as pd
 import polars as pl
 import pytest
