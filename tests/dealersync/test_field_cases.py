@@ -111,6 +111,7 @@ def test_16_legacy_xls_is_read_on_the_first_try(engine, tmp_path):
     p = case("16-GZ0012_CUSTOMER_20261103.xls", tmp_path)
     res = balanced(ingest_file(engine, p))
     assert (res.status, res.feed, res.dealer, res.rows_loaded) == ("loaded", "customers", "GZ0012", 2), res
+    assert res.sheet == "客户档案" and res.encoding is None
     assert [(r["customer_id"], r["name"]) for r in rows(engine, "dms_customer")] == [("K8001", "高远"), ("K8002", "罗佳")]
 
 
