@@ -16,7 +16,8 @@ from .feeds import FEEDS, FeedDef
 from .profiles import Profile, load_profiles
 
 KINDS = {
-    "text": ("any text", "trimmed, full-width forms folded (NFKC), runs of white space made one space"),
+    "text": ("any text (in every column: Excel's `=\"...\"` text-forcing and leading `'` are removed)",
+             "trimmed, full-width forms folded (NFKC), runs of white space made one space"),
     "enum": ("one of the canonical values, or a word mapped to one (any letter case)",
              "the canonical value"),
     "bool": ("a yes/no word (below)", "`Y` or `N` in the files' terms; a boolean in the store"),
@@ -26,18 +27,22 @@ KINDS = {
     "phone": ("a landline with its area code (`020-87654321`, `(010)62345678`, `0755 8888 1234`), a local "
               "number, a 400/800 number or a mobile, with an extension (`转`, `ext`, `分机`)",
               "`AREA-LOCAL` (area codes of 3 digits for 010 and 020-029, 4 otherwise), `转EXT` after it"),
-    "id_number": ("a resident ID (GB 11643, MOD 11-2 check), a unified social credit code (GB 32100, "
-                  "MOD 31 check) or another document number of 5-20 letters and digits",
+    "id_number": ("with an ID type (`id_type`), that type's document only: a resident ID (GB 11643, MOD 11-2 "
+                  "check), a unified social credit code (GB 32100, MOD 31 check), a passport, a Hong Kong / Macau "
+                  "or a Taiwan permit; without one, a resident ID or credit code with a valid check character "
+                  "or another document number of 5-20 letters and digits",
                   "upper case, no spaces"),
     "vin": ("17 characters with a valid check digit in position 9 (ISO 3779 / GB 16735), no I, O or Q; "
             "spaces and dashes dropped", "upper case"),
-    "plate": ("a plate in a GA 36 form: province, letter, 5 (6 for new-energy) characters, with the "
-              "suffixes 挂 / 学 / 警 / 港 / 澳 and the like", "no separators"),
+    "plate": ("a plate in a GA 36 form: province, letter, 5 characters; new-energy plates with A-K (no I) "
+              "in third place or last; the suffixes 挂 / 学 / 警 / 港 / 澳 / 领 / 试 / 超 / 应急; embassy plates (使)",
+              "no separators, upper case"),
     "postcode": ("6 digits", "6 digits"),
     "email": ("an e-mail address", "lower case"),
     "date": ("a date in one of the profile's `date_formats`, then {dates}, or an Excel serial day",
              "a date (`YYYY-MM-DD`)"),
-    "datetime": ("a time stamp in one of the profile's `date_formats`, then {datetimes}, or an Excel serial",
+    "datetime": ("a time stamp in one of the profile's `date_formats`, then {datetimes} (a fraction of a "
+                 "second, `08:31:07.337`, is dropped), or an Excel serial",
                  "a timestamp (`YYYY-MM-DD HH:MM:SS`)"),
     "decimal": ("a number of at most 12 digits before the point and 4 after; thousands separators, "
                 "`¥`, `￥`, `元`, `CNY`, `RMB` are dropped", "NUMERIC(16, 4)"),
