@@ -64,7 +64,9 @@ def _stdnum_rid_core(v: str) -> bool:
 
 
 def test_resident_id_check_agrees_with_stdnum_cn_ric():
-    values = _rid_values(random.Random(11), N)
+    # an ID ending in 000 is refused by design (``schemas.destroyed``: Excel keeps 15 digits); stdnum
+    # cannot know that, so such values are left out of the comparison
+    values = [v for v in _rid_values(random.Random(11), N) if not v.endswith("000")]
     ours = ck.resident_id_ok(S(values)).to_list()
     theirs = [_stdnum_rid_core(v) for v in values]
     assert ours == theirs
@@ -84,7 +86,7 @@ def _placed(v: str) -> bool:
 
 
 def test_the_id_type_resident_id_refuses_what_only_the_credit_code_check_passes():
-    values = [v for v in _rid_values(random.Random(12), N) if uscc.is_valid(v)]
+    values = [v for v in _rid_values(random.Random(12), N) if uscc.is_valid(v) and not v.endswith("000")]
     assert values, "some 18-digit numbers pass the credit-code check by chance"
     ok, check = ck.id_number_by_type(S(["RESIDENT_ID"] * len(values)), S(values))
     assert ok.to_list() == [_stdnum_rid_core(v) for v in values]

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import polars as pl
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 from stdnum.cn import ric
 
@@ -136,7 +136,9 @@ def resident_id(draw):
     body = (draw(st.sampled_from(["110105", "440106", "310104"])) + draw(st.dates(
         min_value=__import__("datetime").date(1930, 1, 1), max_value=__import__("datetime").date(2020, 12, 31)))
         .strftime("%Y%m%d") + draw(st.text(alphabet="0123456789", min_size=3, max_size=3)))
-    return body + ric.calc_check_digit(body + "0")
+    rid = body + ric.calc_check_digit(body + "0")
+    assume(not rid.endswith("000"))   # indistinguishable from one Excel cut to 15 digits: refused by design
+    return rid
 
 
 @SETTINGS
