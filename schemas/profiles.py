@@ -58,6 +58,7 @@ class Profile:
 _TYPES = {"extends": (str, "a profile name (text)"), "description": (str, "text"), "encoding": (str, "an encoding name "
           "(text, e.g. \"gb18030\")"), "require_done_marker": (bool, "true or false"),
           "date_formats": (list, "a list of strptime formats, e.g. [\"%d.%m.%Y\"]"),
+          "sheet": (str, "a sheet name (text): the workbook sheet to read"),
           "columns": (dict, "a table of feeds"), "values": (dict, "a table of columns")}
 
 

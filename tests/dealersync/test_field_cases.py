@@ -165,3 +165,23 @@ def test_the_id_type_chooses_the_check(sqlite_engine, tmp_path, id_type, number,
     got = [(i["column_name"], i["reason_code"]) for i in issues(sqlite_engine)]
     assert got == ([("id_number", reason)] if reason else [])
     assert rows(sqlite_engine, "dms_customer")[0]["id_number"] == (None if reason else number)
+
+
+def test_a_profile_names_the_sheet_to_read(sqlite_engine, tmp_path):
+    import openpyxl
+
+    from dealersync.schemas.profiles import load_profiles
+    wb = openpyxl.Workbook()
+    wb.active.title = "说明"
+    wb.active.append(["客户编号", "客户名称"])          # a visible first sheet with a header-like row
+    wb.active.append(["X1", "not this one"])
+    ws = wb.create_sheet("客户档案")
+    ws.append(["客户编号", "客户名称"])
+    ws.append(["C1", "张伟"])
+    p = tmp_path / "GZ0012_CUSTOMER_20261103.xlsx"
+    wb.save(p)
+    toml = tmp_path / "profiles.toml"
+    toml.write_text('[dms_x]\nextends = "dms_a"\nsheet = "客户档案"\n', encoding="utf-8")
+    res = balanced(ingest_file(sqlite_engine, p, profile="dms_x", profiles=load_profiles([toml])))
+    assert (res.sheet, res.rows_loaded) == ("客户档案", 1)
+    assert [r["customer_id"] for r in rows(sqlite_engine, "dms_customer")] == ["C1"]
