@@ -1,7 +1,6 @@
 """``dealersync resolve-file IN.csv --out OUT.csv``: one pass over a file, no store."""
 from __future__ import annotations
 
-import csv
 import time
 from pathlib import Path
 
@@ -9,6 +8,7 @@ import numpy as np
 import pandas as pd
 
 from dealersync.errors import BadSourceData
+from dealersync.textsafe import write_csv
 
 from . import engine
 from .resolve import FILE_HEADER, identities, master_ids, resolve_frame
@@ -52,10 +52,9 @@ def resolve_file(in_path: str | Path, out_path: str | Path, threads: int | None 
         pairs = [(int(a), int(b)) for a, b in zip(firsts[first.to_numpy()], keys["index"][first.to_numpy()])]
         res.labels = engine.cluster(len(df), res.scored.pairs, **identities(res.norm), force_link=pairs)
     ids = master_ids(res.labels)
-    tmp = out_path.with_name(out_path.name + ".part")
-    pd.DataFrame({"source": df["source"], "source_id": df["source_id"], "master_id": ids}).to_csv(
-        tmp, index=False, quoting=csv.QUOTE_MINIMAL, lineterminator="\n")
-    tmp.replace(out_path)
+    # text-safe (OWASP): a source id such as "=HYPERLINK(...)" is written as text, not a formula
+    write_csv(out_path, ["source", "source_id", "master_id"],
+              zip(df["source"].tolist(), df["source_id"].tolist(), ids.tolist() if hasattr(ids, "tolist") else ids))
     decisions = res.scored.pairs["decision"].value_counts().to_dict()
     return {"records": len(df), "masters": int(len(np.unique(res.labels))),
             "candidate_pairs": int(len(res.scored.pairs)), "merge_pairs": int(decisions.get("MERGE", 0)),

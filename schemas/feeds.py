@@ -200,6 +200,27 @@ class LaborOperations(FeedModel):
     valid_from: Series[str] = col("date", key=True)
 
 
+STOCK_STATUSES = ["在途", "在库", "已订", "已售未交", "调出"]
+CERTIFICATE_STATUSES = ["在店", "抵押", "已交客户"]
+
+
+class Stock(FeedModel):
+    """Section 2.7: the new-vehicle inventory, a full snapshot per business day (key: the day and VIN)."""
+    vin: Series[str] = col("vin", key=True)
+    model: Series[str] = col(required=True)
+    trim: Series[str] = col()
+    color: Series[str] = col()
+    arrival_date: Series[str] = col("date")
+    stock_status: Series[str] = col("enum", values=STOCK_STATUSES, mapping={
+        "在途中": "在途", "库存": "在库", "在店": "在库", "已预订": "已订", "预订": "已订", "已售": "已售未交",
+        "已售待交": "已售未交", "调拨": "调出", "已调出": "调出"})
+    location: Series[str] = col()
+    certificate_status: Series[str] = col("enum", values=CERTIFICATE_STATUSES, mapping={
+        "在库": "在店", "店内": "在店", "质押": "抵押", "已抵押": "抵押", "银行": "抵押", "已交": "已交客户",
+        "已交付": "已交客户"})
+    purchase_price: Series[str] = col("decimal")
+
+
 @dataclass(frozen=True)
 class FeedDef:
     name: str            # canonical feed name typed on the command line
@@ -208,20 +229,27 @@ class FeedDef:
     table: str           # canonical table in the store
     source: str = "DMS"
     columns: dict = field(default_factory=dict, compare=False)
+    dated: bool = False  # a daily snapshot: the business day is part of the stored key (spec 2.7)
 
     @property
     def key(self) -> tuple[str, ...]:
         return tuple(c for c, m in self.columns.items() if m["key"])
 
     @property
+    def store_key(self) -> tuple[str, ...]:
+        """The key rows are stored under (after ``dealer_code``): the natural key, with the business
+        day first for a snapshot feed."""
+        return ("business_date", *self.key) if self.dated else self.key
+
+    @property
     def required(self) -> tuple[str, ...]:
         return tuple(c for c, m in self.columns.items() if m["required"])
 
 
-def _feed(name, token, model, table, source="DMS") -> FeedDef:
+def _feed(name, token, model, table, source="DMS", dated=False) -> FeedDef:
     schema = model.to_schema()
     cols = {c: dict(schema.columns[c].metadata) for c in schema.columns}
-    return FeedDef(name, token, model, table, source, cols)
+    return FeedDef(name, token, model, table, source, cols, dated)
 
 
 # in load order: parents before children, code tables before what refers to them
@@ -232,6 +260,7 @@ FEEDS: dict[str, FeedDef] = {f.name: f for f in [
     _feed("repair_orders", "RO", RepairOrders, "dms_repair_order"),
     _feed("repair_order_lines", "ROLINE", RepairOrderLines, "dms_repair_order_line"),
     _feed("warranty_claims", "CLAIM", WarrantyClaims, "dms_warranty_claim"),
+    _feed("stock", "STOCK", Stock, "dms_stock", dated=True),
     _feed("labor_operations", "LABOROPS", LaborOperations, "oem_labor_op", "OEM"),
     _feed("recalls", "RECALL", Recalls, "oem_recall", "OEM"),
     _feed("deliveries", "DELIVERY", Deliveries, "oem_delivery", "OEM"),

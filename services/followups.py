@@ -21,7 +21,9 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, insert, select, update
 
+from dealersync.privacy import mask_text
 from dealersync.resolution.service import resolve_master_id
+from dealersync.services.xlsx import Col, Sheet, write_workbook
 from dealersync.store.tables import (FEED_TABLES, crm_activity, crm_lead, customer_record, followup_task, master_customer,
                           master_vehicle)
 
@@ -172,7 +174,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
             if remind <= day <= due:
                 add(f"MR-{vin}-{last['ro_number']}", "MAINTENANCE_REMINDER",
                     service.get(f"{last['dealer_code']}:{last['ro_number']}"), due,
-                    f"{SUBJECTS['MAINTENANCE_REMINDER']} {vin}: due {due} (~{per_day:.0f} km/day)", vin, last["advisor"])
+                    f"{SUBJECTS['MAINTENANCE_REMINDER']} {vin}：{due} 到期（日均约 {per_day:.0f} 公里）", vin, last["advisor"])
     # FIRST_SERVICE_REMINDER: delivered vehicles with no service visit since
     vs = FEED_TABLES["vehicle_sales"]
     sales_map = _record_map(conn, "SALES")
@@ -184,7 +186,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         due = _months(r.delivery_date, rules.first_service_months)
         if r.vin not in serviced and due - timedelta(days=rules.reminder_lead_days) <= day <= due:
             add(f"FS-{r.vin}", "FIRST_SERVICE_REMINDER", sales_map.get(f"{r.dealer_code}:{r.sale_no}"), due,
-                f"{SUBJECTS['FIRST_SERVICE_REMINDER']} {r.vin}: due {due}", r.vin, r.salesperson)
+                f"{SUBJECTS['FIRST_SERVICE_REMINDER']} {r.vin}：{due} 到期", r.vin, r.salesperson)
     # LOST_CUSTOMER_RECOVERY
     facts = master_facts(conn)
     seg = segments(facts, day, rules)
@@ -192,7 +194,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         last = facts.at[mid, "last_service"]
         tag = "never" if pd.isna(last) else pd.Timestamp(last).strftime("%Y%m%d")
         add(f"LC-{mid}-{tag}", "LOST_CUSTOMER_RECOVERY", None, day,
-            f"{SUBJECTS['LOST_CUSTOMER_RECOVERY']}: no service since {tag}", None, master=mid)
+            f"{SUBJECTS['LOST_CUSTOMER_RECOVERY']}：" + ("从未进厂" if tag == "never" else f"自 {pd.Timestamp(last):%Y-%m-%d} 起未进厂"), None, master=mid)
     # COMPLAINT_FOLLOW_UP: respond within 24 h, resolve within 48 h, overdue flagged
     for a in conn.execute(select(crm_activity).where(crm_activity.c.type == "COMPLAINT")).mappings():
         c = json.loads(a["complaint"] or "{}")
@@ -206,8 +208,8 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         done = bool(c.get("resolvedAt"))
         overdue = not done and t_day.normalize() > resolve_by.normalize()
         add(f"CF-{a['activity_id']}", "COMPLAINT_FOLLOW_UP", None, resolve_by.date(),
-            f"{'[逾期 OVERDUE] ' if overdue else ''}{SUBJECTS['COMPLAINT_FOLLOW_UP']} {c.get('category', '')}: "
-            f"respond by {respond:%Y-%m-%d %H:%M}, resolve by {resolve_by:%Y-%m-%d %H:%M}",
+            f"{'【逾期】' if overdue else ''}{SUBJECTS['COMPLAINT_FOLLOW_UP']} {c.get('category', '')}："
+            f"{respond:%Y-%m-%d %H:%M} 前响应，{resolve_by:%Y-%m-%d %H:%M} 前解决",
             a["related_document"], status="DONE" if done else "OPEN", master=a["contact_external_id"])
         if tasks and tasks[-1]["external_id"] == f"CF-{a['activity_id']}":
             tasks[-1]["overdue"] = overdue
@@ -218,7 +220,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         mid = vin_owner.get(al["vin"])
         if mid:
             add(f"TG-{al['vin']}-{al['rule']}", "THREE_GUARANTEE_ALERT", None, day,
-                f"{SUBJECTS['THREE_GUARANTEE_ALERT']} {al['vin']}: {al['message']}", al["vin"], master=mid)
+                f"{SUBJECTS['THREE_GUARANTEE_ALERT']} {al['vin']}：{al['message']}", al["vin"], master=mid)
     # BIRTHDAY_GREETING
     for mid, row in masters.dropna(subset=["birth"]).iterrows():
         b = row["birth"]
@@ -293,40 +295,42 @@ def due_list(conn: Connection, day: date) -> pd.DataFrame:
     return df
 
 
-def write_xlsx(df: pd.DataFrame, path, day: date, unmasked: bool = False) -> None:
-    """The information officer's list: a summary sheet (tasks by type, overdue) and one sheet per type."""
-    from openpyxl import Workbook
-    from openpyxl.styles import Font, PatternFill
+def customer_name(name, company) -> str:
+    """The name to show: the person's, else the company's, else ``（未登记姓名）`` (never blank)."""
+    for v in (name, company):
+        if isinstance(v, str) and v.strip():
+            return v
+    return "（未登记姓名）"
 
-    from dealersync.privacy import mask_text
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "汇总 Summary"
-    ws.append([f"跟进任务 Follow-ups {day:%Y-%m-%d}"])
-    ws["A1"].font = Font(bold=True, size=14)
-    ws.append(["类型 Type", "任务 Tasks", "逾期 Overdue"])
-    for c in ws[2]:
-        c.font = Font(bold=True)
+
+FOLLOWUP_COLUMNS = [Col("到期日 Due", "date"), Col("逾期 Overdue"), Col("客户 Customer"), Col("手机 Mobile"),
+                    Col("单据 Document"), Col("内容 Subject", width=46), Col("负责人 Assignee"),
+                    Col("客户编号 Master"), Col("任务编号 Task")]
+
+
+def followup_sheets(df: pd.DataFrame, day: date, unmasked: bool = False) -> list[Sheet]:
+    """The information officer's list as sheets: a summary (tasks by type, overdue) and one sheet per
+    type, named in Chinese; mobiles masked unless ``unmasked``; companies named."""
+    total, overdue = len(df), int(df["overdue"].sum()) if len(df) else 0
+    summary = Sheet("汇总", [Col("类型 Type"), Col("任务数 Tasks", "int"), Col("逾期 Overdue", "int")],
+                    title=f"跟进任务一览 {day:%Y-%m-%d}",
+                    notes=[f"今日共 {total} 项跟进任务，其中 {overdue} 项已逾期。"])
+    sheets = [summary]
     for ttype, g in df.groupby("type", sort=True):
-        ws.append([f"{SUBJECTS.get(ttype, ttype)} {ttype}", len(g), int(g["overdue"].sum())])
-    ws.append(["合计 Total", len(df), int(df["overdue"].sum()) if len(df) else 0])
-    ws.column_dimensions["A"].width = 36
-    header = ["到期 Due", "逾期 Overdue", "客户 Customer", "手机 Mobile", "单据 Document", "内容 Subject", "负责人 Assignee",
-              "客户编号 Master", "任务编号 Task"]
-    red = PatternFill("solid", fgColor="FFC7CE")
-    for ttype, g in df.groupby("type", sort=True):
-        sh = wb.create_sheet(ttype[:31])
-        sh.append(header)
-        for c in sh[1]:
-            c.font = Font(bold=True)
+        label = SUBJECTS.get(ttype, ttype)
+        summary.rows.append([label, len(g), int(g["overdue"].sum())])
+        rows = []
         for r in g.itertuples(index=False):
             mobile = r.primary_mobile if unmasked or not isinstance(r.primary_mobile, str) else mask_text(r.primary_mobile)
-            sh.append([r.due_date, "是" if r.overdue else "", r.name or r.company, mobile, r.related_document,
-                       r.subject, r.assignee, r.master_id, r.external_id])
-            if r.overdue:
-                for c in sh[sh.max_row]:
-                    c.fill = red
-        for col, w in zip("ABCDEFGHI", [12, 8, 14, 15, 22, 60, 12, 14, 30]):
-            sh.column_dimensions[col].width = w
-        sh.freeze_panes = "A2"
-    wb.save(path)
+            rows.append([r.due_date, "是" if r.overdue else "", customer_name(r.name, r.company), mobile,
+                         r.related_document, r.subject, r.assignee, r.master_id, r.external_id])
+        sheets.append(Sheet(label, FOLLOWUP_COLUMNS, rows, title=f"{label} {day:%Y-%m-%d}",
+                            notes=[f"{len(g)} 项，其中 {int(g['overdue'].sum())} 项逾期（红色）。"],
+                            marked=[bool(x) for x in g["overdue"]]))
+    summary.rows.append(["合计", total, overdue])
+    return sheets
+
+
+def write_xlsx(df: pd.DataFrame, path, day: date, unmasked: bool = False) -> bytes:
+    """Write the day's list (:func:`followup_sheets`) to ``path``; returns the bytes."""
+    return write_workbook(path, followup_sheets(df, day, unmasked), f"跟进任务 {day:%Y-%m-%d}")

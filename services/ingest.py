@@ -262,6 +262,11 @@ def _ingest_claimed(engine: Engine, res: FileResult, path: Path, st, fd: FeedDef
         return _reject(engine, res, BadSourceData(
             f"the dealer code is {len(res.dealer)} characters long; at most {MAX_DEALER} are stored "
             "(rename the file or give --dealer)", file=path.name, column="dealer_code", reason="BAD_NAME"), t0)
+    if fd.dated and bdate is None:
+        return _reject(engine, res, BadSourceData(
+            f"a {fd.token} file is a daily snapshot: its name must carry the business day "
+            f"(<Dealer>_{fd.token}_<YYYYMMDD>.csv)", file=path.name, reason="NO_BUSINESS_DATE"), t0)
+
     try:
         candidates = [profiles[profile]] if profile and profile in profiles else list(profiles.values())
         sheets = [p.sheet for p in candidates if p.sheet]

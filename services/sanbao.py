@@ -77,14 +77,14 @@ def alerts(conn: Connection, day: date) -> list[dict]:
     out = []
     for r in c.itertuples(index=False):
         if r.serious_7d:
-            out.append({"vin": r.vin, "rule": "SERIOUS_7D", "message": "serious fault within 7 days of sale: "
-                        "replacement or return may be due"})
+            out.append({"vin": r.vin, "rule": "SERIOUS_7D", "message": "售车 7 日内出现严重性能故障："
+                        "可能需换车或退车"})
         if r.major_60d:
-            out.append({"vin": r.vin, "rule": "MAJOR_60D", "message": "steering/brake/body/fuel/fire fault within "
-                        "60 days or 3,000 km"})
+            out.append({"vin": r.vin, "rule": "MAJOR_60D", "message": "60 日或 3000 公里内转向、制动、车身、"
+                        "燃油或起火类故障"})
         if r.repair_days > 30:
-            out.append({"vin": r.vin, "rule": "REPAIR_DAYS_30", "message": f"{int(r.repair_days)} cumulative repair days (> 30)"})
+            out.append({"vin": r.vin, "rule": "REPAIR_DAYS_30", "message": f"累计修理 {int(r.repair_days)} 日（超过 30 日）"})
         if r.max_same_fault >= 4:
-            out.append({"vin": r.vin, "rule": "SAME_FAULT_4", "message": f"{int(r.max_same_fault)} repairs of the same "
-                        f"fault ({r.same_fault})"})
+            out.append({"vin": r.vin, "rule": "SAME_FAULT_4", "message": f"同一故障（{r.same_fault}）已修理 "
+                        f"{int(r.max_same_fault)} 次"})
     return out

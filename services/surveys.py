@@ -13,10 +13,8 @@ timestamps, so the same data gives the same bytes: a re-run re-uploads nothing n
 from __future__ import annotations
 
 import hashlib
-import io
 import json
 import uuid
-import zipfile
 from datetime import date, datetime
 from pathlib import Path
 
@@ -25,6 +23,7 @@ from sqlalchemy import Connection, Engine, insert, select, update
 
 from dealersync.connectors.oem import OemClient
 from dealersync.resolution.service import resolve_master_id
+from dealersync.services.xlsx import Chart, Col, Sheet, workbook_bytes
 from dealersync.store.tables import (FEED_TABLES, crm_activity, followup_task, master_customer, master_vehicle, report_upload,
                           survey_push)
 
@@ -199,64 +198,33 @@ def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict
             "trend": [{"month": m, "score": None if pd.isna(v) else round(float(v), 2)} for m, v in trend.items()]}
 
 
+def csi_sheets(fig: dict, dealer: str) -> list[Sheet]:
+    """The monthly CSI report as sheets (spec section 4, ``CSIMONTH``): overview with factor scores,
+    the dissatisfied customers (as :func:`csi_figures` lists them, mobiles masked) and the 6-month trend
+    (a chart only with two or more months of data)."""
+    overall = "无" if fig["overall"] is None else f"{fig['overall']:.2f}"
+    overview = Sheet("满意度概览", [Col("因子代码 Factor"), Col("因子 Name"), Col("得分 Score", "decimal"),
+                                 Col("样本 Responses", "int")],
+                     [[f["factor"], f["name"], f["score"], f["responses"]] for f in fig["factors"]],
+                     title=f"售后满意度月报 {dealer} {fig['month']}",
+                     notes=[f"本月回访样本 {fig['responses']} 份，总体得分 {overall}（满分 10），"
+                            f"不满意客户 {len(fig['dissatisfied'])} 位；基盘客户 {fig['owners']} 位，"
+                            f"流失 {fig['lost_customers']} 位，流失率 {fig['lost_rate']:.1%}。"])
+    dis = Sheet("不满意客户", [Col("问卷 Survey"), Col("客户编号 Master"), Col("客户 Customer"), Col("手机 Mobile"),
+                           Col("最低分 Lowest", "decimal"), Col("处理状态 Resolution")],
+                [[x["survey"], x["master_id"], x.get("name") or x.get("company") or "（未登记姓名）", x["mobile"],
+                  x["lowest_score"], x["resolution"]] for x in fig["dissatisfied"]],
+                title=f"不满意客户 {fig['month']}", notes=[f"共 {len(fig['dissatisfied'])} 位（任一因子 ≤ {DISSATISFIED_AT} 分）。"])
+    points = [x for x in fig["trend"] if x["score"] is not None]
+    trend = Sheet("趋势", [Col("月份 Month"), Col("得分 Score", "decimal")],
+                  [[x["month"], x["score"]] for x in fig["trend"]], title="近 6 个月满意度趋势",
+                  notes=[f"有数据的月份 {len(points)} 个。"], chart=Chart("满意度趋势", 0, 1, "得分"))
+    return [overview, dis, trend]
+
+
 def write_csi_xlsx(fig: dict, dealer: str) -> bytes:
-    from openpyxl import Workbook
-    from openpyxl.chart import LineChart, Reference
-    from openpyxl.styles import Font
-    wb = Workbook()
-    ws = wb.active
-    ws.title = "CSI"
-    ws.append([f"售后满意度月报 CSI monthly report {dealer} {fig['month']}"])
-    ws["A1"].font = Font(bold=True, size=14)
-    ws.append(["回访样本 Responses", fig["responses"]])
-    ws.append(["总体得分 Overall (0-10)", fig["overall"]])
-    ws.append(["流失客户 Lost customers", fig["lost_customers"], "基盘 Owners", fig["owners"],
-               "流失率 Lost rate", fig["lost_rate"]])
-    ws.append([])
-    ws.append(["因子 Factor", "名称 Name", "得分 Score", "样本 Responses"])
-    for c in ws[ws.max_row]:
-        c.font = Font(bold=True)
-    for f in fig["factors"]:
-        ws.append([f["factor"], f["name"], f["score"], f["responses"]])
-    ws.column_dimensions["A"].width = 24
-    ws.column_dimensions["B"].width = 14
-    d = wb.create_sheet("不满意客户 Dissatisfied")
-    d.append(["问卷 Survey", "客户编号 Master", "客户 Customer", "手机 Mobile", "最低分 Lowest", "处理状态 Resolution"])
-    for c in d[1]:
-        c.font = Font(bold=True)
-    for x in fig["dissatisfied"]:
-        d.append([x["survey"], x["master_id"], x["name"], x["mobile"], x["lowest_score"], x["resolution"]])
-    t = wb.create_sheet("趋势 Trend")
-    t.append(["月份 Month", "得分 Score"])
-    for x in fig["trend"]:
-        t.append([x["month"], x["score"]])
-    chart = LineChart()
-    chart.title = "CSI 6-month trend"
-    chart.y_axis.title = "score"
-    chart.add_data(Reference(t, min_col=2, min_row=1, max_row=len(fig["trend"]) + 1), titles_from_data=True)
-    chart.set_categories(Reference(t, min_col=1, min_row=2, max_row=len(fig["trend"]) + 1))
-    t.add_chart(chart, "D2")
-    fixed = datetime(2000, 1, 1)
-    wb.properties.created = wb.properties.modified = fixed
-    buf = io.BytesIO()
-    wb.save(buf)
-    return _deterministic_zip(buf.getvalue())
-
-
-def _deterministic_zip(data: bytes) -> bytes:
-    """Rewrite a zip (XLSX) with fixed entry timestamps so the same content gives the same bytes."""
-    src = zipfile.ZipFile(io.BytesIO(data))
-    out = io.BytesIO()
-    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as z:
-        for info in sorted(src.infolist(), key=lambda i: i.filename):
-            body = src.read(info.filename)
-            if info.filename == "docProps/core.xml":
-                import re
-                body = re.sub(rb"<dcterms:modified[^>]*>[^<]*</dcterms:modified>",
-                              b'<dcterms:modified xsi:type="dcterms:W3CDTF">2000-01-01T00:00:00Z</dcterms:modified>', body)
-            z.writestr(zipfile.ZipInfo(info.filename, date_time=(1980, 1, 1, 0, 0, 0)), body,
-                       compress_type=zipfile.ZIP_DEFLATED)
-    return out.getvalue()
+    """Deterministic XLSX bytes of :func:`csi_sheets`."""
+    return workbook_bytes(csi_sheets(fig, dealer), f"售后满意度月报 {dealer} {fig['month']}")
 
 
 def monthly_csi(engine: Engine, client: OemClient | None, month: str, out_dir: Path, dealer: str,

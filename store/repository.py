@@ -225,7 +225,7 @@ def upsert_from_stage(conn: Connection, stage: Table, feed: FeedDef, lineage: Li
     ins = dialect_insert(conn, target)
     stmt = ins.from_select(names, sel)
     stmt = stmt.on_conflict_do_update(
-        index_elements=["dealer_code", *feed.key],
+        index_elements=["dealer_code", *feed.store_key],
         set_={c: stmt.excluded[c] for c in names},
         where=or_(stmt.excluded.business_date.is_(None), target.c.business_date.is_(None),
                   stmt.excluded.business_date >= target.c.business_date))

@@ -97,6 +97,7 @@ quarantine = Table(
     Column("reason_code", String(32), nullable=False),
     Column("message", Text, nullable=False),
     Column("raw_row", Text, comment="JSON object header -> raw cell"),
+    Column("resolved_by", Integer, comment="the load id of the replay that took the corrected row"),
 )
 
 value_issue = Table(
@@ -165,7 +166,7 @@ def _feed_table(feed_name: str) -> Table:
     # grow with the table, so on PostgreSQL a BRIN index (a few pages, next to nothing to maintain
     # on a million-row COPY) finds a load's rows; SQLite keeps a b-tree.
     return Table(feed.table, metadata, *feed_columns(feed_name), *lineage_columns(),
-                 PrimaryKeyConstraint("dealer_code", *feed.key),
+                 PrimaryKeyConstraint("dealer_code", *feed.store_key),
                  Index(f"ix_{feed.table}_load_id", "load_id", postgresql_using="brin",
                        postgresql_with={"autosummarize": "on"}))
 

@@ -259,8 +259,10 @@ def test_daily_list_xlsx_masks_contacts(store, tmp_path):
     out = tmp_path / "list.xlsx"
     write_xlsx(df, out, DAY)
     wb = openpyxl.load_workbook(out)
-    summary = wb["汇总 Summary"]
+    summary = wb["汇总"]
+    assert summary.cell(row=summary.max_row, column=1).value == "合计"
     assert summary.cell(row=summary.max_row, column=2).value == len(df)
+    assert all(ws.title[0] >= "\u4e00" for ws in wb.worksheets)   # Chinese sheet names
     cells = [str(v) for ws in wb.worksheets[1:] for row in ws.iter_rows(min_row=2, values_only=True) for v in row if v]
     assert any("****" in v for v in cells)
     assert not any(v.isdigit() and len(v) == 11 for v in cells)
