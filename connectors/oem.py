@@ -141,10 +141,11 @@ class OemClient:
         r = self._call("POST", "/survey-results", headers={"Idempotency-Key": idempotency_key}, json=payload)
         return self._answer(r, "POST /survey-results", {200, 202, 409, 422})
 
-    def upload_report(self, report_type: str, period: str, filename: str, data: bytes, idempotency_key: str) -> Answer:
+    def upload_report(self, report_type: str, period: str, filename: str, data: bytes, idempotency_key: str,
+                      content_type: str = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet") -> Answer:
         r = self._call("POST", "/reports", headers={"Idempotency-Key": idempotency_key},
                        data={"dealerNumberId": self.s.dealer_number, "reportType": report_type, "period": period},
-                       files={"file": (filename, data, "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet")})
+                       files={"file": (filename, data, content_type)})
         return self._answer(r, "POST /reports", {200, 201, 409, 413, 422})
 
     def labor_operations(self) -> list[dict]:

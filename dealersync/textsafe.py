@@ -12,6 +12,7 @@ whole day's list; CSV output gets the same treatment so both files show the same
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Iterable
@@ -41,6 +42,16 @@ def safe_cell(value):
     """A CSV cell: strings made safe (a CR inside the text becomes LF: Python's csv module quotes only
     the characters of its line terminator), anything else (numbers, dates, None) as it is."""
     return safe_text(value).replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+
+
+def csv_bytes(header: list[str], rows: Iterable[Iterable], *, bom: bool = False) -> bytes:
+    """The UTF-8 CSV text of :func:`write_csv` as bytes (same cells, same quoting, ``\n`` line ends)."""
+    buf = io.StringIO()
+    w = csv.writer(buf, lineterminator="\n")
+    w.writerow([safe_cell(h) for h in header])
+    for r in rows:
+        w.writerow(["" if v is None else safe_cell(v) for v in r])
+    return ("\ufeff" if bom else "").encode("utf-8") + buf.getvalue().encode("utf-8")
 
 
 def write_csv(path: str | Path, header: list[str], rows: Iterable[Iterable], *, bom: bool = False) -> Path:
