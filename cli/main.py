@@ -77,17 +77,9 @@ def _progress(res) -> None:
 
 
 def cmd_quarantine_list(args, settings) -> int:
-    from dealersync.store import repository as repo
-    engine = _engine(settings)
-    with engine.connect() as conn:
-        rows = [dict(r) for r in repo.list_quarantine(conn, file=args.file, limit=args.limit)]
-    if args.json:
-        for r in rows:
-            print(json.dumps(r, ensure_ascii=False, default=str))
-    else:
-        _print_table(rows, ["source_file", "row_number", "column_name", "raw_value", "reason_code", "message",
-                            "file_status"])   # REPLACED: a row of a load a later export replaced
-    return EXIT_OK
+    """Open quarantined rows, masked unless --unmasked; --xlsx writes the work list and correction sheets."""
+    from dealersync.cli import worklists
+    return worklists.cmd_quarantine_list(args, settings)
 
 
 def cmd_sample(args, settings) -> int:
@@ -330,6 +322,9 @@ def cmd_oem(args, settings) -> int:
 def cmd_claims(args, settings) -> int:
     from dealersync.services import claims
     engine = _engine(settings)
+    if args.sub == "list" and getattr(args, "xlsx", None):
+        from dealersync.cli import worklists
+        return worklists.claims_xlsx(args, settings)
     if args.sub in ("list", "show", "deadlines"):
         with engine.begin() as conn:
             if args.sub == "list":
@@ -504,6 +499,8 @@ def build_parser() -> argparse.ArgumentParser:
     ql.add_argument("--file", help="only this file (name or path)")
     ql.add_argument("--limit", type=int)
     ql.add_argument("--json", action="store_true")
+    ql.add_argument("--xlsx", help="write the work list (and a correction sheet per feed for `quarantine replay`)")
+    ql.add_argument("--unmasked", action="store_true", help="show raw values in clear (mobiles, ID numbers, names)")
     ql.set_defaults(fn=cmd_quarantine_list)
 
     s = sub.add_parser("sample", help="write realistic sample exports with ground truth")
@@ -620,6 +617,7 @@ def build_parser() -> argparse.ArgumentParser:
     x = cls_.add_parser("list", help="claims with their local and OEM status")
     x.add_argument("--status", help="a local or OEM status (QUEUED, VALIDATION_FAILED, RETURNED, SETTLED...)")
     x.add_argument("--json", action="store_true")
+    x.add_argument("--xlsx", help="write the claims' errors as a work list (file, row, column, value, reason)")
     x.set_defaults(fn=cmd_claims)
     x = cls_.add_parser("show", help="one claim: errors, submissions (BODIDs) and its OEM status history")
     x.add_argument("claim")
@@ -656,6 +654,8 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--no-upload", action="store_true")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_report)
+    from dealersync.cli import worklists   # it imports this module's table printer
+    worklists.register(sub, qs, rps)
 
     x = sub.add_parser("status", help="last activity of each flow, files pending, quarantine, claims, tasks due")
     x.add_argument("--date")

@@ -3,6 +3,7 @@ monitor. Thin wrappers over dealersync.services.claims / surveys / sanbao."""
 from __future__ import annotations
 
 from datetime import date
+from pathlib import Path
 
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -12,6 +13,10 @@ from dealersync.store.db import make_engine, upgrade
 
 from .common import finish, notify, oem_client, settings_with_privacy, transient_only
 
+STATUS_ZH = {"DRAFT": "草稿", "VALIDATION_FAILED": "校验未通过", "QUEUED": "待发送", "SUBMITTING": "发送中",
+             "SUBMIT_FAILED": "发送失败", "SUBMITTED": "已上报", "UNDER_REVIEW": "审核中", "APPROVED": "已批准",
+             "PARTIALLY_APPROVED": "部分批准", "REJECTED": "拒赔", "RETURNED": "退回", "SETTLED": "已结算",
+             "CANCELLED": "已作废", "DEBITED": "索赔扣款", "APPEALED": "复判中", "CLOSED": "已关闭"}
 RETRY = dict(retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
 
 
@@ -61,14 +66,19 @@ def push_warranty_claims(day: str | None = None):
         near = claims.approaching_deadline(conn, date.today(), s.claim_deadline_warning_days)
     by: dict = {}
     for r in rows:
-        k = (r["local_status"], r["oem_status"] or "-")
+        k = (STATUS_ZH.get(r["local_status"], r["local_status"]), STATUS_ZH.get(r["oem_status"], r["oem_status"] or "—"))
         by[k] = by.get(k, 0) + 1
-    create_table_artifact(key="claims-by-status", table=[{"local status": a, "OEM status": b, "claims": n}
-                                                         for (a, b), n in sorted(by.items())],
-                          description=f"push: {out}")
-    create_table_artifact(key="claims-deadlines", table=[{k: str(v) for k, v in r.items()} for r in near]
-                          or [{"claim_no": "(none within the warning window)"}],
-                          description="claims not yet accepted whose submission window is closing")
+    words = (f"本次新建索赔 {out.get('new_jobs', 0)} 单，校验通过待发 {out.get('queued', 0)} 单，校验未通过 "
+             f"{out.get('validation_failed', 0)} 单（`dealersync claims list --status VALIDATION_FAILED --xlsx 清单.xlsx`），"
+             f"厂家接收 {out.get('accepted', 0)} 单；{len(near)} 单的索赔时限将到。")
+    create_table_artifact(key="claims-by-status", table=[{"本地状态": a, "厂家状态": b, "索赔单数": n}
+                                                         for (a, b), n in sorted(by.items())] or [{"说明": "暂无索赔单"}],
+                          description=words)
+    create_table_artifact(key="claims-deadlines", table=[{"索赔单号": r["claim_no"], "工单号": r["ro_number"],
+                                                          "状态": STATUS_ZH.get(r["local_status"], r["local_status"]),
+                                                          "截止日期": str(r["deadline"]), "剩余天数": r["days_left"]}
+                                                         for r in near] or [{"说明": "预警期内没有临近时限的索赔单"}],
+                          description=f"{len(near)} 单尚未被厂家接收、索赔时限将到")
     deadline_notice(near, s)
     return finish("push_warranty_claims", out, claim_problems(out), s,
                   {k: out.get(k, 0) for k in ("validation_failed", "rejected", "accepted")})
@@ -103,25 +113,46 @@ def claim_problems(out: dict) -> list[str]:
 @flow(name="poll_claim_status", log_prints=True)
 def poll_claim_status() -> dict:
     out = poll_task()
-    create_table_artifact(key="claim-status", table=[{"OEM status": k, "claims": v} for k, v in out["by_status"].items()],
-                          description=f"{out['changes']} change(s) read from the portal's feed")
+    create_table_artifact(key="claim-status", table=[{"厂家状态": STATUS_ZH.get(k, k), "索赔单数": v}
+                                                     for k, v in out["by_status"].items()] or [{"说明": "暂无状态"}],
+                          description=f"从厂家状态接口读到 {out['changes']} 条变化")
     return out
 
 
 @flow(name="push_survey_results", log_prints=True)
 def push_survey_results() -> dict:
     out = surveys_task()
-    create_table_artifact(key="survey-push", table=[out], description="CSI survey results to the OEM")
+    create_markdown_artifact(key="survey-push", markdown=(
+        f"### 满意度回访结果上传\n\n本次上传 {out['sent']} 份，重复请求已确认 {out['replayed']} 份，"
+        f"因客户未同意共享未上传 {out['skipped']} 份，厂家拒收 {out['rejected']} 份，失败 {out['failed']} 份。"),
+        description=f"满意度回访结果：上传 {out['sent']} 份")
     return out
+
+
+def _csi_upload_words(up: dict | None) -> str:
+    if not up:
+        return "未上传厂家门户。"
+    if up.get("status") == "already uploaded":
+        return "相同文件此前已上传，本次未重复上传。"
+    if up.get("status") == 201:
+        return f"厂家门户已接收（报表编号 {up.get('reportId')}" + (f"，替代 {up['supersedes']}" if up.get("supersedes")
+                                                               else "") + "）。"
+    if up.get("status") == 200:
+        return "厂家门户已有相同文件，未重复保存。"
+    return f"厂家门户未接收（HTTP {up.get('status')}）。"
 
 
 @flow(name="monthly_csi_report", log_prints=True)
 def monthly_csi_report(month: str | None = None) -> dict:
     """The month's CSI report (default: last month), uploaded to the portal and queued for SFTP."""
     out = csi_task(month or surveys.previous_month(date.today()))
+    path = Path(out["file"])
+    overall = "无" if out["overall"] is None else f"{out['overall']:.2f}"
+    words = (f"{out['month']} 回访样本 {out['responses']} 份，总体得分 {overall}（满分 10），不满意客户 "
+             f"{out['dissatisfied']} 位，流失率 {out['lost_rate']:.1%}。")
     create_markdown_artifact(key="csi-report", markdown=(
-        f"CSI {out['month']}: {out['responses']} responses, overall {out['overall']}, {out['dissatisfied']} "
-        f"dissatisfied, lost-customer rate {out['lost_rate']:.1%}; upload {out.get('upload')}"))
+        f"### 售后满意度月报（{out['month']}）\n\n{words}\n\n**上传**：{_csi_upload_words(out.get('upload'))}\n\n"
+        f"**文件**：[{path.name}]({path.resolve().as_uri()})\n"), description=words)
     return out
 
 
@@ -132,5 +163,6 @@ def sanbao_monitor(day: str | None = None) -> list[dict]:
     upgrade(engine)
     with engine.begin() as conn:
         rows = sanbao.alerts(conn, date.fromisoformat(day) if day else date.today())
-    create_table_artifact(key="sanbao-alerts", table=rows or [{"vin": "(no alerts)"}], description="三包 thresholds reached")
+    create_table_artifact(key="sanbao-alerts", table=[{"车架号": r["vin"], "规则": r["rule"], "说明": r["message"]} for r in rows]
+                          or [{"说明": "没有车辆达到三包预警阈值"}], description=f"{len(rows)} 条三包预警")
     return rows

@@ -39,9 +39,10 @@ def pull_sftp_drops() -> list[dict]:
     retry safe."""
     results = pull_task()
     create_table_artifact(key="sftp-pull", table=[
-        {"file": r["file"], "bytes": r["size"], "status": (r["ingest"] or {}).get("status"),
-         "read": (r["ingest"] or {}).get("rows_read"), "quarantined": (r["ingest"] or {}).get("rows_quarantined")}
-        for r in results] or [{"file": "(nothing new)"}])
+        {"文件": r["file"], "字节": r["size"], "入库状态": (r["ingest"] or {}).get("status"),
+         "读取行数": (r["ingest"] or {}).get("rows_read"), "隔离行数": (r["ingest"] or {}).get("rows_quarantined")}
+        for r in results] or [{"说明": "没有新文件"}],
+        description=f"从厂家 SFTP 取回 {len(results)} 个新文件并入库")
     return results
 
 
@@ -51,5 +52,9 @@ def push_sftp_reports(files: list[str] | None = None) -> list[dict]:
     s = settings_with_privacy()
     files = files or [str(p) for p in sorted(s.outbox.glob("*")) if p.is_file()]
     results = push_task(files)
-    create_table_artifact(key="sftp-push", table=results or [{"file": "(nothing to send)"}])
+    sent = sum(r["status"] == "uploaded" for r in results)
+    create_table_artifact(key="sftp-push", table=[{"文件": r["file"], "远端路径": r["remote"],
+                                                   "状态": "已上传 uploaded" if r["status"] == "uploaded" else "相同文件已上传过，跳过",
+                                                   "时间": r["receipt"]} for r in results] or [{"说明": "发件箱为空"}],
+                          description=f"上传 {sent} 个文件，{len(results) - sent} 个相同文件此前已上传")
     return results

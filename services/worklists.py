@@ -97,7 +97,8 @@ def value_issue_rows(conn: Connection, file: str | None = None, limit: int | Non
         q = q.where(value_issue.c.source_file == file)
     if limit:
         q = q.limit(limit)
-    return [dict(r, column=column_zh(r["feed"], r["column_name"], profiles), reason=reason_zh(r["reason_code"], r["message"]),
+    return [dict(r, row_number=r["source_row"], column=column_zh(r["feed"], r["column_name"], profiles),
+                 reason=reason_zh(r["reason_code"], r["message"]),
                  shown_value=mask_value(r["column_name"], r["raw_value"], unmasked)) for r in conn.execute(q).mappings()]
 
 

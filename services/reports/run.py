@@ -48,8 +48,10 @@ REPORTS = {r.name: r for r in [
 
 def period_for(name: str, value: str | None = None, *, week: str | None = None, month: str | None = None) -> periods.Period:
     """The report's period from ``--date`` (``value``), ``--week`` or ``--month``; the default is the
-    previous day / week / month (Asia/Shanghai)."""
+    previous day / week / month (Asia/Shanghai), the current month for the maintenance list."""
     d = REPORTS[name]
+    if name == "maintenance" and not month:   # a solicitation list looks ahead: the current month
+        return periods.month(periods.today().strftime("%Y-%m"))
     if month or (d.period == "month" and not week):
         return periods.month(month)
     if week or d.period == "week":

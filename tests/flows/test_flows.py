@@ -2,6 +2,8 @@
 their results and the artifacts the UI shows."""
 from __future__ import annotations
 
+import json
+
 import pytest
 
 
@@ -177,3 +179,30 @@ def test_sftp_flows(prefect_server, settings_env, monkeypatch):
         assert any("uploaded" in str(a.data) for a in _artifacts("sftp-push"))
     finally:
         stop_sshd(sshd)
+
+
+def test_report_flows_publish_once_and_their_artifacts_read(prefect_server, settings_env, monkeypatch):
+    from dealersync.flows.ingest import ingest_dms_exports
+    from dealersync.flows.reports import (complaint_month_report, maintenance_solicitation_list, rvweek_report,
+                                          salesday_report, showroom_statistics)
+    from dealersync.sandbox.portal import create_app
+    from dealersync.services.sample import generate
+    from tests.sandbox.server import serving
+    drop = settings_env / "drop"
+    generate(drop, rows=30, seed=4)
+    ingest_dms_exports(folders=[str(drop)])
+    with serving(create_app(settings_env / "portal.db")) as url:
+        monkeypatch.setenv("DEALERSYNC_OEM_URL", url + "/api/v1")
+        first = salesday_report(day="2026-11-03")
+        again = salesday_report(day="2026-11-03")   # a re-run or a retry from the UI uploads nothing
+    assert first["upload"]["sent_now"] == ["portal"] and again["upload"]["sent_now"] == []
+    outs = [rvweek_report(week="2026-W44"), complaint_month_report(month="2026-10"),
+            maintenance_solicitation_list(month="2026-11"), showroom_statistics(week="2026-W44")]
+    for out in [first, *outs]:
+        md = [str(a.data) for a in _artifacts(f"report-{out['report']}")]
+        assert md and out["summary"] in md[-1] and "file://" in md[-1] and "**上传**" in md[-1]
+        assert "{" not in md[-1]   # words, not a dict
+        table = _artifacts(f"report-{out['report']}-table")
+        data = table[-1].data
+        rows = json.loads(data) if isinstance(data, str) else data
+        assert rows and all(ord(k[0]) > 0x2E80 for k in rows[0])   # Chinese labels
