@@ -8,6 +8,7 @@ under their original headers, for the officer to correct; :mod:`.replay` loads i
 from __future__ import annotations
 
 import json
+from functools import lru_cache
 
 from sqlalchemy import Connection, and_, select
 
@@ -47,11 +48,16 @@ def reason_zh(code: str | None, message: str | None = None) -> str:
     return zh if zh else f"{code or '原因未知'}：{message or ''}"
 
 
+@lru_cache(maxsize=1)
+def _builtin() -> dict:
+    return load_profiles()
+
+
 def column_zh(feed: str | None, column: str | None, profiles: dict | None = None) -> str:
     """``中文表头 (canonical)`` from the built-in dms_a profile, else the canonical name."""
     if not column:
         return "（整行）"
-    prof = (profiles or {}).get("dms_a")
+    prof = (profiles or _builtin()).get("dms_a")
     names = prof.columns.get(feed or "", {}).get(column) if prof else None
     return f"{names[0]} ({column})" if names else column
 
@@ -168,6 +174,6 @@ def correction_sheets(rows: list[dict], unmasked: bool = False) -> list[Sheet]:
 def _canonical(feed: str, header: str, profile: str | None) -> str | None:
     if feed not in FEEDS:
         return None
-    profs = load_profiles()
+    profs = _builtin()
     prof = profs.get(profile or "") or profs.get("dms_a")
     return prof.aliases(feed).get(header_key(header))

@@ -138,8 +138,10 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
     if sheet.title:
         _put(ws, r, 1, sheet.title).font = Font(bold=True, size=14)
         r = _span(ws, r, ncols)
+    note_rows = []
     for line in sheet.notes:
-        _put(ws, r, 1, line)
+        _put(ws, r, 1, line).alignment = Alignment(wrap_text=True, vertical="top")
+        note_rows.append((r, line))
         r = _span(ws, r, ncols)
     if sheet.title or sheet.notes:
         r += 1
@@ -158,12 +160,16 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
         _put(ws, head + 1, 1, sheet.empty_text)
     # widths: header and cells, CJK counting two; the title and notes may overflow to the right
     for j, c in enumerate(sheet.columns, 1):
+        pad = 3 if c.kind == "text" else 5   # numbers and dates render wider than the default font's digits
         w = c.width or min(MAX_WIDTH, max(8, text_width(c.header) + 3,
-                                          *(text_width(row[j - 1]) + 3 for row in sheet.rows if j - 1 < len(row))))
+                                          *(text_width(row[j - 1]) + pad for row in sheet.rows if j - 1 < len(row))))
         ws.column_dimensions[get_column_letter(j)].width = w
         if w >= MAX_WIDTH:
             for i in range(len(sheet.rows)):
                 ws.cell(row=head + 1 + i, column=j).alignment = Alignment(wrap_text=True, vertical="top")
+    total = sum(ws.column_dimensions[get_column_letter(j)].width for j in range(1, ncols + 1))
+    for row, line in note_rows:   # a merged cell does not grow by itself: room for the wrapped lines
+        ws.row_dimensions[row].height = 15 * max(1, -(-int(text_width(line) * 1.1) // max(int(total), 1)))
     ws.freeze_panes = ws.cell(row=head + 1, column=1)
     ws.print_title_rows = f"{head}:{head}"
     ws.print_area = f"A1:{get_column_letter(ncols)}{head + max(len(sheet.rows), 1)}"

@@ -4,6 +4,7 @@ bytes, a chart only with two points, and printing: every page carries the whole 
 from __future__ import annotations
 
 import csv
+import json
 import io
 import zipfile
 from datetime import date, datetime
@@ -121,3 +122,66 @@ def test_workbooks_print_whole_columns_on_landscape_pages(tmp_path):
     assert "第 2 页" in "".join(texts[1].split()).replace("第2页", "第 2 页") or "第2页" in "".join(texts[1].split())
     if PAGES_DIR.is_dir():
         page_png(pdf, 2, PAGES_DIR / "followups-page2.png")
+
+
+def _report_sheets() -> dict[str, list[Sheet]]:
+    """Each report's sheets, filled the way the services fill them, with realistic volumes."""
+    from dealersync.services.reports import complaints, managers, rvweek, salesday
+    from dealersync.services.surveys import csi_sheets
+    from dealersync.services.worklists import correction_sheets, worklist_sheet
+    at = datetime(2026, 11, 3, 10, 30)
+    advisors = ["李明", "王静", "陈强", "欧阳娜娜"]
+    rv = {"week": "2026-W45", "start": date(2026, 11, 2), "end": date(2026, 11, 8),
+          "rows": [{"advisor": a, "due": 30 + i, "calls": 28, "reached": 20 + i, "not_reached": 8 - i, "satisfied": 15,
+                    "dissatisfied": 3} for i, a in enumerate(advisors)],
+          "totals": {"due": 126, "calls": 112, "reached": 86, "not_reached": 26, "satisfied": 60, "dissatisfied": 12},
+          "dissatisfied": [{"survey": f"A{i:09x}", "at": at, "advisor": advisors[i % 4], "name": "郑**",
+                            "mobile": "138****5678", "document": f"RO2026110{i:04d}",
+                            "problem": "服务顾问 4 分、车辆交付 5 分", "resolution": "处理中"} for i in range(12)]}
+    cm = {"month": "2026-11", "rows": [{"category": c, "department": d, "received": 5, "within_24h": 2, "within_48h": 4,
+                                        "open": 1} for c in ("维修质量", "服务态度", "等待时间", "价格")
+                                       for d in ("售后服务部", "客户服务部")],
+          "totals": {"received": 40, "within_24h": 16, "within_48h": 32, "open": 8},
+          "items": [{"id": f"A{i:09x}", "opened": at, "category": "维修质量", "department": "售后服务部", "name": "广州市某某物流有限公司",
+                     "mobile": "139****0001", "document": "LSVAG2180E2100150", "resolved": at, "hours": 20.5,
+                     "resolution": "已解决，用时 20.5 小时", "reaction": "满意度回访最低 9 分"} for i in range(40)]}
+    pm = {"month": "2026-11", "no_consent": 74,
+          "items": [{"due": date(2026, 11, 1 + i % 28), "overdue": i % 5 == 0, "vin": f"LSVAG2180E21{i:05d}", "plate": "粤A12345",
+                     "model": "途观L 330TSI 两驱智享版", "name": "王*", "mobile": "138****5678", "last_visit": date(2026, 5, 1),
+                     "last_km": 23456, "per_day": 42, "est_km": 31000, "advisor": "李明"} for i in range(60)]}
+    sr = {"period": "2026-W45", "sources": {s: {"new": 10, "O": 1, "H": 2, "A": 3, "B": 2, "C": 2, "won": 2, "defeated": 1}
+                                            for s in ("展厅", "电话", "网络", "车展", "其他")},
+          "people": {p: {"new": 12, "open": 30, "won": 3, "defeated": 2, "overdue": 4} for p in advisors},
+          "overdue": [{"lead": f"L{i:08d}", "name": "李*", "mobile": "137****1234", "level": "H", "model": "帕萨特",
+                       "salesperson": "王静", "touched": at, "days": 9} for i in range(16)]}
+    sd = {"rows": [{"report_date": "2026-11-05", "dealer_code": "GZ0012", "model": m, **dict.fromkeys(salesday.HEADER[3:], 3)}
+                   for m in ("朗逸", "帕萨特", "途观L", "ID.4 CROZZ")], "snapshot": date(2026, 11, 5),
+          "totals": dict.fromkeys(salesday.HEADER[3:], 12)}
+    csi = {"month": "2026-11", "responses": 102, "overall": 8.41, "owners": 365, "lost_customers": 40, "lost_rate": 0.11,
+           "factors": [{"factor": "SERVICE_ADVISOR", "name": "服务顾问", "score": 8.41, "responses": 102}],
+           "dissatisfied": [{"survey": "A1", "master_id": "M000000001", "name": None, "company": None,
+                             "mobile": "138****5678", "lowest_score": 5.0, "resolution": "处理中"}],
+           "trend": [{"month": f"2026-{m:02d}", "score": 8 + m / 20} for m in range(6, 12)]}
+    q = [{"id": i, "feed": "repair_orders", "source_file": "GZ0012_RO_20261103.csv", "row_number": 10 + i,
+          "column": "车架号 (vin)", "shown_value": "LSVAG2180E2100151", "reason": "车架号校验位错误", "reason_code": "VIN_CHECK_DIGIT",
+          "profile": "dms_a", "raw_row": json.dumps({h: "x" * 8 for h in ("工单号", "开单时间", "车架号", "送修人", "送修人电话",
+                                                                      "故障描述", "工单状态")}, ensure_ascii=False)}
+         for i in range(30)]
+    return {"rvweek": rvweek.sheets(rv, "GZ0012"), "complaints": complaints.sheets(cm, "GZ0012"),
+            "maintenance": managers.maintenance_sheets(pm, "GZ0012"), "showroom": managers.showroom_sheets(sr, "GZ0012"),
+            "salesday": [salesday.sheet(sd, date(2026, 11, 5))], "csi": csi_sheets(csi, "GZ0012"),
+            "quarantine": [worklist_sheet("隔离行", "隔离行清单", q, "隔离行"), *correction_sheets(q)]}
+
+
+def test_every_report_prints_whole_columns(tmp_path):
+    reports = _report_sheets()
+    files = []
+    for name, sheets in reports.items():
+        files.append(tmp_path / f"{name}.xlsx")
+        write_workbook(files[-1], sheets)
+    pdfs = to_pdf(files, tmp_path / "pdf")
+    for (name, sheets), pdf in zip(reports.items(), pdfs):
+        rows = sum(len(s.rows) for s in sheets)
+        assert_printable(pdf, sheets, max_pages=len(sheets) + rows // 20 + 1)
+    if PAGES_DIR.is_dir():
+        page_png(pdfs[list(reports).index("complaints")], 2, PAGES_DIR / "complaints-detail-page.png")
