@@ -51,8 +51,11 @@ def pull_crm(modified_since: str | None = None, stateless: bool = False) -> dict
     crm_client(s)
     upgrade(make_engine(s.effective_database_url))
     out = pull_task(modified_since, stateless)
-    create_table_artifact(key="crm-pull", table=[{"feed": k, **v} for k, v in out.items()],
-                          description="CRM change feeds pulled")
+    names = {"leads": "意向客户", "contacts": "联系人", "activities": "活动"}
+    create_table_artifact(key="crm-pull", table=[{"数据": names.get(k, k), "条数": v.get("items"), "页数": v.get("pages")}
+                                                 for k, v in out.items()],
+                          description="从 CRM 取回：" + "，".join(f"{names.get(k, k)} {v.get('items', 0)} 条"
+                                                             for k, v in out.items()) + "。")
     return out
 
 
@@ -68,9 +71,12 @@ def push_crm(day: str | None = None):
     planned = plan_tasks_task(day)
     tasks = push_tasks_task()
     create_table_artifact(key="crm-push", table=[
-        {"what": "contacts", **{k: v for k, v in contacts.items() if k != "error_codes"}},
-        {"what": "tasks", **{k: v for k, v in tasks.items() if k != "error_codes"}}],
-        description=f"CRM push for {day}: {planned['created']} task(s) created, {planned['repointed']} re-pointed")
+        {"数据": "客户 contacts", "发送": contacts.get("sent"), "新建": contacts.get("created"),
+         "更新": contacts.get("updated"), "拒收": contacts.get("errors"), "删除": contacts.get("deleted")},
+        {"数据": "跟进任务 tasks", "发送": tasks.get("sent"), "新建": tasks.get("created"), "更新": tasks.get("updated"),
+         "拒收": tasks.get("errors"), "删除": None}],
+        description=f"{day} 推送 CRM：客户 {contacts.get('sent', 0)} 条，跟进任务 {tasks.get('sent', 0)} 条；"
+                    f"新生成任务 {planned['created']} 项，改挂 {planned['repointed']} 项。")
     out = {"contacts": contacts, "tasks_planned": planned, "tasks": tasks}
     problems = [f"{d['errors']} {what} refused by the CRM" for what, d in (("contact(s)", contacts), ("task(s)", tasks))
                 if d.get("errors")]

@@ -7,6 +7,7 @@ from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dealersync.errors import BadSourceData
+from dealersync.services.worklists import reason_zh
 from dealersync.services.ingest import FileResult, done_marker_required, ingest_file, pending_files
 from dealersync.schemas.profiles import load_profiles
 from dealersync.store.db import make_engine, upgrade
@@ -48,8 +49,8 @@ def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None
         results.append(ingest_one(str(f), feed, profile, dealer))
         if progress:
             update_progress_artifact(progress, progress=100.0 * i / len(files))
-    create_table_artifact(key="ingest-summary", table=summary_rows(results) or [{"file": "(nothing new)"}],
-                          description=f"{len(results)} file(s) ingested")
+    create_table_artifact(key="ingest-summary", table=summary_rows(results) or [{"说明": "没有新文件 (nothing new)"}],
+                          description=summary_words(results))
     return finish("ingest_dms_exports", results, ingest_problems(results, s.quarantine_alert_ratio), s,
                   {"files": len(results), "rejected": sum(r["status"] == "rejected" for r in results)})
 
@@ -74,11 +75,24 @@ def ingest_problems(results: list[dict], ratio: float) -> list[str]:
 
 
 def summary_rows(results: list[dict]) -> list[dict]:
-    return [{"file": r["file"], "feed": r["feed"], "status": r["status"], "read": r["rows_read"],
-             "loaded": r["rows_loaded"], "quarantined": r["rows_quarantined"], "superseded": r["rows_superseded"],
-             "value issues": r["value_issues"],
-             "top reasons": ", ".join(f"{k} {v}" for k, v in (r.get("top_reasons") or {}).items())}
+    return [{"文件": r["file"], "数据类型": r["feed"], "状态": STATUS_ZH.get(r["status"], r["status"]), "读取": r["rows_read"],
+             "入库": r["rows_loaded"], "隔离": r["rows_quarantined"], "被后行替代": r["rows_superseded"],
+             "值问题": r["value_issues"],
+             "主要原因": "，".join(f"{reason_zh(k)} {v}" for k, v in (r.get("top_reasons") or {}).items())}
             for r in results]
+
+
+STATUS_ZH = {"loaded": "已入库", "skipped": "相同文件已入库过", "rejected": "整个文件被拒"}
+
+
+def summary_words(results: list[dict]) -> str:
+    """One line in words: files, rows loaded and quarantined, where to look."""
+    if not results:
+        return "没有新文件需要入库。"
+    n = lambda k: sum(r.get(k) or 0 for r in results)   # noqa: E731
+    rejected = sum(r["status"] == "rejected" for r in results)
+    return (f"处理 {len(results)} 个文件（{rejected} 个被拒），入库 {n('rows_loaded')} 行，隔离 {n('rows_quarantined')} 行"
+            f"（`dealersync quarantine list --xlsx 隔离行.xlsx`），值问题 {n('value_issues')} 个。")
 
 
 @task(name="ingest-dealer", task_run_name="dealer {dealer}")
@@ -100,8 +114,9 @@ def ingest_dealer_group(dealers: list[dict]) -> dict:
     runner_flow = _fan_out.with_options(task_runner=task_runner(s))
     out = runner_flow(dealers)
     create_table_artifact(key="ingest-dealer-group", table=[
-        {"dealer": d, "files": len(rs), "loaded": sum(r["rows_loaded"] for r in rs),
-         "quarantined": sum(r["rows_quarantined"] for r in rs)} for d, rs in out.items()] or [{"dealer": "(none)"}])
+        {"经销商": d, "文件数": len(rs), "入库行数": sum(r["rows_loaded"] for r in rs),
+         "隔离行数": sum(r["rows_quarantined"] for r in rs)} for d, rs in out.items()] or [{"说明": "没有经销商的文件"}],
+        description=summary_words([r for rs in out.values() for r in rs]))
     return out
 
 

@@ -26,12 +26,13 @@ def resolve_customers(full: bool = False) -> dict:
     s = settings_with_privacy()
     upgrade(make_engine(s.effective_database_url))
     stats = _resolve_on_runner.with_options(task_runner=task_runner(s))(full)
-    create_table_artifact(key="resolve-summary", table=[{k: v for k, v in stats.items() if k != "timings"}],
-                          description="master customer resolution")
-    create_markdown_artifact(key="resolve-merges", markdown=(
-        f"**{stats['created']}** masters created, **{stats['merged']}** merged into older ones, "
-        f"**{stats['split']}** split; **{stats['review_links']}** pairs queued for review "
-        f"(`dealersync master review`), **{stats['household_links']}** household links."))
+    words = (f"新建客户主档 {stats['created']} 个，合并 {stats['merged']} 个，拆分 {stats['split']} 个；"
+             f"{stats['review_links']} 对待人工确认（`dealersync master review`），家庭关联 {stats['household_links']} 对。")
+    create_table_artifact(key="resolve-summary", table=[{"客户主档": stats.get("masters"), "来源记录": stats.get("records"),
+                                                          "新建": stats["created"], "合并": stats["merged"],
+                                                          "拆分": stats["split"], "待确认": stats["review_links"],
+                                                          "家庭关联": stats["household_links"]}], description=words)
+    create_markdown_artifact(key="resolve-merges", markdown=f"### 客户主档匹配\n\n{words}\n", description=words)
     return stats
 
 

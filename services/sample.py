@@ -1,4 +1,4 @@
-"""Realistic sample exports of the six DMS feeds, with the dirt of ``dms-exports.md`` section 5,
+"""Realistic sample exports of the seven DMS feeds (STOCK: the day's inventory snapshot), with the dirt of ``dms-exports.md`` section 5,
 and a ground-truth file saying which customer records are the same person.
 
 Deterministic for a given seed. ``dms_a`` writes GB18030 CSV; ``dms_b`` writes XLSX (with a title
@@ -217,6 +217,26 @@ def _rows_for(people: list[Person], rng: random.Random, dirt: _Dirt, start: date
             "vehicle_sales": sales, "warranty_claims": claims}, truth
 
 
+STOCK_STATUSES = [("在库", 50), ("在途", 15), ("已订", 15), ("已售未交", 10), ("调出", 3)]
+
+
+def _stock_rows(rng: random.Random, n: int, bdate: date, compact_dates: bool) -> list[dict]:
+    """The day's new-vehicle inventory (spec 2.7): ``n`` vehicles; most on hand with an arrival date up
+    to five months back, in transit ones without; certificates mostly pledged to the financing bank."""
+    out = []
+    for _ in range(n):
+        status = rng.choices([s for s, _ in STOCK_STATUSES], [w for _, w in STOCK_STATUSES])[0]
+        arrival = None if status == "在途" else bdate - timedelta(days=int(rng.triangular(0, 150, 20)))
+        _, model, _ = rng.choice(MODELS)
+        cert = "已交客户" if status == "已售未交" and rng.random() < 0.3 else rng.choices(["抵押", "在店"], [70, 30])[0]
+        out.append({"vin": make_vin(rng), "model": model, "trim": rng.choice(["舒适版", "豪华版", "旗舰版"]),
+                    "color": rng.choice(["白", "黑", "灰", "蓝", "红"]),
+                    "arrival_date": "" if arrival is None else arrival.strftime("%Y%m%d" if compact_dates else "%Y-%m-%d"),
+                    "stock_status": status, "location": "" if arrival is None else f"{rng.choice('ABC')}{rng.randrange(1, 40):02d}",
+                    "certificate_status": cert, "purchase_price": f"{rng.randrange(90, 260) * 1000:.2f}"})
+    return out
+
+
 def _headers(profile_name: str, feed: str) -> list[str]:
     prof = load_profiles()[profile_name]
     return [prof.columns[feed][c][0] for c in FEEDS[feed].columns]
@@ -274,6 +294,8 @@ def generate(out: Path, *, rows: int = 200, seed: int = 7, profile: str = "dms_a
     people = _people(rng, rows)
     feeds, truth = _rows_for(people, rng, _Dirt(rng, dirt_rate), bdate, 365, serial_dates=profile == "dms_b",
                              recent_claims_within=recent_claims_within)
+    # the day's stock snapshot, from its own generator so the other feeds stay as they were for a seed
+    feeds["stock"] = _stock_rows(random.Random(seed + 1), max(rows // 5, 8), bdate, compact_dates=profile == "dms_b")
     written = {}
     for feed, recs in feeds.items():
         cols = list(FEEDS[feed].columns)

@@ -197,3 +197,20 @@ def test_a_name_rejection_over_sftp_does_not_block_the_renamed_drop(sshd, engine
     with engine.connect() as cx:
         assert cx.execute(sa.text("select count(*) from oem_recall")).scalar_one() == 1
         assert sorted(r["status"] for r in repo.ledger(cx)) == ["LOADED", "REJECTED"]
+
+
+def test_reports_reach_the_inbound_folder_once(sshd, engine, tmp_path):
+    """RVWEEK and COMPLAINTMONTH go to /inbound/<dealer>/ only (the portal does not take them); a second
+    run of the same period sends nothing, through the report ledger and the transfer ledger."""
+    from dealersync.services.reports import periods
+    from dealersync.services.reports.run import Target, run_report
+    c = conn(sshd)
+    target = Target("GZ0012", tmp_path / "reports", None, tmp_path / "outbox",
+                    lambda p: push(engine, c, [p], dealer="GZ0012"))
+    runs = [run_report(engine, name, period, target) for _ in range(2)
+            for name, period in (("rvweek", periods.week("2026-W45")), ("complaints", periods.month("2026-10")))]
+    assert [r["upload"]["sent_now"] for r in runs] == [["sftp"], ["sftp"], [], []]
+    assert all(r["upload"]["sftp"] == "SENT" and r["upload"]["portal"] == "NO_PORTAL" for r in runs)
+    for name in ("GZ0012_RVWEEK_2026W45.xlsx", "GZ0012_COMPLAINTMONTH_202610.xlsx"):
+        assert (sshd.root / "inbound/GZ0012" / name).read_bytes() == (tmp_path / "reports" / name).read_bytes()
+    assert len(transfers(engine, "PUSH")) == 2

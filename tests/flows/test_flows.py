@@ -59,7 +59,7 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
     assert ingest_dms_exports(folders=[str(drop)]) == []   # a retry or re-run changes nothing
     data = [str(a.data) for a in _artifacts("ingest-summary")]
-    assert any("top reasons" in d and "repair_orders" in d for d in data)
+    assert any("主要原因" in d and "repair_orders" in d for d in data)
     assert any("(nothing new)" in d for d in data)
 
 
