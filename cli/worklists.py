@@ -20,7 +20,7 @@ from dealersync.services.xlsx import write_workbook
 from dealersync.store.db import make_engine, upgrade
 
 EXIT_OK = 0
-COLS = ["source_file", "row_number", "column", "shown_value", "reason"]
+COLS = ["source_file", "row_number", "column", "shown_value", "reason", "reason_code"]
 
 
 def _engine(settings):

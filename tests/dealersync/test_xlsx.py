@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+import os
 import io
 import zipfile
 from datetime import date, datetime
@@ -17,7 +18,8 @@ from dealersync.services.xlsx import Chart, Col, Sheet, text_width, workbook_byt
 from dealersync.textsafe import safe_text, write_csv
 from tests.render import page_png, pages, to_csv, to_pdf
 
-PAGES_DIR = Path("/work/wt/reports-pages")
+# DEALERSYNC_KEEP_PAGES=DIR keeps page images of the rendered workbooks there, for a person to look at
+PAGES_DIR = Path(os.environ.get("DEALERSYNC_KEEP_PAGES", "/nonexistent"))
 HOSTILE = ['=HYPERLINK("http://evil.example/x","点击")', "+8613812345678", "-2+3", "@SUM(A1:A2)", "\tcmd", "\rcmd",
            "=1+1", "王\x01芳", "A\x00B\x1fC"]
 
