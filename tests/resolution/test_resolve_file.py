@@ -40,3 +40,14 @@ def test_resolve_file_bad_input_names_file_row_and_column(tmp_path, capsys):
     err = capsys.readouterr().err
     assert "in.csv" in err and "row 3" in err and "source_id" in err
     assert not (tmp_path / "o.csv").exists()
+
+
+def test_resolve_file_writes_text_never_a_formula(tmp_path):
+    """#16 item 3: an id typed as a formula comes back as text (OWASP: a leading quote)."""
+    src = tmp_path / "in.csv"
+    src.write_text('source,source_id,name\nCRM,"=HYPERLINK(""http://x"",""点击"")",张伟\nCRM,@SUM(A1),李娜\nCRM,-5,王芳\n',
+                   encoding="utf-8")
+    out = tmp_path / "out.csv"
+    assert main(["resolve-file", str(src), "--out", str(out)]) == 0
+    got = pd.read_csv(out, dtype=str, keep_default_na=False)
+    assert got["source_id"].tolist() == ["'=HYPERLINK(\"http://x\",\"点击\")", "'@SUM(A1)", "'-5"]
