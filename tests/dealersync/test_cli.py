@@ -72,7 +72,7 @@ def test_sample_is_deterministic_with_ground_truth(tmp_path, capsys):
     assert main(["sample", "--out", str(tmp_path / "a"), "--rows", "50", "--seed", "5"]) == 0
     assert main(["sample", "--out", str(tmp_path / "b"), "--rows", "50", "--seed", "5"]) == 0
     a = sorted(p.name for p in (tmp_path / "a").iterdir())
-    assert len(a) == 7 and any("_truth_" in n for n in a)
+    assert len(a) == 8 and any("_truth_" in n for n in a) and any("_STOCK_" in n for n in a)   # 7 feeds + truth
     for n in a:
         assert (tmp_path / "a" / n).read_bytes() == (tmp_path / "b" / n).read_bytes()
     truth = (tmp_path / "a" / next(n for n in a if "_truth_" in n)).read_text(encoding="utf-8").splitlines()
