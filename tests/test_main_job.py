@@ -46,7 +46,7 @@ def test_demo_on_a_fresh_store(tmp_path):
     eng = sa.create_engine(f"sqlite:///{demo / 'dealersync.db'}")
     with eng.connect() as c:
         files = c.execute(sa.text("select rows_read, rows_loaded, rows_quarantined, status from ingest_file")).all()
-        assert len(files) == 6 and all(s == "LOADED" and r == lo + q for r, lo, q, s in files)
+        assert len(files) == 7 and all(s == "LOADED" and r == lo + q for r, lo, q, s in files)
         jobs = dict(c.execute(sa.text("select local_status, count(*) from warranty_claim_job group by local_status")).all())
         total = sum(jobs.values())
         assert total >= 20 and jobs.get("SUBMITTED", 0) >= 0.9 * total, jobs        # most claims accepted

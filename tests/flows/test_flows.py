@@ -54,7 +54,7 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     with get_client(sync_client=True) as c:   # what the Prefect UI shows: red, with the reason
         runs = c.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(like_="")), limit=200)
     assert any(r.state and r.state.is_failed() and "export_from_someone.csv" in (r.state.message or "") for r in runs)
-    assert sorted(r["status"] for r in first) == ["loaded"] * 6 + ["rejected"]   # the others still load
+    assert sorted(r["status"] for r in first) == ["loaded"] * 7 + ["rejected"]   # the others still load
     first = [r for r in first if r["status"] == "loaded"]
     assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
     assert ingest_dms_exports(folders=[str(drop)]) == []   # a retry or re-run changes nothing
@@ -145,7 +145,7 @@ def test_dealer_group_fans_out_per_dealer(prefect_server, settings_env, monkeypa
         generate(settings_env / code, rows=20, seed=seed, dealer=code)
         dealers.append({"dealer": code, "folders": [str(settings_env / code)]})
     out = ingest_dealer_group(dealers)
-    assert set(out) == {"AAA001", "BBB002"} and all(len(v) == 6 for v in out.values())
+    assert set(out) == {"AAA001", "BBB002"} and all(len(v) == 7 for v in out.values())
     assert all(r["status"] == "loaded" for v in out.values() for r in v)
     assert ingest_dealer_group(dealers) == {"AAA001": [], "BBB002": []}   # nothing twice
     monkeypatch.setenv("DEALERSYNC_TASK_RUNNER", "dask")
