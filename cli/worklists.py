@@ -34,8 +34,11 @@ def _emit(args, rows: list[dict], sheets, what: str) -> int:
         write_workbook(args.xlsx, sheets, what)
         print(f"{len(rows)} 条{what}已写入 {args.xlsx}", file=sys.stderr)
     elif args.json:
-        for r in rows:
-            print(json.dumps({k: v for k, v in r.items() if k != "raw_row"}, ensure_ascii=False, default=str))
+        for r in rows:   # the value as shown (masked unless --unmasked); the raw row only in clear
+            out = {k: v for k, v in r.items() if k not in ("raw_row", "raw_value")}
+            if getattr(args, "unmasked", False):
+                out["raw_value"], out["raw_row"] = r.get("raw_value"), r.get("raw_row")
+            print(json.dumps(out, ensure_ascii=False, default=str))
     else:
         _print_table(rows, COLS)
     return EXIT_OK

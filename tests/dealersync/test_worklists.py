@@ -95,6 +95,8 @@ def test_cli_lists_masked_unless_unmasked(engine, tmp_path, monkeypatch, capsys)
     assert main(["value-issues", "list", "--unmasked"]) == 0
     clear = capsys.readouterr().out
     assert "138*****67" in masked and "1381234567" not in masked and "1381234567" in clear
+    assert main(["value-issues", "list", "--json"]) == 0
+    assert "1381234567" not in capsys.readouterr().out
     assert main(["quarantine", "list", "--xlsx", str(tmp_path / "q.xlsx")]) == 0
     assert main(["value-issues", "list", "--xlsx", str(tmp_path / "v.xlsx")]) == 0
     assert main(["claims", "list", "--status", "VALIDATION_FAILED", "--xlsx", str(tmp_path / "c.xlsx")]) == 0
