@@ -77,14 +77,14 @@ def mask_value(column: str | None, value, unmasked: bool = False):
 
 def quarantine_rows(conn: Connection, file: str | None = None, limit: int | None = None, unmasked: bool = False,
                     profiles: dict | None = None, include_resolved: bool = False) -> list[dict]:
-    """Open quarantine records (not yet replayed) with the Chinese reason; ``raw_row`` stays raw (the
+    """Open quarantine records (not replayed, not of a replaced load) with the Chinese reason; ``raw_row`` stays raw (the
     caller masks it) for the correction sheet."""
     q = (select(quarantine, ingest_file.c.feed, ingest_file.c.dealer_code, ingest_file.c.profile,
                 ingest_file.c.business_date)
          .join(ingest_file, ingest_file.c.id == quarantine.c.load_id)
          .order_by(quarantine.c.load_id, quarantine.c.row_number))
-    if not include_resolved:
-        q = q.where(quarantine.c.resolved_by.is_(None))
+    if not include_resolved:   # replayed rows, and rows of a load a corrected export of the day replaced
+        q = q.where(quarantine.c.resolved_by.is_(None), ingest_file.c.status != "REPLACED")
     if file:
         q = q.where((quarantine.c.source_file == file) | (ingest_file.c.path == file))
     if limit:
@@ -95,8 +95,11 @@ def quarantine_rows(conn: Connection, file: str | None = None, limit: int | None
 
 def value_issue_rows(conn: Connection, file: str | None = None, limit: int | None = None, unmasked: bool = False,
                      profiles: dict | None = None, warnings: bool = True) -> list[dict]:
-    """Value issues (blanked optional values) and row-rule warnings with the Chinese reason."""
-    q = select(value_issue).order_by(value_issue.c.load_id, value_issue.c.source_row, value_issue.c.id)
+    """Value issues (blanked optional values) and row-rule warnings of loads still in force, with the
+    Chinese reason."""
+    q = (select(value_issue).join(ingest_file, ingest_file.c.id == value_issue.c.load_id)
+         .where(ingest_file.c.status != "REPLACED")
+         .order_by(value_issue.c.load_id, value_issue.c.source_row, value_issue.c.id))
     if not warnings:
         q = q.where(value_issue.c.severity == "ISSUE")
     if file:
