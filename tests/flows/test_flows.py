@@ -31,6 +31,14 @@ def _artifacts(key):
         return c.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
 
 
+def _text(artifact) -> str:
+    """An artifact's data as text, Chinese unescaped (table artifacts are stored as JSON)."""
+    try:
+        return json.dumps(json.loads(artifact.data), ensure_ascii=False)
+    except (TypeError, ValueError):
+        return str(artifact.data)
+
+
 def _task_runs(name):
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
@@ -58,7 +66,7 @@ def test_ingest_flow_one_task_per_new_file_and_artifact(prefect_server, settings
     first = [r for r in first if r["status"] == "loaded"]
     assert all(r["rows_read"] == r["rows_loaded"] + r["rows_quarantined"] for r in first)
     assert ingest_dms_exports(folders=[str(drop)]) == []   # a retry or re-run changes nothing
-    data = [str(a.data) for a in _artifacts("ingest-summary")]
+    data = [_text(a) for a in _artifacts("ingest-summary")]
     assert any("主要原因" in d and "repair_orders" in d for d in data)
     assert any("(nothing new)" in d for d in data)
 
