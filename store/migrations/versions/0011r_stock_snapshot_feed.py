@@ -5,16 +5,16 @@ One row per dealer, business day and VIN (a full snapshot each day: a VIN missin
 has left the stock), with the usual lineage columns. On PostgreSQL a BRIN index finds a load's rows,
 as for the other feed tables.
 
-Revision ID: 0011
-Revises: 0010
+Revision ID: 0011r
+Revises: 0011h
 Create Date: 2026-11-30 05:00:00
 """
 from alembic import op
 import sqlalchemy as sa
 
 
-revision = '0011'
-down_revision = '0010'
+revision = '0011r'
+down_revision = '0011h'
 branch_labels = None
 depends_on = None
 
