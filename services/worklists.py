@@ -25,6 +25,7 @@ REASONS_ZH = {
     "BAD_PLATE": "车牌号无效", "BAD_MASKED_MOBILE": "掩码手机号格式错误", "ENCODING_ERROR": "含无法识别的字符（编码错误）",
     "FIELD_COUNT": "本行的列数与表头不符", "ID_BAD_BIRTHDATE": "身份证号中的出生日期不存在", "ID_CHECK_DIGIT": "身份证号校验位错误",
     "ID_FORMAT": "证件号码格式错误", "ID_SCI_NOTATION": "证件号码被 Excel 写成科学计数法，原号码已丢失",
+    "ID_DESTROYED": "证件号码已损坏（科学计数法或补零），原号码已丢失", "MOBILE_PLACEHOLDER": "占位手机号（如 13800000000）",
     "TOTALS_ROW": "合计行（非数据行）", "VIN_CHECK_DIGIT": "车架号校验位错误", "VIN_FORMAT": "车架号含非法字符（I、O、Q 等）",
     "VIN_LENGTH": "车架号应为 17 位", "SUPERSEDED": "同一文件中该编号再次出现，以后一行为准",
     "MILEAGE_BACKWARDS": "里程比此前记录的少（里程倒退）", "CONTROL_CHARACTER": "含不可见控制字符", "INVALID": "取值无效",
