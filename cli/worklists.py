@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 from dealersync.cli.main import _print_table
-from dealersync.connectors.oem import OemClient, OemSettings
 from dealersync.connectors.sftp import SftpConnector, SftpSettings
+from dealersync.flows.common import oem_client
 from dealersync.schemas.profiles import load_profiles
 from dealersync.services import sftp_jobs, worklists
 from dealersync.services.replay import replay_workbook
@@ -83,7 +83,10 @@ def claims_xlsx(args, settings) -> int:
 
 
 def target_for(settings, upload: bool) -> Target:
-    client = OemClient(OemSettings.from_settings(settings)) if upload and settings.oem_url else None
+    """Where ``report NAME`` writes and uploads: files named by ``dealer_code`` (required); the portal
+    when ``oem_url`` is set and the upload asked for, SFTP when ``sftp_host`` is."""
+    settings.require("dealer_code")
+    client = oem_client(settings) if upload and settings.oem_url else None
     push = None
     if upload and settings.sftp_host:
         engine = _engine(settings)

@@ -12,19 +12,20 @@ from pathlib import Path
 from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealersync.connectors.oem import OemClient, OemSettings
 from dealersync.connectors.sftp import SftpConnector, SftpSettings
 from dealersync.services import sftp_jobs
 from dealersync.services.reports.run import REPORTS, Target, period_for, run_report, upload_words
 from dealersync.store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, transient_only
+from .common import oem_client, settings_with_privacy, transient_only
 
 RETRY = dict(retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
 
 
 def _target(s, engine) -> Target:
-    client = OemClient(OemSettings.from_settings(s)) if s.oem_url else None
+    """Reports are named by the dealer code; the portal when its settings are there, SFTP when its host is."""
+    s.require("dealer_code")
+    client = oem_client(s) if s.oem_url else None
     push = None
     if s.sftp_host:
         connector = SftpConnector(SftpSettings.from_settings(s))

@@ -199,8 +199,11 @@ def test_report_flows_publish_once_and_their_artifacts_read(prefect_server, sett
     drop = settings_env / "drop"
     generate(drop, rows=30, seed=4)
     ingest_dms_exports(folders=[str(drop)])
+    monkeypatch.setenv("DEALERSYNC_DEALER_CODE", "GZ0012")
     with serving(create_app(settings_env / "portal.db")) as url:
         monkeypatch.setenv("DEALERSYNC_OEM_URL", url + "/api/v1")
+        for k, v in {"CLIENT_ID": "dealersync", "CLIENT_SECRET": "sandbox-secret", "DEALER_NUMBER": "GZ0012"}.items():
+            monkeypatch.setenv(f"DEALERSYNC_OEM_{k}", v)
         first = salesday_report(day="2026-11-03")
         again = salesday_report(day="2026-11-03")   # a re-run or a retry from the UI uploads nothing
     assert first["upload"]["sent_now"] == ["portal"] and again["upload"]["sent_now"] == []
