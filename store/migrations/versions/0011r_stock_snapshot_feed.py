@@ -6,7 +6,7 @@ has left the stock), with the usual lineage columns. On PostgreSQL a BRIN index 
 as for the other feed tables.
 
 Revision ID: 0011r
-Revises: 0011h
+Revises: 0011l
 Create Date: 2026-11-30 05:00:00
 """
 from alembic import op
@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 
 revision = '0011r'
-down_revision = '0011h'
+down_revision = '0011l'
 branch_labels = None
 depends_on = None
 
