@@ -25,6 +25,7 @@ from dealersync.schemas.feeds import FEEDS
 from dealersync.schemas.profiles import header_key, load_profiles
 from dealersync.schemas.validate import validate_chunk
 from dealersync.services.worklists import mask_value
+from dealersync.store import ledger
 from dealersync.store import repository as repo
 from dealersync.store.tables import ingest_file, quarantine
 
@@ -114,9 +115,10 @@ def replay_workbook(engine: Engine, path: str | Path, profiles: dict | None = No
                 rownums = np.array([origin[it["id"]]["row_number"] for it in its], dtype=np.int64)
                 out = validate_chunk(raw.select(list(fd.columns)), rownums, fd, prof, source_file=source_file,
                                      header=header, raw_cells=lambda pos: [[cells[p].get(h) for h in header] for p in pos])
-                load_id = repo.start_load(conn, path=str(path.resolve()), file_name=path.name, size=path.stat().st_size,
-                                          sha256=sha if seq == 0 else f"{sha[:56]}{seq:08x}", source=fd.source,
-                                          feed=feed_name, dealer_code=dealer, business_date=bdate)
+                load_id = ledger.claim_load(conn, key=f"replay:{sha}:{seq}", alive=lambda row: True,
+                                            path=f"{path.resolve()}#{seq}", file_name=path.name,
+                                            size=path.stat().st_size, source=fd.source, feed=feed_name,
+                                            dealer_code=dealer, business_date=bdate).load_id
                 seq += 1
                 lineage = repo.Lineage(dealer, bdate, source_file, load_id, repo.now())
                 stage: list = []
@@ -130,7 +132,8 @@ def replay_workbook(engine: Engine, path: str | Path, profiles: dict | None = No
                 conn.execute(update(quarantine).where(quarantine.c.id.in_([it["id"] for it in its]))
                              .values(resolved_by=load_id))
                 loaded = len(its) - len(out.quarantine)
-                repo.finish_load(conn, load_id, status="LOADED", profile=prof.name, encoding=None, rows_read=len(its),
+                ledger.finish_load(conn, load_id, "LOADED", sha256=sha if seq == 1 else f"{sha[:56]}{seq:08x}",
+                                   profile=prof.name, encoding=None, rows_read=len(its),
                                  rows_loaded=loaded, rows_quarantined=len(out.quarantine), rows_superseded=0,
                                  value_issues=len(out.issues), warnings=0,
                                  message=f"replay of quarantined rows of {source_file}")
