@@ -115,7 +115,7 @@ def replay_workbook(engine: Engine, path: str | Path, profiles: dict | None = No
                 rownums = np.array([origin[it["id"]]["row_number"] for it in its], dtype=np.int64)
                 out = validate_chunk(raw.select(list(fd.columns)), rownums, fd, prof, source_file=source_file,
                                      header=header, raw_cells=lambda pos: [[cells[p].get(h) for h in header] for p in pos])
-                load_id = ledger.claim_load(conn, key=f"replay:{sha}:{seq}", alive=lambda row: True,
+                load_id = ledger.claim_load(conn, key=f"r{seq}:{sha[:56]}", alive=lambda row: True,
                                             path=f"{path.resolve()}#{seq}", file_name=path.name,
                                             size=path.stat().st_size, source=fd.source, feed=feed_name,
                                             dealer_code=dealer, business_date=bdate).load_id
