@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from dealersync.errors import BadSourceData, ConfigurationError, DealersyncError
+from dealersync.privacy import mask_text, render_exception
 
 from .demo import add_parser as add_demo_parser
 from .front import add_parsers as add_front_parsers
@@ -49,13 +50,13 @@ def cmd_ingest(args, settings) -> int:
                               force=args.force, stale_seconds=settings.load_stale_seconds,
                               progress=None if args.json else _progress)
         except BadSourceData as e:
-            print(f"error: {e}", file=sys.stderr)
+            print(f"error: {render_exception(e)}", file=sys.stderr)
             rc = EXIT_BAD_INPUT
             continue
         if not args.json and sys.stderr.isatty():
             print(file=sys.stderr)
         if res.status in ("rejected", "failed"):
-            print(f"error: {res.message}", file=sys.stderr)
+            print(f"error: {mask_text(res.message)}", file=sys.stderr)
             rc = EXIT_BAD_INPUT
         elif res.status in ("busy", "replaced"):
             print(f"note: {res.file}: {res.message}", file=sys.stderr)
@@ -706,15 +707,16 @@ def main(argv: list[str] | None = None) -> int:
         install_log_filter(settings)
         return args.fn(args, settings)
     except (BadSourceData, ConfigurationError) as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {render_exception(e)}", file=sys.stderr)
         return EXIT_BAD_INPUT
     except DealersyncError as e:
-        print(f"error: {e}", file=sys.stderr)
+        print(f"error: {render_exception(e)}", file=sys.stderr)
         return EXIT_ERROR
     except Exception as e:  # noqa: BLE001
-        if args.debug:
-            raise
-        print(f"unexpected error: {type(e).__name__}: {e} (run with --debug for the traceback)", file=sys.stderr)
+        if args.debug:   # the traceback, masked like every other text that leaves (never Python's raw one)
+            print(render_exception(e, with_traceback=True), file=sys.stderr, end="")
+            return EXIT_ERROR
+        print(f"unexpected error: {render_exception(e)} (run with --debug for the traceback)", file=sys.stderr)
         return EXIT_ERROR
 
 

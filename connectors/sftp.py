@@ -29,6 +29,7 @@ from typing import Callable
 import paramiko
 
 from dealersync.errors import BadSourceData, ConfigurationError, TransientError
+from dealersync.names import check_name
 
 WINDOW_SIZE = 64 * 1024 * 1024  # paramiko's 2 MB default window throttles bulk transfers
 MAX_PACKET = 256 * 1024         # fewer, larger SSH packets: paramiko's cost is per packet
@@ -116,10 +117,10 @@ class _PinnedPolicy(paramiko.RejectPolicy):
 
 
 def safe_name(name: str) -> str:
-    """A remote file name we are willing to act on: no separators, no '..', not absolute."""
-    if not name or name in (".", "..") or "/" in name or "\\" in name or ".." in name or "\x00" in name:
-        raise BadSourceData(f"refusing remote name {name!r}", file=name, reason="UNSAFE_REMOTE_NAME")
-    return name
+    """A remote file name we are willing to act on: no separators, no '..', not absolute, no control
+    character (a newline would forge log lines and make a local file with a newline in its name).
+    ``BadSourceData`` (reason UNSAFE_REMOTE_NAME) names it escaped."""
+    return check_name(name, "remote name", reason="UNSAFE_REMOTE_NAME")
 
 
 class SftpConnector:

@@ -2,12 +2,19 @@
 
 ``mask_text`` masks CN mobiles (``138****5678``), resident IDs (``110105********002X``), e-mail
 addresses (``u***@example.cn``) and any registered secret value. ``PiiFilter`` applies it to every
-log record; ``install_log_filter`` puts it on the root handlers and Prefect's loggers.
+log record (message, arguments, the attached traceback and stack); ``install_log_filter`` puts it on the
+root handlers and Prefect's loggers and their handlers. ``render_exception`` is the one way an error
+becomes text for a person (the CLI) or for Prefect (state messages: ``MaskedError``). ``consented``
+decides consent on explicit values only (PIPL art. 13-14: no answer is no consent).
 """
 from __future__ import annotations
 
 import logging
+import math
 import re
+import traceback
+
+from dealersync.errors import DealersyncError
 
 _MOBILE = re.compile(r"(?<![0-9])(?:\+?86[ -]?)?(1[3-9][0-9])[ -]?([0-9]{4})[ -]?([0-9]{4})(?![0-9])")
 _RESIDENT_ID = re.compile(r"(?<![0-9A-Za-z])([1-9][0-9]{5})(?:19|20)[0-9]{2}[01][0-9][0-3][0-9][0-9]{3}([0-9Xx])(?![0-9A-Za-z])")
@@ -32,15 +39,77 @@ def mask_text(text: str) -> str:
     return _EMAIL.sub(lambda m: f"{m[1]}***@{m[2]}", text)
 
 
+def mask_name(name: str | None) -> str | None:
+    """A person's name as shared outside: the first character kept, the rest starred (张伟 -> 张*)."""
+    if not name or not isinstance(name, str):
+        return name
+    name = name.strip()
+    return name[:1] + "*" * max(1, len(name) - 1) if name else name
+
+
+def render_exception(exc: BaseException, *, with_traceback: bool = False) -> str:
+    """``Type: message`` (and the formatted traceback, chained causes included, when asked), masked.
+    The only way an exception's text reaches a terminal, a log or Prefect: driver errors quote the SQL
+    parameters and the offending row (``DETAIL: Key (mobile)=(...)``)."""
+    if with_traceback:
+        text = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    else:
+        text = str(exc) if isinstance(exc, DealersyncError) else f"{type(exc).__name__}: {exc}"
+    return mask_text(text)
+
+
+class MaskedError(DealersyncError):
+    """An exception re-raised with its text masked (flows and tasks hand this to Prefect, which stores
+    the message in its state and logs). ``retryable`` and the original type's name are kept."""
+
+    def __init__(self, message: str, *, kind: str = "", retryable: bool = False):
+        super().__init__(message)
+        self.kind, self.retryable = kind, retryable
+
+    @classmethod
+    def of(cls, exc: BaseException, retryable: bool = False) -> "MaskedError":
+        return cls(render_exception(exc), kind=type(exc).__name__, retryable=retryable)
+
+
+_YES = {"1", "y", "yes", "true", "t", "是", "同意"}
+_NO = {"0", "n", "no", "false", "f", "否", "不同意"}
+
+
+def consented(value) -> bool:
+    """True only for an explicit yes: ``True`` (Python or numpy), 1, or a yes word (是, Y, 1...). No,
+    blank, NULL, NaN / pd.NA and anything unknown are False (no answer is no consent)."""
+    if value is None or value is True or value is False:
+        return value is True
+    if isinstance(value, str):
+        return value.strip().lower() in _YES
+    try:
+        if isinstance(value, float) and math.isnan(value):
+            return False
+        return bool(value == 1)
+    except (TypeError, ValueError):   # pd.NA compares to NA: ambiguous, so no consent
+        return False
+
+
 class PiiFilter(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
         try:
             message = record.getMessage()
         except Exception:  # noqa: BLE001  (a broken format string: leave it to logging)
-            return True
-        masked = mask_text(message)
-        if masked != message:
-            record.msg, record.args = masked, None
+            message = None
+        if message is not None:
+            masked = mask_text(message)
+            if masked != message:
+                record.msg, record.args = masked, None
+        if record.exc_info and record.exc_info[1] is not None:
+            # the formatted traceback goes in exc_text (every Formatter appends it); the live exception
+            # is dropped so no handler renders it again from the frames
+            exc = record.exc_info[1]
+            record.exc_text = render_exception(exc, with_traceback=True).rstrip("\n")
+            record.exc_info = None
+        elif record.exc_text:
+            record.exc_text = mask_text(record.exc_text)
+        if record.stack_info:
+            record.stack_info = mask_text(record.stack_info)
         return True
 
 
@@ -51,14 +120,15 @@ def install_log_filter(settings=None) -> None:
             v = getattr(settings, name, None)
             register_secret(v.get_secret_value() if v is not None else None)
     f = PiiFilter()
-    root = logging.getLogger()
-    for h in root.handlers:
-        if not any(isinstance(x, PiiFilter) for x in h.filters):
-            h.addFilter(f)
-    for name in ("dealersync", "prefect", "prefect.flow_runs", "prefect.task_runs"):
-        lg = logging.getLogger(name)
-        if not any(isinstance(x, PiiFilter) for x in lg.filters):
-            lg.addFilter(f)
+    loggers = [logging.getLogger()] + [logging.getLogger(n) for n in
+                                       ("dealersync", "prefect", "prefect.flow_runs", "prefect.task_runs",
+                                        "prefect.engine", "prefect.flow_engine", "prefect.task_engine",
+                                        "sqlalchemy", "py.warnings")]
+    for lg in loggers:
+        # a logger's own filter sees only records logged on it; its handlers see its children's too
+        for target in (lg, *lg.handlers):
+            if not any(isinstance(x, PiiFilter) for x in target.filters):
+                target.addFilter(f)
 
 
 _LANDLINE = re.compile(r"(?<![0-9])(?:\(0[0-9]{2,3}\)|0[0-9]{2,3}-)[0-9]{7,8}(?![0-9])")

@@ -4,10 +4,15 @@ Prefect API server a one-shot command runs against (a child that ends with its p
 from __future__ import annotations
 
 import contextlib
+import functools
 import logging
 import os
 import sys
 import time
+
+import prefect
+from prefect.exceptions import PrefectException
+from sqlalchemy.exc import OperationalError
 
 from dealersync.config import get_settings
 from dealersync.connectors.crm import CrmClient, CrmSettings
@@ -15,7 +20,7 @@ from dealersync.connectors.http import RetryPolicy
 from dealersync.connectors.notify import Notifier
 from dealersync.connectors.oem import OemClient, OemSettings
 from dealersync.errors import ConfigurationError, DealersyncError, ItemsFailed
-from dealersync.privacy import install_log_filter
+from dealersync.privacy import MaskedError, install_log_filter
 from dealersync.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -38,7 +43,6 @@ def transient_only(task, task_run, state, sleep=time.sleep) -> bool:
     try:
         state.result()
     except Exception as e:  # noqa: BLE001
-        from sqlalchemy.exc import OperationalError
         if isinstance(e, DealersyncError):
             transient = e.retryable
         else:
@@ -183,3 +187,39 @@ def _guarded_server_class():
 
 def _GuardedServer():  # noqa: N802 - a class made on first use (Prefect's server module is heavy)
     return _guarded_server_class()(port=None)
+
+
+# ------------------------------------------------------------------------------------ masked failures
+
+def _transient(e: BaseException) -> bool:
+    if isinstance(e, DealersyncError):
+        return e.retryable
+    return isinstance(e, (OperationalError, ConnectionError, TimeoutError))
+
+
+def _masked(fn):
+    """Run ``fn``; an exception leaves as ``MaskedError`` (masked text, no chained cause), so Prefect's
+    state message, its logged traceback and the result it keeps hold no personal data."""
+    @functools.wraps(fn)
+    def run(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except (MaskedError, PrefectException):
+            raise
+        except Exception as e:  # noqa: BLE001
+            raise MaskedError.of(e, retryable=_transient(e)) from None
+    return run
+
+
+def flow(fn=None, **options):
+    """``prefect.flow`` whose failures are masked (see ``_masked``)."""
+    if fn is not None:
+        return prefect.flow(_masked(fn))
+    return lambda f: prefect.flow(**options)(_masked(f))
+
+
+def task(fn=None, **options):
+    """``prefect.task`` whose failures are masked (see ``_masked``)."""
+    if fn is not None:
+        return prefect.task(_masked(fn))
+    return lambda f: prefect.task(**options)(_masked(f))

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from datetime import date
 
-from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from dealersync.services import crm_sync
 from dealersync.services.followups import Rules
 from dealersync.store.db import make_engine, upgrade
 
-from .common import crm_client, finish, settings_with_privacy, transient_only
+from .common import flow, task, crm_client, finish, settings_with_privacy, transient_only
 
 
 def _client_engine():

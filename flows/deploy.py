@@ -14,6 +14,7 @@ from prefect.client.schemas.schedules import CronSchedule
 from prefect.deployments import run_deployment
 
 from dealersync.errors import ConfigurationError
+from dealersync.privacy import render_exception
 from dealersync.flows import crm, oem
 
 
@@ -76,7 +77,7 @@ def run_backfill(flow: str, start: date, end: date, *, concurrency: int = 1, dry
             try:
                 r = f.result()
             except Exception as e:  # noqa: BLE001 - one failed window never hides the others
-                r = {"window": futs[f], "status": "Failed", "error": f"{type(e).__name__}: {e}"}
+                r = {"window": futs[f], "status": "Failed", "error": render_exception(e)}
             results.append(r)
             progress(f"[{i}/{len(plan)}] {flow} {r['window']}: {r['status']}"
                      + (f" {r.get('result') or ''}" if r.get("result") else "") + (f" {r['error']}" if r.get("error") else ""))

@@ -3,16 +3,16 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
 from prefect.artifacts import create_progress_artifact, create_table_artifact, update_progress_artifact
 
 from dealersync.errors import BadSourceData
+from dealersync.privacy import render_exception
 from dealersync.services.worklists import reason_zh
 from dealersync.services.ingest import FileResult, done_marker_required, ingest_file, pending_files
 from dealersync.schemas.profiles import load_profiles
 from dealersync.store.db import make_engine, upgrade
 
-from .common import finish, settings_with_privacy, task_runner, transient_only
+from .common import flow, task, finish, settings_with_privacy, task_runner, transient_only
 
 
 @task(name="ingest-file", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_only,
@@ -26,7 +26,7 @@ def ingest_one(path: str, feed: str | None = None, profile: str | None = None, d
                            **({"default_dealer": s.dealer_code} if s.dealer_code else {}),
                            stale_seconds=s.load_stale_seconds).to_json()
     except BadSourceData as e:  # one bad file never stops the others
-        return FileResult(file=Path(path).name, path=path, status="rejected", message=str(e)).to_json()
+        return FileResult(file=Path(path).name, path=path, status="rejected", message=render_exception(e)).to_json()
 
 
 @flow(name="ingest_dms_exports", log_prints=True)

@@ -5,13 +5,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealersync.services import claims, sanbao, surveys
 from dealersync.store.db import make_engine, upgrade
 
-from .common import finish, notify, oem_client, settings_with_privacy, transient_only
+from .common import flow, task, finish, notify, oem_client, settings_with_privacy, transient_only
 
 STATUS_ZH = {"DRAFT": "草稿", "VALIDATION_FAILED": "校验未通过", "QUEUED": "待发送", "SUBMITTING": "发送中",
              "SUBMIT_FAILED": "发送失败", "SUBMITTED": "已上报", "UNDER_REVIEW": "审核中", "APPROVED": "已批准",

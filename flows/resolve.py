@@ -1,13 +1,12 @@
 """Flow ``resolve_customers``: source records in the store -> master customer records."""
 from __future__ import annotations
 
-from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealersync.resolution import service
 from dealersync.store.db import make_engine, upgrade
 
-from .common import settings_with_privacy, task_runner
+from .common import flow, task, settings_with_privacy, task_runner
 
 
 @task(name="normalise-partition")

@@ -3,14 +3,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
 from prefect.artifacts import create_table_artifact
 
 from dealersync.connectors.sftp import SftpConnector, SftpSettings
 from dealersync.services import sftp_jobs
 from dealersync.store.db import make_engine, upgrade
 
-from .common import SFTP_SETTINGS, settings_with_privacy, transient_only
+from .common import flow, task, SFTP_SETTINGS, settings_with_privacy, transient_only
 
 
 def _setup():

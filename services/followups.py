@@ -21,7 +21,7 @@ from datetime import date, datetime, timedelta
 import pandas as pd
 from sqlalchemy import Connection, insert, select, update
 
-from dealersync.privacy import mask_text
+from dealersync.privacy import consented, mask_text
 from dealersync.resolution.service import resolve_master_id
 from dealersync.services.xlsx import Col, Sheet, write_workbook
 from dealersync.store.tables import (FEED_TABLES, crm_activity, crm_lead, customer_record, followup_task, master_customer,
@@ -138,7 +138,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         if mid is None:
             return
         mid = resolve_master_id(conn, mid)
-        if ttype in MARKETING and not (mid in masters.index and masters.at[mid, "consent"] is True):
+        if ttype in MARKETING and not (mid in masters.index and consented(masters.at[mid, "consent"])):
             return
         tasks.append(dict(external_id=ext, type=ttype, master_id=mid, record_id=rid, due_date=due,
                           subject=subject, related_document=related, assignee=assignee, status=status,

@@ -24,6 +24,7 @@ from dealersync.store import repository as repo
 
 from dealersync.config import get_settings
 from dealersync.errors import BadSourceData, ConfigurationError, ValueRefused
+from dealersync.names import check_name, inside, printable, unsafe_reason
 from dealersync.runtime import tune_memory
 from dealersync.services.pipeline import ChunkWriter, Phases, Prefetch  # noqa: F401  (importable from here too)
 
@@ -483,15 +484,28 @@ def load_order(path: Path):
 
 
 def expand_paths(paths: list[str | Path]) -> list[Path]:
-    """Files as given, and the export files inside given folders (in load order)."""
+    """Files as given, and the export files inside given folders (in load order). In a folder, an entry
+    whose name carries a control character or a symlink leading out of the folder is refused (a
+    warning naming it, escaped); a file given by name with such a name raises ``BadSourceData``."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
-            out.extend(sorted((f for f in p.iterdir() if f.is_file() and f.name.lower().endswith(EXPORT_SUFFIXES)
-                               and not f.name.startswith(".") and "_truth_" not in f.name), key=load_order))
+            out.extend(sorted((f for f in p.iterdir() if f.name.lower().endswith(EXPORT_SUFFIXES)
+                               and not f.name.startswith(".") and "_truth_" not in f.name
+                               and _acceptable(p, f)), key=load_order))
         else:
-            out.append(p)
+            out.append(p.with_name(check_name(p.name)) if p.name else p)
     return out
+
+
+def _acceptable(folder: Path, f: Path) -> bool:
+    if unsafe_reason(f.name):
+        log.warning("%s: refusing file %s: %s", folder, printable(f.name), unsafe_reason(f.name))
+        return False
+    if f.is_symlink() and not inside(folder, f):
+        log.warning("%s: refusing %s: a symbolic link leading out of the drop folder", folder, printable(f.name))
+        return False
+    return f.is_file()
 
 
 def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: float = 10.0,

@@ -28,7 +28,7 @@ from dealersync.store.tables import (FEED_TABLES, crm_activity, followup_task, m
                           survey_push)
 
 from dealersync.errors import TransientError
-from dealersync.privacy import mask_text, scrub_fields
+from dealersync.privacy import consented, mask_name, mask_text, scrub_fields
 
 NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")
 CSI_FACTORS = ["SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP", "SERVICE_QUALITY"]
@@ -82,7 +82,7 @@ def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict |
     m = conn.execute(select(master_customer).where(master_customer.c.master_id == mid)).mappings().first() if mid else None
     if m is None:
         return None, mid, "UNKNOWN_CUSTOMER"
-    if m["marketing_consent"] is not True:
+    if not consented(m["marketing_consent"]):
         return None, mid, "NO_CONSENT_TO_SHARE"
     answers = [{"QuestionID": a["questionId"], "FactorCode": a["factorCode"],
                 **({"NumericValue": a["numericValue"]} if a.get("numericValue") is not None else {}),
@@ -165,9 +165,29 @@ def _surveys_frame(conn: Connection) -> pd.DataFrame:
     return pd.DataFrame(recs, columns=["activity_id", "contact", "month", "factor", "score"])
 
 
+def _customers(conn: Connection, contacts) -> dict[str, dict]:
+    """contact external id -> the surviving master's name, mobile and consent; contacts that are not
+    a master customer (a lead, a deleted or unknown id) are left out."""
+    out = {}
+    for c in {c for c in contacts if isinstance(c, str) and c}:
+        mid = resolve_master_id(conn, c)
+        m = conn.execute(select(master_customer.c.name, master_customer.c.primary_mobile,
+                                master_customer.c.marketing_consent)
+                         .where(master_customer.c.master_id == mid)).first()
+        if m is not None:
+            out[c] = {"master_id": mid, "name": m[0], "mobile": m[1], "consent": consented(m[2])}
+    return out
+
+
 def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict:
+    """The month's CSI figures for the OEM. Only survey activities whose contact is a master customer
+    count (a lead or an unknown contact is not a customer); dissatisfied customers are named, masked
+    (张**, 138****5678), only when their consent to share is an explicit yes (PIPL art. 23: a transfer
+    to another handler needs consent); the others appear as a row without identity."""
     from dealersync.services.followups import Rules, master_facts, segments
     df = _surveys_frame(conn)
+    known = _customers(conn, df["contact"].unique())
+    df = df[df["contact"].isin(list(known))]
     cur = df[df["month"] == month]
     factors = cur.groupby("factor")["score"].agg(["mean", "count"]).reindex(CSI_FACTORS)
     responses = int(cur["activity_id"].nunique())
@@ -175,14 +195,16 @@ def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict
     dis = per[per["score"] <= DISSATISFIED_AT]
     dissatisfied = []
     for r in dis.itertuples(index=False):
-        mid = resolve_master_id(conn, r.contact) if r.contact else None
-        m = conn.execute(select(master_customer.c.name, master_customer.c.primary_mobile)
-                         .where(master_customer.c.master_id == mid)).first() if mid else None
+        k = known[r.contact]
+        mid = k["master_id"]
         t = conn.execute(select(followup_task.c.status).where(followup_task.c.master_id == mid,
                                                               followup_task.c.type == "COMPLAINT_FOLLOW_UP")).scalars().all()
         status = "已解决 RESOLVED" if t and all(x == "DONE" for x in t) else "处理中 OPEN" if t else "待回访 TO CALL"
-        dissatisfied.append({"survey": r.activity_id, "master_id": mid, "name": m[0] if m else None,
-                             "mobile": mask_text(m[1]) if m and m[1] else None, "lowest_score": r.score, "resolution": status})
+        shared = k["consent"]
+        dissatisfied.append({"survey": r.activity_id, "master_id": mid if shared else None,
+                             "name": mask_name(k["name"]) if shared else None,
+                             "mobile": mask_text(k["mobile"]) if shared and k["mobile"] else None,
+                             "lowest_score": r.score, "resolution": status})
     months = pd.period_range(end=pd.Period(month, "M"), periods=6, freq="M").strftime("%Y-%m").tolist()
     trend = df[df["month"].isin(months)].groupby("month")["score"].mean().reindex(months)
     facts = master_facts(conn)

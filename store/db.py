@@ -12,11 +12,14 @@ _MIGRATIONS = Path(__file__).parent / "migrations"
 
 
 def make_engine(url: str, **kw) -> Engine:
+    """An engine for ``url`` (SQLite file or PostgreSQL). Always ``hide_parameters=True``: a failed
+    statement's error text never quotes the row's values (mobiles, resident IDs: PIPL art. 51)."""
+    kw["hide_parameters"] = True
     if url.startswith("sqlite"):
         path = url.split("///", 1)[-1]
         if path and path != ":memory:":
             Path(path).parent.mkdir(parents=True, exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 300})
+        engine = create_engine(url, connect_args={"timeout": 300}, hide_parameters=True)
 
         @event.listens_for(engine, "connect")
         def _pragmas(dbapi_conn, _):
