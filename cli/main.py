@@ -429,13 +429,14 @@ def cmd_status(args, settings) -> int:
 def cmd_purge(args, settings) -> int:
     from dealersync.services import ops
     engine = _engine(settings)
-    r = ops.Retention(**{k: v for k, v in settings.retention_days.items()}) if settings.retention_days else ops.Retention()
+    r = ops.Retention.from_days(settings.retention_days)
     with engine.begin() as conn:
-        rows = ops.purge(conn, _day(args.date), r, dry_run=args.dry_run, actor=os.environ.get("USER", "purge"))
+        rows = ops.purge(conn, _day(args.date), r, dry_run=args.dry_run, actor=os.environ.get("USER", "purge"),
+                         confirm=args.yes)
     if args.json:
         print(json.dumps(rows))
     else:
-        _print_table(rows, ["table", "older_than", "rows", "action"])
+        _print_table(rows, ["table", "cutoff", "rows", "younger_than_policy", "action"])
     return EXIT_OK
 
 
@@ -663,9 +664,11 @@ def build_parser() -> argparse.ArgumentParser:
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_status)
 
-    x = sub.add_parser("purge", help="apply the retention policy (repair records kept at least a year)")
+    x = sub.add_parser("purge", help="apply the retention policy (repair records kept at least a year; "
+                                   "customers while a vehicle, order or claim of theirs is kept); never a future --date")
     x.add_argument("--date", help="purge as of this day (default today)")
     x.add_argument("--dry-run", action="store_true")
+    x.add_argument("--yes", action="store_true", help="confirm deleting rows younger than the default policy")
     x.add_argument("--json", action="store_true")
     x.set_defaults(fn=cmd_purge)
 

@@ -2,17 +2,17 @@
 (backfills and serving, which need the flows, live in ``dealersync.flows.deploy``)."""
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, delete, func, insert, select
+from sqlalchemy import Connection, func, select
 
 from dealersync.store import ledger
-from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, crm_activity, crm_cursor, crm_push,
-                          customer_record, followup_task, ingest_file, master_audit, oem_cursor, purge_run, quarantine,
-                          sftp_transfer, value_issue, warranty_claim_job)
+from dealersync.errors import ConfigurationError
+from dealersync.store import retention as retention_store
+from dealersync.store.tables import (claim_submission, crm_cursor, crm_push, customer_record, followup_task, ingest_file,
+                                     oem_cursor, quarantine, sftp_transfer, warranty_claim_job)
 
 log = logging.getLogger(__name__)
 
@@ -59,22 +59,36 @@ def status(conn: Connection, today: date, pending_files: int | None = None, warn
 
 @dataclass(frozen=True)
 class Retention:
-    """Days each kind of record is kept. Repair records are kept at least a year (三包 and warranty
-    disputes look back that far); nothing is kept longer than its line says."""
+    """Days each kind of record is kept (``retention_days`` in the settings overrides any of them).
+    These defaults are the policy (docs/operations.md "Personal data"): repair records at least a year
+    (三包 and warranty disputes look back that far); customers five years after their last vehicle,
+    order or claim is gone. A purge that would delete rows younger than this policy asks for ``--yes``."""
     repair_orders: int = 3 * 365
     sales: int = 5 * 365
+    claims: int = 5 * 365
+    vehicles: int = 5 * 365
     customers: int = 5 * 365
+    leads: int = 2 * 365
+    crm_contacts: int = 2 * 365
     quarantine: int = 180
     value_issues: int = 180
     ledger: int = 2 * 365
     crm_activities: int = 2 * 365
     done_tasks: int = 365
+    surveys: int = 2 * 365
     claim_history: int = 5 * 365
     audit: int = 5 * 365
     MINIMUM_REPAIR_DAYS = 365
 
+    @classmethod
+    def from_days(cls, days: dict[str, int] | None) -> "Retention":
+        unknown = sorted(set(days or {}) - set(cls.__dataclass_fields__))
+        if unknown:
+            raise ConfigurationError(f"retention_days: unknown kind(s) {', '.join(unknown)}; "
+                                     f"known: {', '.join(cls.__dataclass_fields__)}")
+        return cls(**(days or {}))
+
     def check(self) -> None:
-        from dealersync.errors import ConfigurationError
         if self.repair_orders < self.MINIMUM_REPAIR_DAYS:
             raise ConfigurationError(f"retention: repair records must be kept at least {self.MINIMUM_REPAIR_DAYS} days "
                                      f"(asked {self.repair_orders})")
@@ -82,47 +96,43 @@ class Retention:
             if v < 1:
                 raise ConfigurationError(f"retention.{k} must be at least 1 day")
 
-
-def _plan(today: date, r: Retention):
-    """(label, table, date column, cutoff) per purge target."""
-    def cut(days):
-        return datetime.combine(today - timedelta(days=days), datetime.min.time())
-    ro, lines = FEED_TABLES["repair_orders"], FEED_TABLES["repair_order_lines"]
-    return [
-        ("repair_order_lines", lines, lines.c.ingested_at, cut(r.repair_orders)),
-        ("repair_orders", ro, ro.c.opened_at, cut(r.repair_orders)),
-        ("vehicle_sales", FEED_TABLES["vehicle_sales"], FEED_TABLES["vehicle_sales"].c.ingested_at, cut(r.sales)),
-        ("quarantine", quarantine, None, cut(r.quarantine)),
-        ("value_issue", value_issue, None, cut(r.value_issues)),
-        ("crm_activity", crm_activity, crm_activity.c.pulled_at, cut(r.crm_activities)),
-        ("followup_task (done/cancelled)", followup_task, followup_task.c.updated_at, cut(r.done_tasks)),
-        ("claim_status_snapshot", claim_status_snapshot, claim_status_snapshot.c.received_at, cut(r.claim_history)),
-        ("master_audit", master_audit, master_audit.c.at, cut(r.audit)),
-        ("sftp_transfer", sftp_transfer, sftp_transfer.c.finished_at, cut(r.ledger)),
-    ]
+    def cutoffs(self, day: date) -> dict[str, datetime]:
+        return {k: datetime.combine(day - timedelta(days=v), datetime.min.time()) for k, v in self.__dict__.items()}
 
 
 def purge(conn: Connection, today: date, retention: Retention | None = None, dry_run: bool = False,
-          actor: str = "purge") -> list[dict]:
-    """Delete what the retention policy no longer allows; every run is recorded in ``purge_run``."""
+          actor: str = "purge", confirm: bool = False, now: date | None = None) -> list[dict]:
+    """Delete what the retention policy no longer allows, as of ``today``; every run (a dry run too) is
+    recorded in ``purge_run`` with, per table, the rows and the cutoff.
+
+    Refuses (``ConfigurationError``) a ``today`` after the real date ``now`` (a typo such as 2062 for 2026
+    would delete everything), and, unless ``confirm``, a purge that would delete rows the default policy
+    (``Retention()`` as of ``now``) still keeps: the figures are listed in the message."""
     r = retention or Retention()
     r.check()
-    out = []
-    for label, table, col, cutoff in _plan(today, r):
-        if col is None:   # quarantine / value issues: by the load they came from
-            cond = table.c.load_id.in_(select(ingest_file.c.id).where(ingest_file.c.finished_at < cutoff))
-        else:
-            cond = col < cutoff
-        if table is followup_task:
-            cond = cond & followup_task.c.status.in_(("DONE", "CANCELLED"))
-        n = conn.execute(select(func.count()).select_from(table).where(cond)).scalar()
-        if n and not dry_run:
-            conn.execute(delete(table).where(cond))
-        out.append({"table": label, "older_than": cutoff.date().isoformat(), "rows": n,
-                    "action": "would delete" if dry_run else "deleted"})
-        if n:
-            log.info("purge %s: %s %d row(s) older than %s", label, "would delete" if dry_run else "deleted", n,
-                     cutoff.date())
-    conn.execute(insert(purge_run).values(at=datetime.now().replace(microsecond=0), actor=actor, dry_run=dry_run,
-                                          policy=json.dumps(r.__dict__), result=json.dumps(out)))
+    now = now or date.today()
+    if today > now:
+        raise ConfigurationError(f"purge --date {today}: in the future (today is {now}); refused")
+    floors = Retention().cutoffs(now)
+    out, young = [], []
+    for t in retention_store.targets(r.cutoffs(today)):
+        n = retention_store.count(conn, t)
+        cond = retention_store.younger_than(t, floors[t.policy])
+        y = retention_store.count(conn, t, cond) if n and cond is not None else 0
+        if y:
+            young.append(f"{t.label} {y}")
+        out.append({"table": t.label, "cutoff": r.cutoffs(today)[t.policy].date().isoformat(), "rows": n,
+                    "younger_than_policy": y, "t": t})
+    if young and not dry_run and not confirm:
+        raise ConfigurationError("purge would delete rows younger than the retention policy ("
+                                 + ", ".join(young) + "); run again with --yes to confirm, or --dry-run to see them")
+    for row in out:
+        t = row.pop("t")
+        row["action"] = "would delete" if dry_run else "deleted"
+        if row["rows"] and not dry_run:
+            row["rows"] = retention_store.delete_rows(conn, t)
+        if row["rows"]:
+            log.info("purge %s: %s %d row(s) older than %s", t.label, row["action"], row["rows"], row["cutoff"])
+    retention_store.record_run(conn, at=datetime.now().replace(microsecond=0), actor=actor, dry_run=dry_run,
+                               policy=dict(r.__dict__), result=out)
     return out
