@@ -113,26 +113,34 @@ def purge(conn: Connection, today: date, retention: Retention | None = None, dry
     now = now or date.today()
     if today > now:
         raise ConfigurationError(f"purge --date {today}: in the future (today is {now}); refused")
-    floors = Retention().cutoffs(now)
-    out, young = [], []
-    for t in retention_store.targets(r.cutoffs(today)):
-        n = retention_store.count(conn, t)
+    floors, cut = Retention().cutoffs(now), r.cutoffs(today)
+    steps = retention_store.targets(cut)
+    young = {}
+    for t in steps:   # before anything is deleted: the rows the default policy still keeps
         cond = retention_store.younger_than(t, floors[t.policy])
-        y = retention_store.count(conn, t, cond) if n and cond is not None else 0
-        if y:
-            young.append(f"{t.label} {y}")
-        out.append({"table": t.label, "cutoff": r.cutoffs(today)[t.policy].date().isoformat(), "rows": n,
-                    "younger_than_policy": y, "t": t})
-    if young and not dry_run and not confirm:
-        raise ConfigurationError("purge would delete rows younger than the retention policy ("
-                                 + ", ".join(young) + "); run again with --yes to confirm, or --dry-run to see them")
-    for row in out:
-        t = row.pop("t")
-        row["action"] = "would delete" if dry_run else "deleted"
-        if row["rows"] and not dry_run:
-            row["rows"] = retention_store.delete_rows(conn, t)
-        if row["rows"]:
-            log.info("purge %s: %s %d row(s) older than %s", t.label, row["action"], row["rows"], row["cutoff"])
+        if cond is not None and r.__dict__[t.policy] < Retention().__dict__[t.policy]:
+            young[t.label] = retention_store.count(conn, t, cond)
+    named = [f"{k} {v}" for k, v in young.items() if v]
+    if named and not dry_run and not confirm:
+        raise ConfigurationError("purge would delete rows younger than the retention policy (" + ", ".join(named)
+                                 + "); run again with --yes to confirm, or --dry-run to see them")
+    action = "would delete" if dry_run else "deleted"
+    out = []
+    sp = conn.begin_nested()   # a dry run deletes too, then rolls back: its figures are exact, derived rows included
+    try:
+        for t in steps:
+            n = retention_store.delete_rows(conn, t)
+            out.append({"table": t.label, "cutoff": cut[t.policy].date().isoformat(), "rows": n,
+                        "younger_than_policy": young.get(t.label, 0), "action": action})
+            if n:
+                log.info("purge %s: %s %d row(s) older than %s", t.label, action, n, cut[t.policy].date())
+    except BaseException:
+        sp.rollback()
+        raise
+    if dry_run:
+        sp.rollback()
+    else:
+        sp.commit()
     retention_store.record_run(conn, at=datetime.now().replace(microsecond=0), actor=actor, dry_run=dry_run,
                                policy=dict(r.__dict__), result=out)
     return out
