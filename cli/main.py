@@ -190,6 +190,8 @@ def cmd_master(args, settings) -> int:
                 _print_table(doc["contacts"], ["kind", "value", "source", "record_id", "last_seen", "is_primary"])
                 print(f"\nvehicles: {', '.join(doc['vehicles']) or '-'}\n\naudit")
                 _print_table(doc["audit"], ["at", "action", "master_id", "other_ids", "reason", "actor"])
+        elif args.sub in ("erase", "export"):
+            return _master_personal(conn, args)
         elif args.sub == "link":
             mid = service.force_link(conn, args.records, reason=args.reason, actor=args.actor)
             print(f"linked: master {mid} (a manual decision, kept on every later run)")
@@ -209,6 +211,34 @@ def cmd_master(args, settings) -> int:
             else:
                 _print_table(rows, ["id", "weight", "a_source", "a_source_id", "a_name", "a_master", "b_source",
                                     "b_source_id", "b_name", "b_master", "evidence"])
+    return EXIT_OK
+
+
+def _master_personal(conn, args) -> int:
+    """``master export ID`` (the customer's data, in clear: their own copy) and ``master erase ID --yes``."""
+    from dealersync.store import personal
+    if args.sub == "export":
+        doc = personal.export_customer(conn, args.id)
+        if doc is None:
+            raise ConfigurationError(f"no master {args.id}")
+        personal.log_export(conn, doc["master_id"], actor=args.actor, reason=args.reason)
+        text = json.dumps(doc, ensure_ascii=False, default=str, indent=1)
+        if args.out:
+            Path(args.out).write_text(text, encoding="utf-8")
+            print(f"master {doc['master_id']}: {len(doc['source_records'])} source record(s) exported to {args.out}",
+                  file=sys.stderr)
+        else:
+            print(text)
+        return EXIT_OK
+    if not args.yes:
+        raise ConfigurationError(f"master erase {args.id}: removes the customer's data from every table; "
+                                 "run again with --yes to confirm (export it first with `dealersync master export`)")
+    counts = personal.erase_customer(conn, args.id, actor=args.actor, reason=args.reason)
+    if counts is None:
+        raise ConfigurationError(f"no master {args.id}")
+    print(json.dumps(counts) if args.json else
+          f"master {args.id} erased: " + (", ".join(f"{k} {v}" for k, v in counts.items()) or "nothing left to erase")
+          + " (recorded in the master audit; the next `crm push` deletes the CRM contact; erase it in the DMS too)")
     return EXIT_OK
 
 
@@ -548,6 +578,19 @@ def build_parser() -> argparse.ArgumentParser:
         x.add_argument("--reason")
         x.add_argument("--actor", default=os.environ.get("USER", "manual"))
         x.set_defaults(fn=cmd_master)
+    x = mss.add_parser("export", help="everything held about one customer, as JSON (a data subject's request)")
+    x.add_argument("id")
+    x.add_argument("--out", help="write to this file (default stdout)")
+    x.add_argument("--reason", help="the request this answers (kept in the audit)")
+    x.add_argument("--actor", default=os.environ.get("USER", "manual"))
+    x.set_defaults(fn=cmd_master)
+    x = mss.add_parser("erase", help="remove or anonymise one customer across every table (audited)")
+    x.add_argument("id")
+    x.add_argument("--yes", action="store_true", help="confirm")
+    x.add_argument("--reason", help="the request this answers (kept in the audit)")
+    x.add_argument("--actor", default=os.environ.get("USER", "manual"))
+    x.add_argument("--json", action="store_true")
+    x.set_defaults(fn=cmd_master)
     x = mss.add_parser("review", help="pairs the model was not sure of; decide with --decide ID link|separate|dismiss")
     x.add_argument("--decide", nargs=2, metavar=("ID", "DECISION"))
     x.add_argument("--reason")
