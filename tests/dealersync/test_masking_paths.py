@@ -16,7 +16,9 @@ import sqlalchemy as sa
 
 from dealersync.privacy import MaskedError, PiiFilter, install_log_filter, render_exception
 from dealersync.sandbox.crm import create_app
-from dealersync.store.db import make_engine
+from dealersync.services.ingest import ingest_file
+from dealersync.services.sample import generate
+from dealersync.store.db import make_engine, upgrade
 from tests.conftest import PG_URL, require_postgres
 from tests.dealersync.pii_scan import find_pii
 from tests.sandbox.server import serving
@@ -121,3 +123,21 @@ def test_masked_error_keeps_retryable_and_kind_and_pickles():
     e = MaskedError.of(ConnectionError(f"peer {EMAIL} reset"), retryable=True)
     back = pickle.loads(pickle.dumps(e))
     assert back.retryable and back.kind == "ConnectionError" and EMAIL not in str(back) and "ConnectionError" in str(back)
+
+
+def test_two_concurrent_resolve_runs_leak_nothing(pg_schema, tmp_path):
+    """The issue's second reproduction: two `dealersync resolve` processes race on PostgreSQL; the loser
+    fails on a unique key (a race the resolution owner serialises) and its error quoted every parameter
+    of the batch insert: mobiles and resident IDs by the hundred."""
+    eng = make_engine(pg_schema)
+    upgrade(eng)
+    files = generate(tmp_path / "drop", rows=200, seed=7)
+    for feed in ("customers", "vehicles", "vehicle_sales", "repair_orders"):
+        ingest_file(eng, files[feed])
+    eng.dispose()
+    env = {**os.environ, "DEALERSYNC_DATA_DIR": str(tmp_path / "data"), "DEALERSYNC_DATABASE_URL": pg_schema}
+    procs = [subprocess.Popen([sys.executable, "-m", "dealersync.cli.main", "resolve"], env=env, text=True,
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE) for _ in range(2)]
+    outs = [p.communicate(timeout=300) for p in procs]
+    text = "".join(o + e for o, e in outs)
+    assert find_pii(text) == [], text[-3000:]
