@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from dealersync.connectors.oem import OemClient
 from dealersync.errors import TransientError
-from dealersync.privacy import scrub_fields
+from dealersync.privacy import render_exception, scrub_fields
 from dealersync.schemas.checks import is_vin
 from dealersync.store import claims as store_claims
 from dealersync.store.ledger import holder
@@ -250,7 +250,7 @@ def _send_one(engine: Engine, client: OemClient, sub: dict, st: SendStats, me: s
     except TransientError as e:
         with engine.begin() as conn:
             store_claims.set_claim_status(conn, dealer, claim, JobStatus.SUBMIT_FAILED, (JobStatus.SUBMITTING.value,),
-                                          last_error=str(e)[:500])
+                                          last_error=render_exception(e)[:500])
         st.failed += 1
         return
     st.sent += 1

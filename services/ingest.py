@@ -25,6 +25,7 @@ from dealersync.store import repository as repo
 from dealersync.config import get_settings
 from dealersync.errors import BadSourceData, ConfigurationError, ValueRefused
 from dealersync.names import check_name, inside, printable, unsafe_reason
+from dealersync.privacy import render_exception
 from dealersync.runtime import tune_memory
 from dealersync.services.pipeline import ChunkWriter, Phases, Prefetch  # noqa: F401  (importable from here too)
 
@@ -446,13 +447,13 @@ def _decode_warnings(table) -> list[str]:
 
 def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> FileResult:
     res.status = "rejected"
-    res.message = str(e)
+    res.message = render_exception(e)   # the ledger and every listing show it: masked
     # nothing of a rejected file is loaded, whatever was read before the fault showed
     res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
     res.warnings = 0
     res.seconds = round(time.monotonic() - t0, 3)
     with engine.begin() as conn:
-        ledger.finish_load(conn, res.load_id, "REJECTED", message=str(e), reason=(e.reason or "BAD_SOURCE")[:32],
+        ledger.finish_load(conn, res.load_id, "REJECTED", message=res.message, reason=(e.reason or "BAD_SOURCE")[:32],
                            duration_ms=int(res.seconds * 1000), profile=res.profile, encoding=res.encoding)
     log.warning("%s rejected: %s", res.file, e)
     return res
