@@ -71,6 +71,28 @@ class MaskedError(DealersyncError):
         return cls(render_exception(exc), kind=type(exc).__name__, retryable=retryable)
 
 
+def _masked_value(v):
+    if isinstance(v, str):
+        return mask_text(v)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_masked_value(x) for x in v)
+    if isinstance(v, dict):
+        return {k: _masked_value(x) for k, x in v.items()}
+    return v if v is None or isinstance(v, (int, float, bool)) else mask_text(str(v))
+
+
+def mask_exception(exc: BaseException, retryable: bool = False) -> Exception:
+    """The exception to hand on, masked: one of ours stays its own class (callers catch
+    ``ConfigurationError``, ``BadSourceData``...), its arguments and attributes masked; any other
+    becomes ``MaskedError`` (a driver's error quotes rows and parameters)."""
+    if isinstance(exc, DealersyncError):
+        out = type(exc).__new__(type(exc))
+        Exception.__init__(out, *[_masked_value(a) for a in exc.args])
+        out.__dict__.update({k: _masked_value(v) for k, v in exc.__dict__.items()})
+        return out
+    return MaskedError.of(exc, retryable=retryable)
+
+
 _YES = {"1", "y", "yes", "true", "t", "是", "同意"}
 _NO = {"0", "n", "no", "false", "f", "否", "不同意"}
 

@@ -20,7 +20,7 @@ from dealersync.connectors.http import RetryPolicy
 from dealersync.connectors.notify import Notifier
 from dealersync.connectors.oem import OemClient, OemSettings
 from dealersync.errors import ConfigurationError, DealersyncError, ItemsFailed
-from dealersync.privacy import MaskedError, install_log_filter
+from dealersync.privacy import MaskedError, install_log_filter, mask_exception
 from dealersync.processes import die_with_parent
 
 log = logging.getLogger(__name__)
@@ -198,8 +198,9 @@ def _transient(e: BaseException) -> bool:
 
 
 def _masked(fn):
-    """Run ``fn``; an exception leaves as ``MaskedError`` (masked text, no chained cause), so Prefect's
-    state message, its logged traceback and the result it keeps hold no personal data."""
+    """Run ``fn``; an exception leaves masked (``mask_exception``: ours keep their class, others become
+    ``MaskedError``; no chained cause), so Prefect's state message, its logged traceback and the result it
+    keeps hold no personal data."""
     @functools.wraps(fn)
     def run(*args, **kwargs):
         try:
@@ -207,7 +208,7 @@ def _masked(fn):
         except (MaskedError, PrefectException):
             raise
         except Exception as e:  # noqa: BLE001
-            raise MaskedError.of(e, retryable=_transient(e)) from None
+            raise mask_exception(e, retryable=_transient(e)) from None
     return run
 
 

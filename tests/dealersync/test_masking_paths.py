@@ -14,7 +14,8 @@ import pytest
 import requests
 import sqlalchemy as sa
 
-from dealersync.privacy import MaskedError, PiiFilter, install_log_filter, render_exception
+from dealersync.errors import BadSourceData, TransientError
+from dealersync.privacy import MaskedError, PiiFilter, install_log_filter, mask_exception, render_exception
 from dealersync.sandbox.crm import create_app
 from dealersync.services.ingest import ingest_file
 from dealersync.services.sample import generate
@@ -141,3 +142,13 @@ def test_two_concurrent_resolve_runs_leak_nothing(pg_schema, tmp_path):
     outs = [p.communicate(timeout=300) for p in procs]
     text = "".join(o + e for o, e in outs)
     assert find_pii(text) == [], text[-3000:]
+
+
+def test_our_errors_keep_their_class_and_lose_their_personal_data():
+    e = BadSourceData(f"bad mobile {MOBILE}", file="GZ0012_CUSTOMER_20261103.csv", row=3, column="手机")
+    m = mask_exception(e)
+    assert type(m) is BadSourceData and (m.row, m.column) == (3, "手机") and "139****5678" in str(m)
+    assert MOBILE not in str(m) and "GZ0012_CUSTOMER_20261103.csv" in str(m)
+    t = mask_exception(TransientError(f"CRM said {EMAIL}", retry_after=5))
+    assert type(t) is TransientError and t.retryable and t.retry_after == 5 and EMAIL not in str(t)
+    assert type(mask_exception(KeyError(RID))) is MaskedError
