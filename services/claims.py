@@ -29,7 +29,7 @@ from sqlalchemy import Connection, Engine, func, or_, select, update
 
 from dealersync.connectors.oem import OemClient
 from dealersync.errors import TransientError
-from dealersync.privacy import render_exception, scrub_fields
+from dealersync.privacy import mask_text, render_exception, scrub_fields
 from dealersync.schemas.checks import is_vin
 from dealersync.store import claims as store_claims
 from dealersync.store.ledger import holder
@@ -278,7 +278,7 @@ def _send_one(engine: Engine, client: OemClient, sub: dict, st: SendStats, me: s
         else:   # 409 IDEMPOTENCY_KEY_REUSED: our stored bytes differ from what the portal holds: a bug, stop here
             store_claims.record_answer(conn, sub["id"], me, SubmissionState.FAILED, ans.status, answer)
             store_claims.set_claim_status(conn, dealer, claim, JobStatus.SUBMIT_FAILED, (JobStatus.SUBMITTING.value,),
-                                          last_error=answer[:500])
+                                          last_error=mask_text(answer)[:500])
             st.failed += 1
 
 
