@@ -1,4 +1,4 @@
-"""PII scan of a full demo run (issue #16, "Done when"): ``dealersync --debug run`` in a temporary data
+"""PII scan of a full demo run (issue #16, "Done when"): ``dealersync --debug demo`` in a temporary data
 folder with a temporary PREFECT_HOME, then its stdout, stderr, the Prefect database's run tables (logs,
 flow and task runs and states, artifacts, variables) and every file of the data folder except the stores
 and the drop folder (which hold personal data on purpose) are scanned for CN mobiles, valid resident IDs
@@ -40,7 +40,7 @@ def main() -> int:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DEALERSYNC_"))}
     env.update(PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                DEALERSYNC_DATA_DIR=str(root / "data"))
-    r = subprocess.run([str(Path(sys.executable).parent / "dealersync"), "--debug", "run", "--sample-rows", str(a.rows)],
+    r = subprocess.run([str(Path(sys.executable).parent / "dealersync"), "--debug", "demo", "--rows", str(a.rows)],
                        env=env, capture_output=True, text=True, cwd=root, timeout=1800)
     places = {"stdout": r.stdout, "stderr": r.stderr}
     con = sqlite3.connect(root / "prefect" / "prefect.db")
