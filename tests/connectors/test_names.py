@@ -83,7 +83,7 @@ def test_drop_folder_symlinks_out_and_control_characters_are_refused(drop, tmp_p
     assert all("\n" not in m for m in msgs)
     eng = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
     upgrade(eng)
-    assert [p.name for p in pending_files(eng, [drop])] == got
+    assert [p.name for p in pending_files(eng, [drop], stable_seconds=0)] == got
     eng.dispose()
 
 
