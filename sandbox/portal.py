@@ -104,6 +104,32 @@ def _iso(t: datetime) -> str:
     return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+def _application_area(body) -> dict | None:
+    """The request's ``ApplicationArea`` as the contract defines it (components/schemas/ApplicationArea),
+    projected to its known keys, or None when a required field is missing or of the wrong type: an
+    answer echoes it as ``OriginalApplicationArea``, so it must conform as well."""
+    area = body.get("ApplicationArea") if isinstance(body, dict) else None
+    if not isinstance(area, dict) or not isinstance(area.get("Sender"), dict):
+        return None
+    sender = {k: v for k, v in area["Sender"].items()
+              if k in ("CreatorNameCode", "DealerNumberID", "StoreNumber", "SystemVersion") and isinstance(v, str)}
+    out = {"Sender": sender, **{k: area[k] for k in ("CreationDateTime", "BODID") if isinstance(area.get(k), str)}}
+    if not sender.get("CreatorNameCode") or not sender.get("DealerNumberID") or len(out) < 3:
+        return None
+    if not _RFC3339.fullmatch(out["CreationDateTime"]):
+        return None
+    try:
+        datetime.fromisoformat(out["CreationDateTime"].upper().replace("Z", "+00:00"))
+        uuid.UUID(out["BODID"])
+    except ValueError:
+        return None
+    return out
+
+
+# RFC 3339 date-time, as JSON Schema's "date-time" format reads it
+_RFC3339 = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:\d{2})", re.IGNORECASE | re.ASCII)
+
+
 def _err(status: int, code: str, message: str, headers: dict | None = None, path: str | None = None,
          original: dict | None = None, **extra) -> JSONResponse:
     e = {"ErrorCode": code, "Message": message}
@@ -380,7 +406,7 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
             return _err(422, "MANDATORY_FIELD_MISSING", "body must be JSON")
         if not isinstance(body, dict):
             return _err(422, "MANDATORY_FIELD_MISSING", "body must be a ProcessWarrantyClaim object")
-        area = body.get("ApplicationArea") if isinstance(body.get("ApplicationArea"), dict) else None
+        area = _application_area(body)
         with db.lock:
             db.run("BEGIN IMMEDIATE")
             try:
@@ -486,7 +512,7 @@ def create_app(db_path, clients: dict[str, str] | None = None, faults: PortalFau
             replay = _replay(key, "survey", bh)
             if replay is not None:
                 return replay
-            area = body.get("ApplicationArea") if isinstance(body, dict) else None
+            area = _application_area(body)
             res = (body or {}).get("CustomerSurveyResult") if isinstance(body, dict) else None
             errs = []
             if not isinstance(area, dict) or not isinstance(area.get("Sender"), dict) or not area.get("BODID"):
