@@ -24,6 +24,7 @@ from dealersync.errors import BadSourceData
 from dealersync.schemas.feeds import FEEDS
 from dealersync.schemas.profiles import header_key, load_profiles
 from dealersync.schemas.validate import validate_chunk
+from dealersync.privacy import mask_text
 from dealersync.services.worklists import mask_value
 from dealersync.store import ledger
 from dealersync.store import repository as repo
@@ -64,7 +65,8 @@ def _restore(original: dict, edited: dict) -> dict:
     cells = {}
     for h, v in edited.items():
         raw = original.get(h)
-        cells[h] = raw if v is not None and raw is not None and v != raw and v == mask_value("name", raw) else v
+        masked = v is not None and raw is not None and v != raw and v in (mask_value("name", raw), mask_text(str(raw)))
+        cells[h] = raw if masked else v
     return cells
 
 

@@ -90,8 +90,8 @@ def quarantine_rows(conn: Connection, file: str | None = None, limit: int | None
         q = q.where((quarantine.c.source_file == file) | (ingest_file.c.path == file))
     if limit:
         q = q.limit(limit)
-    return [dict(r, column=column_zh(r["feed"], r["column_name"], profiles), reason=reason_zh(r["reason_code"], r["message"]),
-                 shown_value=mask_value(r["column_name"], r["raw_value"], unmasked)) for r in conn.execute(q).mappings()]
+    return [_shown(dict(r, column=column_zh(r["feed"], r["column_name"], profiles)), unmasked)
+            for r in conn.execute(q).mappings()]
 
 
 def value_issue_rows(conn: Connection, file: str | None = None, limit: int | None = None, unmasked: bool = False,
@@ -107,9 +107,17 @@ def value_issue_rows(conn: Connection, file: str | None = None, limit: int | Non
         q = q.where(value_issue.c.source_file == file)
     if limit:
         q = q.limit(limit)
-    return [dict(r, row_number=r["source_row"], column=column_zh(r["feed"], r["column_name"], profiles),
-                 reason=reason_zh(r["reason_code"], r["message"]),
-                 shown_value=mask_value(r["column_name"], r["raw_value"], unmasked)) for r in conn.execute(q).mappings()]
+    return [_shown(dict(r, row_number=r["source_row"], column=column_zh(r["feed"], r["column_name"], profiles)), unmasked)
+            for r in conn.execute(q).mappings()]
+
+
+def _shown(row: dict, unmasked: bool) -> dict:
+    """A listing row as shown: the value masked, and the message too (a check's message may quote the value)."""
+    if not unmasked and row.get("message"):
+        row["message"] = mask_text(row["message"])
+    row["reason"] = reason_zh(row.get("reason_code"), row.get("message"))
+    row["shown_value"] = mask_value(row.get("column_name"), row.get("raw_value"), unmasked)
+    return row
 
 
 def failed_claim_rows(conn: Connection, status: str = "VALIDATION_FAILED", profiles: dict | None = None) -> list[dict]:
@@ -148,8 +156,8 @@ def worklist_sheet(name: str, title: str, rows: list[dict], what: str) -> Sheet:
 
 def correction_sheets(rows: list[dict], unmasked: bool = False) -> list[Sheet]:
     """Per feed, the quarantined rows as read (original headers) with the lineage columns first:
-    编号 (the quarantine id), 文件, 行号. Personal cells are masked unless ``unmasked``; a masked cell left
-    as it is goes back as the original value on replay."""
+    编号 (the quarantine id), 文件, 行号. Personal cells are masked unless ``unmasked``, and in every other cell
+    the mobile, ID and e-mail patterns; a masked cell left as it is goes back as the original value on replay."""
     by_feed: dict[str, list[dict]] = {}
     for r in rows:
         by_feed.setdefault(r["feed"] or "unknown", []).append(r)
@@ -165,8 +173,8 @@ def correction_sheets(rows: list[dict], unmasked: bool = False) -> list[Sheet]:
             cells.append(raw)
         personal = {h for h in headers if _canonical(feed, h, rs[0].get("profile")) in PERSONAL}
         data = [[r["id"], r["source_file"], r["row_number"], r["reason"]] +
-                [c.get(h) if unmasked or h not in personal else mask_value("name", c.get(h)) if c.get(h) else c.get(h)
-                 for h in headers] for r, c in zip(rs, cells)]
+                [c.get(h) if unmasked or not c.get(h) else mask_value("name", c.get(h)) if h in personal
+                 else mask_text(str(c.get(h))) for h in headers] for r, c in zip(rs, cells)]
         sheets.append(Sheet(f"修正-{feed}"[:31], [Col("编号 Id", "int"), Col("文件 File"), Col("行号 Row", "int"),
                                                  Col("原因 Reason", width=30)] + [Col(h) for h in headers], data,
                             title=f"待修正的隔离行：{feed}",

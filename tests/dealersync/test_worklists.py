@@ -103,3 +103,33 @@ def test_cli_lists_masked_unless_unmasked(engine, tmp_path, monkeypatch, capsys)
     cells = [str(v) for f in ("q", "v") for ws in openpyxl.load_workbook(tmp_path / f"{f}.xlsx").worksheets
              for row in ws.iter_rows(values_only=True) for v in row if v]
     assert not any(re.fullmatch(r"1[3-9]\d{9}", v) for v in cells)
+
+
+PII = re.compile(r"1[3-9]\d{9}|\d{17}[\dX]|[A-Za-z0-9._%+-]+@[A-Za-z0-9.-]+\.[a-z]{2,}")
+
+
+def test_personal_data_quoted_in_a_key_or_a_message_is_masked_everywhere(engine, tmp_path, monkeypatch, capsys):
+    """Found by a fresh review: a customer number holding an e-mail, a mobile and an ID run together with
+    Chinese text (so ``\\b`` never matched the e-mail), and the checks' messages quoting the raw value,
+    reached `quarantine list` and `--json` in clear. Every path shows them masked unless --unmasked, and
+    the correction sheet's masked cell still goes back as the original on replay."""
+    key = f"联系人alice@example.com手机13912345678身份证{ID}" * 2   # too long for a key: quarantined
+    rows = [_ro(1, mobile="bob@example.com"), _ro(2)]   # an e-mail in the mobile column: a value issue quoting it
+    rows[1][0] = key
+    res = ingest_file(engine, write_a(tmp_path / "GZ0012_RO_20261104.csv", RO_A, rows))
+    assert (res.rows_quarantined, res.value_issues) == (1, 1)
+    with engine.connect() as c:
+        listed = worklists.quarantine_rows(c)
+        clear = worklists.quarantine_rows(c, unmasked=True)
+    assert PII.search(json.dumps(clear, ensure_ascii=False, default=str))          # the test data does hold PII
+    shown = [{k: v for k, v in r.items() if k not in ("raw_row", "raw_value")} for r in listed]
+    assert not PII.search(json.dumps(shown, ensure_ascii=False, default=str))
+    sheets = worklists.correction_sheets(listed)
+    assert not PII.search(json.dumps([s.rows for s in sheets], ensure_ascii=False, default=str))
+
+    monkeypatch.setenv("DEALERSYNC_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.setenv("DEALERSYNC_DATABASE_URL", str(engine.url.render_as_string(hide_password=False)))
+    for argv in (["quarantine", "list"], ["quarantine", "list", "--json"], ["value-issues", "list", "--json"]):
+        assert main(argv) == 0
+        out = capsys.readouterr()
+        assert not PII.search(out.out + out.err), argv
