@@ -53,6 +53,11 @@ def has_private_use(s: pl.Series) -> pl.Series:
     return s.str.contains(ck.PRIVATE_USE).fill_null(False)
 
 
+def has_control(s: pl.Series) -> pl.Series:
+    """Values holding a C0 control character or DEL (PIPL-era exports pasted from chat tools carry them)."""
+    return s.str.contains(ck.CONTROL).fill_null(False)
+
+
 def normalise_mobile(s: pl.Series) -> pl.Series:
     d = s.str.replace_all(ck.MOBILE_SEPARATORS, "")
     return d.str.replace(ck.MOBILE_PREFIX, "${1}")

@@ -29,6 +29,7 @@ WHITESPACE = "[ \t\r\n\f\v\u00a0\u3000]+"
 EXCEL_TEXT = r'^="(.*)"$'   # ="K4001": Excel's text-forcing formula, as a CSV export keeps it
 ODD = NEEDS_NFKC + r'|[\t\r\n\f\v]|  |^\'|^ | $|^="'   # what needs more than the null-token check
 PRIVATE_USE = "[\ue000-\uf8ff\U000f0000-\U0010ffff]"
+CONTROL = "[\x00-\x1f\x7f]"   # C0 controls and DEL: invisible, and no worksheet cell may hold most of them
 
 # --------------------------------------------------------------------------- mobiles, landlines
 MOBILE_RE = r"^1[3-9][0-9]{9}$"
@@ -244,6 +245,8 @@ _EXPLAIN = {
     "iso_datetime": _explain_date,
     "not_nullable": lambda v: ("MISSING_REQUIRED", "required value is blank"),
     "encoding": lambda v: ("ENCODING_ERROR", "value contains bytes that are neither UTF-8 nor GB18030"),
+    "control": lambda v: ("CONTROL_CHARACTER", "name holds an invisible control character; kept, and left out "
+                                               "of every worksheet the product writes"),
     "private_use": lambda v: ("PRIVATE_USE_CHAR", "name holds a private-use character (a rare character the "
                                                   "source system could not encode); kept, to be checked"),
 }

@@ -8,7 +8,8 @@ records out. Rules of ``dms-exports.md`` section 6:
 * an optional value invalid: loaded as blank, recorded as a value issue (column, raw value, reason);
 * structural row faults (wrong number of fields, the trailing totals row ``合计``) quarantine the row;
 * across columns: the ID type (``证件类型``) chooses the check of the ID number (``checks_pl.id_number_by_type``);
-* a private-use character in a name is kept and reported (a WARNING value issue, ``PRIVATE_USE_CHAR``).
+* a private-use or a control character in a name is kept and reported (a WARNING value issue,
+  ``PRIVATE_USE_CHAR`` or ``CONTROL_CHARACTER``).
 """
 from __future__ import annotations
 
@@ -129,16 +130,17 @@ def _typed_ids(norm: pl.DataFrame, fails: pd.DataFrame) -> pd.DataFrame:
     return pd.concat([fails[~np.asarray(on_typed, dtype=bool)] if len(fails) else fails, extra], ignore_index=True)
 
 
-def _private_use(norm: pl.DataFrame, feed: FeedDef, rownums: np.ndarray, source_file: str) -> list[dict]:
-    """WARNING value issues for names holding a private-use character (kept as they are)."""
+def _name_characters(norm: pl.DataFrame, feed: FeedDef, rownums: np.ndarray, source_file: str) -> list[dict]:
+    """WARNING value issues for names holding a private-use character or a control character (kept as
+    they are; the writers of ``dealersync.textsafe`` leave control characters out of every sheet)."""
     out = []
     for col in (c for c, m in feed.columns.items() if m.get("person_name") and c in norm.columns):
-        hit = ckp.has_private_use(norm[col])
-        for pos in hit.arg_true().to_list():
-            value = norm[col][pos]
-            reason, message = ck.explain("private_use", value)
-            out.append(dict(source_file=source_file, source_row=int(rownums[pos]), column_name=col, raw_value=value,
-                            reason_code=reason, message=message, severity="WARNING"))
+        for check, hit in (("private_use", ckp.has_private_use(norm[col])), ("control", ckp.has_control(norm[col]))):
+            for pos in hit.arg_true().to_list():
+                value = norm[col][pos]
+                reason, message = ck.explain(check, value)
+                out.append(dict(source_file=source_file, source_row=int(rownums[pos]), column_name=col,
+                                raw_value=value, reason_code=reason, message=message, severity="WARNING"))
     return out
 
 
@@ -225,7 +227,7 @@ def validate_chunk(raw: pl.DataFrame, rownums: np.ndarray, feed: FeedDef, profil
     bools = [c for c, m in feed.columns.items() if m["kind"] == "bool"]
     if bools:
         norm = norm.with_columns(pl.col(c).replace_strict({"Y": "1", "N": "0"}, default=None) for c in bools)
-    issues += _private_use(norm, feed, rownums[keep], source_file)
+    issues += _name_characters(norm, feed, rownums[keep], source_file)
     frame = norm.with_columns(pl.Series("source_row", rownums[keep], dtype=pl.Int64))
     return ChunkResult(frame, quarantine, issues)
 

@@ -185,3 +185,15 @@ def test_a_profile_names_the_sheet_to_read(sqlite_engine, tmp_path):
     res = balanced(ingest_file(sqlite_engine, p, profile="dms_x", profiles=load_profiles([toml])))
     assert (res.sheet, res.rows_loaded) == ("客户档案", 1)
     assert [r["customer_id"] for r in rows(sqlite_engine, "dms_customer")] == ["C1"]
+
+
+def test_a_control_character_in_a_name_is_reported_and_kept(engine, tmp_path):
+    """#16 item 3: ingestion records control characters in names as value issues (a fresh review found
+    ``张\x01三`` stored silently)."""
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv",
+              csv_bytes(CUST_A, [cust("C1", name="张\x01三"), cust("C2"), cust("C3", name="李\x7f四")], "utf-8"))
+    res = balanced(ingest_file(engine, p))
+    assert res.rows_loaded == 3
+    assert [r["name"] for r in rows(engine, "dms_customer")] == ["张\x01三", "张伟", "李\x7f四"]
+    got = [(i["source_row"], i["column_name"], i["reason_code"], i["severity"]) for i in issues(engine)]
+    assert got == [(2, "name", "CONTROL_CHARACTER", "WARNING"), (4, "name", "CONTROL_CHARACTER", "WARNING")]
