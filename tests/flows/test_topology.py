@@ -21,7 +21,7 @@ from .prefect_server import BIN, prefect, prefect_server, stop
 
 ROOT = Path(__file__).resolve().parents[2]
 DEALERS = {"AAA001": 1, "BBB002": 2}
-FEEDS = ["customers", "vehicles", "repair_orders", "repair_order_lines", "vehicle_sales", "warranty_claims"]
+FEEDS = ["customers", "vehicles", "repair_orders", "repair_order_lines", "vehicle_sales", "warranty_claims", "stock"]
 
 DEPLOY = """
 import json, sys
