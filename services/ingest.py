@@ -487,7 +487,8 @@ def load_order(path: Path):
 def expand_paths(paths: list[str | Path]) -> list[Path]:
     """Files as given, and the export files inside given folders (in load order). In a folder, an entry
     whose name carries a control character or a symlink leading out of the folder is refused (a
-    warning naming it, escaped); a file given by name with such a name raises ``BadSourceData``."""
+    warning naming it, escaped); a file given by name with such a name, or a symlink leading out of its own
+    folder, raises ``BadSourceData``."""
     out: list[Path] = []
     for p in map(Path, paths):
         if p.is_dir():
@@ -495,7 +496,11 @@ def expand_paths(paths: list[str | Path]) -> list[Path]:
                                and not f.name.startswith(".") and "_truth_" not in f.name
                                and _acceptable(p, f)), key=load_order))
         else:
-            out.append(p.with_name(check_name(p.name)) if p.name else p)
+            f = p.with_name(check_name(p.name)) if p.name else p
+            if f.is_symlink() and not inside(f.parent, f):
+                raise BadSourceData(f"refusing {printable(f.name)}: a symbolic link leading out of its folder",
+                                    file=printable(f.name), reason="SYMLINK_OUTSIDE")
+            out.append(f)
     return out
 
 

@@ -96,3 +96,14 @@ def test_cli_ingest_of_a_drop_folder_never_opens_what_a_symlink_points_out_to(dr
     assert main(["ingest", str(drop / "GZ0012_CUSTOMER_20261107\nforged.csv")]) == 2
     err = capsys.readouterr().err
     assert "refusing" in err and "\nforged" not in err
+
+
+def test_a_symlink_named_directly_is_refused_when_it_leads_out_of_its_folder(drop, tmp_path, monkeypatch, capsys):
+    """Found by a fresh review: ``dealersync ingest drop/LINK.csv`` loaded another folder's export."""
+    with pytest.raises(BadSourceData, match="symbolic link leading out"):
+        expand_paths([drop / "GZ0012_CUSTOMER_20261104.csv"])
+    assert [p.name for p in expand_paths([drop / "GZ0012_CUSTOMER_20261106.csv"])] == ["GZ0012_CUSTOMER_20261106.csv"]
+    monkeypatch.setenv("DEALERSYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.delenv("DEALERSYNC_DATABASE_URL", raising=False)
+    assert main(["ingest", str(drop / "GZ0012_CUSTOMER_20261105.csv")]) == 2      # the link to /etc/passwd
+    assert "symbolic link leading out" in capsys.readouterr().err
