@@ -29,7 +29,7 @@ WHITESPACE = "[ \t\r\n\f\v\u00a0\u3000]+"
 EXCEL_TEXT = r'^="(.*)"$'   # ="K4001": Excel's text-forcing formula, as a CSV export keeps it
 ODD = NEEDS_NFKC + r'|[\t\r\n\f\v]|  |^\'|^ | $|^="'   # what needs more than the null-token check
 PRIVATE_USE = "[\ue000-\uf8ff\U000f0000-\U0010ffff]"
-CONTROL = "[\x00-\x1f\x7f]"   # C0 controls and DEL: invisible, and no worksheet cell may hold most of them
+CONTROL = "[\x01-\x1f\x7f]"   # C0 controls (NUL aside: PostgreSQL refuses it, the file fails) and DEL
 
 # --------------------------------------------------------------------------- mobiles, landlines
 MOBILE_RE = r"^1[3-9][0-9]{9}$"
