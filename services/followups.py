@@ -59,6 +59,17 @@ def _local(iso: str) -> pd.Timestamp:
     return t.tz_convert("Asia/Shanghai").tz_localize(None) if t.tzinfo else t
 
 
+def km_per_day(visits: pd.DataFrame, km_column: str, default: float) -> float:
+    """A vehicle's km driven per day, from its first and last visit with a mileage (``visits`` sorted by
+    ``opened_at``); ``default`` unless they lie more than 30 days apart with the mileage grown."""
+    km = visits.dropna(subset=[km_column])
+    if len(km) >= 2:
+        days = (km["opened_at"].iloc[-1] - km["opened_at"].iloc[0]).days
+        if days > 30 and km[km_column].iloc[-1] > km[km_column].iloc[0]:
+            return float(km[km_column].iloc[-1] - km[km_column].iloc[0]) / days
+    return default
+
+
 def _months(d: date, n: int) -> date:
     return (pd.Timestamp(d) + pd.DateOffset(months=n)).date()
 
@@ -161,12 +172,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         valid = ros[ros["status"] != "作废"].sort_values("opened_at")
         for vin, g in valid.groupby("vin"):
             last = g.iloc[-1]
-            km = g.dropna(subset=["mileage_km"])
-            per_day = rules.default_km_per_day
-            if len(km) >= 2:
-                days = (km["opened_at"].iloc[-1] - km["opened_at"].iloc[0]).days
-                if days > 30 and km["mileage_km"].iloc[-1] > km["mileage_km"].iloc[0]:
-                    per_day = float(km["mileage_km"].iloc[-1] - km["mileage_km"].iloc[0]) / days
+            per_day = km_per_day(g, "mileage_km", rules.default_km_per_day)
             by_months = _months(last["opened_at"].date(), rules.maintenance_months)
             by_km = (last["opened_at"] + pd.Timedelta(days=rules.maintenance_km / max(per_day, 1.0))).date()
             due = min(by_months, by_km)

@@ -21,7 +21,7 @@ import pandas as pd
 from sqlalchemy import Connection, select
 
 from dealersync.privacy import mask_text
-from dealersync.services.followups import Rules, _months
+from dealersync.services.followups import Rules, _months, km_per_day
 from dealersync.services.xlsx import Col, Sheet
 from dealersync.store.tables import FEED_TABLES, crm_lead, master_customer, master_vehicle
 
@@ -48,12 +48,7 @@ def maintenance_due(conn: Connection, month: Period, rules: Rules | None = None)
     earliest = month.start - timedelta(days=90)
     for vin, g in ros.dropna(subset=["opened_at"]).sort_values("opened_at").groupby("vin"):
         last = g.iloc[-1]
-        km = g.dropna(subset=["km"])
-        per_day = rules.default_km_per_day
-        if len(km) >= 2:
-            days = (km["opened_at"].iloc[-1] - km["opened_at"].iloc[0]).days
-            if days > 30 and km["km"].iloc[-1] > km["km"].iloc[0]:
-                per_day = float(km["km"].iloc[-1] - km["km"].iloc[0]) / days
+        per_day = km_per_day(g, "km", rules.default_km_per_day)
         last_day = pd.Timestamp(last["opened_at"]).date()
         due = min(_months(last_day, rules.maintenance_months),
                   last_day + timedelta(days=rules.maintenance_km / max(per_day, 1.0)))
