@@ -37,7 +37,27 @@ FACTOR_NAMES = {"SERVICE_INITIATION": "服务启动", "SERVICE_ADVISOR": "服务
 OEM_FACTORS = {"OVERALL", "NPS", "SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP",
                "SERVICE_QUALITY", "SALES_INITIATION", "SALESPERSON", "DEAL", "DEALER_FACILITY", "DELIVERY_PROCESS",
                "VERBATIM"}
-DISSATISFIED_AT = 6   # a factor scored at or below this (out of 10) makes the respondent dissatisfied
+SCALE = 10            # every numeric answer is on the survey's 10-point scale (1 worst, 10 best)
+DISSATISFIED_AT = 6   # a respondent whose overall satisfaction is at or below this (out of 10) is dissatisfied
+NOT_SATISFACTION = {"NPS", "VERBATIM"}   # likelihood to recommend and free text: not a satisfaction factor
+DEFINITION = (f"受访者总体满意度＝总体满意度题（OVERALL）得分，未问此题时取各因子得分的平均（满分 {SCALE} 分，"
+              f"不含推荐度 NPS）；总体满意度 ≤ {DISSATISFIED_AT} 分为不满意，单个因子低分而总体满意者不计。")
+
+
+def overall_score(answers) -> float | None:
+    """A respondent's overall satisfaction on the 10-point scale, from ``(factor code, score)`` pairs: the
+    answer to the overall question (``OVERALL``) when the survey asked it, else the mean of the factor
+    scores (NPS, a likelihood to recommend, is not one). None without a numeric answer. The respondent
+    is dissatisfied when this is at or below :data:`DISSATISFIED_AT` (common CSI practice: one low
+    factor with a good overall score is a point to improve, not a dissatisfied customer)."""
+    pairs = [(f, float(s)) for f, s in answers if s is not None and f not in NOT_SATISFACTION]
+    asked = [s for f, s in pairs if f == "OVERALL"]
+    scores = asked or [s for _, s in pairs]
+    return round(sum(scores) / len(scores), 2) if scores else None
+
+
+def is_dissatisfied(overall: float | None) -> bool:
+    return overall is not None and overall <= DISSATISFIED_AT
 
 
 def _now() -> datetime:
@@ -179,6 +199,14 @@ def _customers(conn: Connection, contacts) -> dict[str, dict]:
     return out
 
 
+def _respondents(df: pd.DataFrame) -> pd.DataFrame:
+    """One row per survey answered: month, contact, overall satisfaction (:func:`overall_score`) and the
+    lowest factor score."""
+    rows = [(a, c, m, overall_score(zip(g["factor"], g["score"])), float(g["score"].min()))
+            for (a, c, m), g in df.groupby(["activity_id", "contact", "month"], sort=True)]
+    return pd.DataFrame(rows, columns=["activity_id", "contact", "month", "overall", "lowest"])
+
+
 def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict:
     """The month's CSI figures for the OEM. Only survey activities whose contact is a master customer
     count (a lead or an unknown contact is not a customer); dissatisfied customers are named, masked
@@ -191,8 +219,9 @@ def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict
     cur = df[df["month"] == month]
     factors = cur.groupby("factor")["score"].agg(["mean", "count"]).reindex(CSI_FACTORS)
     responses = int(cur["activity_id"].nunique())
-    per = cur.groupby(["activity_id", "contact"])["score"].min().reset_index()
-    dis = per[per["score"] <= DISSATISFIED_AT]
+    per = _respondents(df)
+    now = per[per["month"] == month]
+    dis = now[now["overall"].map(is_dissatisfied).astype(bool)]
     dissatisfied = []
     for r in dis.itertuples(index=False):
         k = known[r.contact]
@@ -204,9 +233,9 @@ def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict
         dissatisfied.append({"survey": r.activity_id, "master_id": mid if shared else None,
                              "name": mask_name(k["name"]) if shared else None,
                              "mobile": mask_text(k["mobile"]) if shared and k["mobile"] else None,
-                             "lowest_score": r.score, "resolution": status})
+                             "overall": r.overall, "lowest_score": r.lowest, "resolution": status})
     months = pd.period_range(end=pd.Period(month, "M"), periods=6, freq="M").strftime("%Y-%m").tolist()
-    trend = df[df["month"].isin(months)].groupby("month")["score"].mean().reindex(months)
+    trend = per[per["month"].isin(months)].groupby("month")["overall"].mean().reindex(months)
     facts = master_facts(conn)
     seg = segments(facts, today or (pd.Period(month, "M").end_time.date()), Rules())
     owners = int(((facts["vehicles"] > 0) | (facts["bought"] > 0)).sum())
@@ -214,7 +243,7 @@ def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict
     return {"month": month, "responses": responses,
             "factors": [{"factor": f, "name": FACTOR_NAMES[f], "score": None if pd.isna(x["mean"]) else round(float(x["mean"]), 2),
                          "responses": int(0 if pd.isna(x["count"]) else x["count"])} for f, x in factors.iterrows()],
-            "overall": None if cur.empty else round(float(cur["score"].mean()), 2),
+            "overall": None if now["overall"].dropna().empty else round(float(now["overall"].mean()), 2),
             "dissatisfied": dissatisfied, "lost_customers": lost, "owners": owners,
             "lost_rate": round(lost / owners, 4) if owners else 0.0,
             "trend": [{"month": m, "score": None if pd.isna(v) else round(float(v), 2)} for m, v in trend.items()]}
@@ -231,12 +260,14 @@ def csi_sheets(fig: dict, dealer: str) -> list[Sheet]:
                      title=f"售后满意度月报 {dealer} {fig['month']}",
                      notes=[f"本月回访样本 {fig['responses']} 份，总体得分 {overall}（满分 10），"
                             f"不满意客户 {len(fig['dissatisfied'])} 位；基盘客户 {fig['owners']} 位，"
-                            f"流失 {fig['lost_customers']} 位，流失率 {fig['lost_rate']:.1%}。"])
+                            f"流失 {fig['lost_customers']} 位，流失率 {fig['lost_rate']:.1%}。", DEFINITION])
     dis = Sheet("不满意客户", [Col("问卷 Survey"), Col("客户编号 Master"), Col("客户 Customer"), Col("手机 Mobile"),
-                           Col("最低分 Lowest", "decimal"), Col("处理状态 Resolution")],
+                           Col("总体满意度 Overall", "decimal"), Col("最低因子分 Lowest", "decimal"),
+                           Col("处理状态 Resolution")],
                 [[x["survey"], x["master_id"], x.get("name") or x.get("company") or "（未登记姓名）", x["mobile"],
-                  x["lowest_score"], x["resolution"]] for x in fig["dissatisfied"]],
-                title=f"不满意客户 {fig['month']}", notes=[f"共 {len(fig['dissatisfied'])} 位（任一因子 ≤ {DISSATISFIED_AT} 分）。"])
+                  x.get("overall"), x["lowest_score"], x["resolution"]] for x in fig["dissatisfied"]],
+                title=f"不满意客户 {fig['month']}",
+                notes=[f"共 {len(fig['dissatisfied'])} 位（总体满意度 ≤ {DISSATISFIED_AT} 分）。", DEFINITION])
     points = [x for x in fig["trend"] if x["score"] is not None]
     trend = Sheet("趋势", [Col("月份 Month"), Col("得分 Score", "decimal")],
                   [[x["month"], x["score"]] for x in fig["trend"]], title="近 6 个月满意度趋势",

@@ -3,9 +3,11 @@ for the week before (ISO week, Monday to Sunday, Asia/Shanghai).
 
 Per service advisor: return visits due (RETURN_VISIT follow-up tasks due in the week), calls made and
 reached / not reachable (RETURN_VISIT_CALL activities: REACHED, or NOT_REACHED / REFUSED), and the
-survey answers of the week split satisfied / dissatisfied (any factor at or below
-``DISSATISFIED_AT`` of 10). Then the dissatisfied customers, masked (surname, 138****5678), with the
-problem (the lowest-scored factors) and its resolution (the complaint follow-up's state).
+survey answers of the week split satisfied / dissatisfied (the respondent's overall satisfaction,
+``surveys.overall_score``, at or below ``DISSATISFIED_AT`` of 10; one low factor with a good overall
+score is not dissatisfied). Then the dissatisfied customers, masked (surname, 138****5678), with the
+problem (the overall score and the factors scored at or below the line) and its resolution (the
+complaint follow-up's state).
 """
 from __future__ import annotations
 
@@ -13,7 +15,7 @@ from collections import defaultdict
 
 from sqlalchemy import Connection, select
 
-from dealersync.services.surveys import DISSATISFIED_AT, FACTOR_NAMES
+from dealersync.services.surveys import DEFINITION, DISSATISFIED_AT, FACTOR_NAMES, is_dissatisfied, overall_score
 from dealersync.services.xlsx import Col, Sheet
 from dealersync.store.tables import followup_task
 
@@ -43,12 +45,13 @@ def figures(conn: Connection, week: Period) -> dict:
         if at is None or not week.contains(at.date()) or not scores:
             continue
         adv = people.advisor(conn, act["related_document"], at)
-        low = min(s for s, _ in scores)
-        if low <= DISSATISFIED_AT:
+        overall = overall_score((f, s) for s, f in scores)
+        if is_dissatisfied(overall):
             per[adv]["dissatisfied"] += 1
             who = people.customer(conn, act["contact_external_id"])
-            problem = "、".join(f"{FACTOR_NAMES.get(f, f)} {s:g} 分" for s, f in sorted(scores, key=lambda x: x[0])
-                               if s <= DISSATISFIED_AT)
+            problem = "、".join([f"总体 {overall:g} 分"] + [
+                f"{FACTOR_NAMES.get(f, f)} {s:g} 分" for s, f in sorted(scores, key=lambda x: x[0])
+                if s <= DISSATISFIED_AT and f not in ("OVERALL", "NPS")])
             unhappy.append({"survey": act["activity_id"], "at": at, "advisor": adv, "name": who["name"],
                             "mobile": who["mobile"], "document": act["related_document"], "problem": problem,
                             "resolution": people.complaint_status(conn, who["master_id"])})
@@ -83,5 +86,6 @@ def sheets(fig: dict, dealer: str) -> list[Sheet]:
                            Col("处理 Resolution")],
                 [[x["survey"], x["at"], x["advisor"], x["name"], x["mobile"], x["document"], x["problem"], x["resolution"]]
                  for x in fig["dissatisfied"]], title=f"不满意客户 {fig['week']}",
-                notes=[f"共 {len(fig['dissatisfied'])} 位（任一因子 ≤ {DISSATISFIED_AT} 分），姓名与手机已脱敏。"])
+                notes=[f"共 {len(fig['dissatisfied'])} 位（总体满意度 ≤ {DISSATISFIED_AT} 分），姓名与手机已脱敏。",
+                       DEFINITION])
     return [overview, dis]
