@@ -78,6 +78,8 @@ class Retention:
     surveys: int = 2 * 365
     claim_history: int = 5 * 365
     audit: int = 5 * 365
+    stock: int = 2 * 365     # daily stock snapshots (no personal data): as long as the ledgers, so a report still
+                             # in the report_upload / SFTP ledger can be rebuilt from its day's snapshot
     MINIMUM_REPAIR_DAYS = 365
 
     @classmethod

@@ -7,6 +7,9 @@ source records before the masters they make up (PIPL art. 19: kept no longer tha
 
 Rules:
 * a feed row (repair order, sale, claim) goes when its date is before its cutoff;
+* a stock snapshot row (``dms_stock``: VINs, models, prices, no personal data) goes when its business
+  day is before the ``stock`` cutoff: the snapshots are operational, kept as long as the report ledger
+  so a SALESDAY report still in it can be rebuilt for its day;
 * a DMS vehicle goes when last loaded before the cutoff and no kept repair order, sale or claim names it;
 * a DMS customer goes when last loaded before the cutoff and none of their vehicles, repair orders or
   sales is kept (claims keep the vehicle, which keeps its owner);
@@ -20,7 +23,7 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, Table, and_, delete, exists, func, insert, not_, or_, select
+from sqlalchemy import ColumnElement, Connection, DateTime, Table, and_, delete, exists, func, insert, not_, or_, select
 
 from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, crm_activity, crm_contact,
                                      crm_lead, customer_record, followup_task, ingest_file, master_audit,
@@ -47,12 +50,13 @@ def targets(cut: dict[str, datetime]) -> list[Target]:
     """The purge steps for ``cut`` (policy key -> cutoff datetime), in the order they must run."""
     ro, lines = FEED_TABLES["repair_orders"], FEED_TABLES["repair_order_lines"]
     sales, claims = FEED_TABLES["vehicle_sales"], FEED_TABLES["warranty_claims"]
-    veh, cust = FEED_TABLES["vehicles"], FEED_TABLES["customers"]
+    veh, cust, stock = FEED_TABLES["vehicles"], FEED_TABLES["customers"], FEED_TABLES["stock"]
     out = [
         Target("repair_order_lines", "repair_orders", lines, lines.c.ingested_at < cut["repair_orders"], lines.c.ingested_at),
         Target("repair_orders", "repair_orders", ro, ro.c.opened_at < cut["repair_orders"], ro.c.opened_at),
         Target("vehicle_sales", "sales", sales, sales.c.ingested_at < cut["sales"], sales.c.ingested_at),
         Target("warranty_claims", "claims", claims, claims.c.ingested_at < cut["claims"], claims.c.ingested_at),
+        Target("dms_stock", "stock", stock, stock.c.business_date < cut["stock"].date(), stock.c.business_date),
     ]
     kept_vin = or_(_same_dealer_ref(veh, veh.c.vin, ro, ro.c.vin), _same_dealer_ref(veh, veh.c.vin, sales, sales.c.vin),
                    _same_dealer_ref(veh, veh.c.vin, claims, claims.c.vin))
@@ -116,7 +120,10 @@ def count(conn: Connection, t: Target, extra: ColumnElement | None = None) -> in
 def younger_than(t: Target, floor: datetime) -> ColumnElement | None:
     """Rows of ``t`` dated on or after ``floor`` (the policy's own cutoff): deleting them needs a
     confirmation. None for derived rows (orphans), which have no date of their own."""
-    return t.date_col >= floor if t.date_col is not None else None
+    if t.date_col is None:
+        return None
+    # a DATE column against a date (SQLite compares text: '2024-11-30' < '2024-11-30 00:00:00')
+    return t.date_col >= (floor if isinstance(t.date_col.type, DateTime) else floor.date())
 
 
 def delete_rows(conn: Connection, t: Target) -> int:

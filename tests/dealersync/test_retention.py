@@ -120,3 +120,25 @@ def test_rows_younger_than_the_policy_need_yes(store):
 def test_retention_is_configurable_per_table_and_checked(days, error):
     with pytest.raises(ConfigurationError, match=error):
         ops.Retention.from_days(days).check()
+
+
+def test_stock_snapshots_go_after_the_stock_period_by_business_day(engine, tmp_path):
+    """dms_stock (daily snapshots, no personal data) had no rule and grew forever: kept two years by
+    business day by default (2026-11-30 - 730 days = 2024-11-30), configurable, and audited."""
+    stock = FEED_TABLES["stock"]
+    ingest_file(engine, generate(tmp_path / "drop", rows=40, seed=5)["stock"])
+    with engine.begin() as c:
+        vins = sorted(c.execute(select(stock.c.vin)).scalars())
+        assert len(vins) >= 8
+        old, kept = vins[: len(vins) // 2], vins[len(vins) // 2:]
+        c.execute(update(stock).where(stock.c.vin.in_(old)).values(business_date=date(2024, 11, 29)))
+        c.execute(update(stock).where(stock.c.vin.in_(kept)).values(business_date=date(2024, 11, 30)))
+        by = {r["table"]: r for r in ops.purge(c, NOW, now=NOW)}
+        assert by["dms_stock"] == {"table": "dms_stock", "cutoff": "2024-11-30", "rows": len(old),
+                                   "younger_than_policy": 0, "action": "deleted"}
+        assert sorted(c.execute(select(stock.c.vin)).scalars()) == kept
+        # a shorter configured period deletes snapshots the default keeps: only with --yes
+        with pytest.raises(ConfigurationError, match=r"dms_stock %d" % len(kept)):
+            ops.purge(c, NOW, ops.Retention(stock=30), now=NOW)
+        ops.purge(c, NOW, ops.Retention.from_days({"stock": 30}), now=NOW, confirm=True)
+        assert c.execute(select(func.count()).select_from(stock)).scalar() == 0
