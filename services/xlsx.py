@@ -172,7 +172,10 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
         ws.row_dimensions[row].height = 15 * max(1, -(-int(text_width(line) * 1.1) // max(int(total), 1)))
     ws.freeze_panes = ws.cell(row=head + 1, column=1)
     ws.print_title_rows = f"{head}:{head}"
-    ws.print_area = f"A1:{get_column_letter(ncols)}{head + max(len(sheet.rows), 1)}"
+    last_row, last_col = head + max(len(sheet.rows), 1), ncols
+    if sheet.chart is not None:   # below the table and inside the print area (beside it, it never printed)
+        last_row, last_col = _chart(ws, sheet, head, last_row, ncols)
+    ws.print_area = f"A1:{get_column_letter(last_col)}{last_row}"
     ws.page_setup.orientation = "landscape"
     ws.page_setup.paperSize = ws.PAPERSIZE_A4
     ws.page_setup.fitToWidth = 1
@@ -182,8 +185,6 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
     ws.page_margins.left = ws.page_margins.right = 0.4
     ws.oddFooter.center.text = "第 &P 页 / 共 &N 页"
     ws.oddHeader.center.text = _header_text(sheet)
-    if sheet.chart is not None:
-        _chart(ws, sheet, head)
 
 
 def _span(ws, r: int, ncols: int) -> int:
@@ -197,21 +198,34 @@ def _header_text(sheet: Sheet) -> str:
     return (sheet.title or sheet.name).replace("&", "&&")[:120]
 
 
-def _chart(ws, sheet: Sheet, head: int) -> None:
+CHART_CM = (15, 7.5)   # width, height
+_PX_PER_CM, _ROW_PX, _DEFAULT_COL_PX = 96 / 2.54, 20, 64
+
+
+def _chart(ws, sheet: Sheet, head: int, last_row: int, ncols: int) -> tuple[int, int]:
+    """The chart (or the sentence saying why there is none) two rows below the table, from column A;
+    returns the last row and column it covers, for the print area."""
     ch = sheet.chart
     points = [row for row in sheet.rows if row[ch.value_col] is not None]
-    anchor = f"{get_column_letter(len(sheet.columns) + 2)}{head}"
+    below = last_row + 2
     if len(points) < 2:
-        _put(ws, head, len(sheet.columns) + 2,
-             f"趋势图需要至少两个数据点，目前只有 {len(points)} 个，未绘制。")
-        return
+        _put(ws, below, 1, f"趋势图需要至少两个数据点，目前只有 {len(points)} 个，未绘制。")
+        return below, ncols
     lc = LineChart()
     lc.title, lc.y_axis.title = ch.title, ch.y_title
-    lc.height, lc.width = 7.5, 15
+    lc.width, lc.height = CHART_CM
+    lc.legend = None    # one series: its name is the axis title
+    lc.x_axis.delete = lc.y_axis.delete = False   # openpyxl leaves the axes hidden otherwise
     n = len(sheet.rows)
     lc.add_data(Reference(ws, min_col=ch.value_col + 1, min_row=head, max_row=head + n), titles_from_data=True)
     lc.set_categories(Reference(ws, min_col=ch.label_col + 1, min_row=head + 1, max_row=head + n))
-    ws.add_chart(lc, anchor)
+    ws.add_chart(lc, f"A{below}")
+    width_px, col = CHART_CM[0] * _PX_PER_CM, 0
+    while width_px > 0:
+        col += 1
+        w = ws.column_dimensions[get_column_letter(col)].width if col <= ncols else None
+        width_px -= int(w * 7 + 5) if w else _DEFAULT_COL_PX
+    return below + int(CHART_CM[1] * _PX_PER_CM // _ROW_PX) + 1, max(col, ncols)
 
 
 def workbook_bytes(sheets: list[Sheet], title: str = "") -> bytes:

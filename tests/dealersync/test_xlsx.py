@@ -162,7 +162,7 @@ def _report_sheets() -> dict[str, list[Sheet]]:
     csi = {"month": "2026-11", "responses": 102, "overall": 8.41, "owners": 365, "lost_customers": 40, "lost_rate": 0.11,
            "factors": [{"factor": "SERVICE_ADVISOR", "name": "服务顾问", "score": 8.41, "responses": 102}],
            "dissatisfied": [{"survey": "A1", "master_id": "M000000001", "name": None, "company": None,
-                             "mobile": "138****5678", "lowest_score": 5.0, "resolution": "处理中"}],
+                             "mobile": "138****5678", "overall": 5.4, "lowest_score": 5.0, "resolution": "处理中"}],
            "trend": [{"month": f"2026-{m:02d}", "score": 8 + m / 20} for m in range(6, 12)]}
     q = [{"id": i, "feed": "repair_orders", "source_file": "GZ0012_RO_20261103.csv", "row_number": 10 + i,
           "column": "车架号 (vin)", "shown_value": "LSVAG2180E2100151", "reason": "车架号校验位错误", "reason_code": "VIN_CHECK_DIGIT",
@@ -185,5 +185,10 @@ def test_every_report_prints_whole_columns(tmp_path):
     for (name, sheets), pdf in zip(reports.items(), pdfs):
         rows = sum(len(s.rows) for s in sheets)
         assert_printable(pdf, sheets, max_pages=len(sheets) + rows // 20 + 1)
+    # the CSI trend chart prints (it sat beside the print area): its axis repeats each month of the table
+    trend = "".join(pages(pdfs[list(reports).index("csi")])[-1].split())
+    assert all(trend.count(f"2026-{m:02d}") >= 2 for m in range(6, 12)), trend
     if PAGES_DIR.is_dir():
-        page_png(pdfs[list(reports).index("complaints")], 2, PAGES_DIR / "complaints-detail-page.png")
+        for name in reports:   # every page of every report, for a person to look at
+            for n in range(1, len(pages(pdfs[list(reports).index(name)])) + 1):
+                page_png(pdfs[list(reports).index(name)], n, PAGES_DIR / f"{name}-page{n}.png")
