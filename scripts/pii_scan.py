@@ -2,7 +2,9 @@
 folder with a temporary PREFECT_HOME, then its stdout, stderr, the Prefect database's run tables (logs,
 flow and task runs and states, artifacts, variables) and every file of the data folder except the stores
 and the drop folder (which hold personal data on purpose) are scanned for CN mobiles, valid resident IDs
-(python-stdnum) and e-mail addresses. Prints one line per place and exits 1 on any finding.
+(python-stdnum) and e-mail addresses. An XLSX (or any zip) is read inside (shared strings, sheet XML,
+comments, charts, properties) and a .gz unpacked: their raw bytes are compressed and hid every value.
+Prints one line per place and exits 1 on any finding.
 
     .venv/bin/python scripts/pii_scan.py [--rows 150] [--keep DIR]
 """
@@ -10,24 +12,30 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sqlite3
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from stdnum.cn import ric
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from tests.dealersync.pii_scan import file_text, find_pii  # noqa: E402  (one scanner for the tests and this script)
 
-MOBILE = re.compile(r"(?<![0-9])1[3-9][0-9]{9}(?![0-9])")
-RIC = re.compile(r"(?<![0-9A-Za-z])[1-9][0-9]{16}[0-9Xx](?![0-9A-Za-z])")
-EMAIL = re.compile(r"[A-Za-z0-9._%+-]{2,}@[A-Za-z0-9.-]+\.[A-Za-z]{2,}")
 RUN_TABLES = ("log", "flow_run", "flow_run_state", "task_run", "task_run_state", "artifact", "artifact_collection",
               "variable")
 
 
 def find(text: str) -> list[str]:
-    return MOBILE.findall(text) + [x for x in RIC.findall(text) if ric.is_valid(x)] + EMAIL.findall(text)
+    return find_pii(text)
+
+
+def data_places(root: Path) -> dict[str, str]:
+    """The text of every file of ``root``/data except the stores and the drop folder, by relative path."""
+    out = {}
+    for p in sorted((root / "data").rglob("*")):
+        if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm") and "drop" not in p.relative_to(root).parts:
+            out[str(p.relative_to(root))] = file_text(p)
+    return out
 
 
 def main() -> int:
@@ -47,9 +55,7 @@ def main() -> int:
     for t in RUN_TABLES:
         places[f"prefect.db {t}"] = "\n".join(repr(row) for row in con.execute(f'SELECT * FROM "{t}"'))
     con.close()
-    for p in sorted((root / "data").rglob("*")):
-        if p.is_file() and p.suffix not in (".db", ".db-wal", ".db-shm") and "drop" not in p.relative_to(root).parts:
-            places[str(p.relative_to(root))] = p.read_bytes().decode("utf-8", "replace")
+    places.update(data_places(root))
     bad = 0
     print(f"demo run exit {r.returncode}; folder {root}")
     for where, text in places.items():
