@@ -21,8 +21,8 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from dealersync.connectors.crm import MAX_BATCH, CrmClient
 from dealersync.store.repository import upsert
 from dealersync.privacy import scrub_text
-from dealersync.store.tables import (crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, crm_quarantine, followup_task,
-                          master_contact, master_customer, master_vehicle)
+from dealersync.store.tables import (CRM_DELETE_QUEUED, crm_activity, crm_contact, crm_cursor, crm_lead, crm_push,
+                                     crm_quarantine, followup_task, master_contact, master_customer, master_vehicle)
 
 from dealersync.services.followups import Rules, generate_tasks, master_facts, save_tasks, segments
 
@@ -276,12 +276,15 @@ def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, b
 def push_contacts(engine: Engine, client: CrmClient, day: date, rules: Rules, batch_size: int = MAX_BATCH) -> dict:
     st = PushStats()
     _push(engine, "CONTACT", build_contacts(engine, day, rules), client.upsert_contacts, st, batch_size)
-    # masters merged into others or split: their contacts leave the CRM (tasks are re-pointed)
+    # masters merged into others, split or erased: their contacts leave the CRM (tasks are re-pointed); so do
+    # those of masters the retention purge removed (queued on this ledger as TO_DELETE, the master row gone)
     with engine.begin() as conn:
         gone = [r[0] for r in conn.execute(
             select(crm_push.c.external_id).join(master_customer, master_customer.c.master_id == crm_push.c.external_id)
             .where(crm_push.c.kind == "CONTACT", crm_push.c.status == "SENT", master_customer.c.status != "ACTIVE"))]
-    for ext in gone:
+        gone += [r[0] for r in conn.execute(select(crm_push.c.external_id).where(
+            crm_push.c.kind == "CONTACT", crm_push.c.status == CRM_DELETE_QUEUED).order_by(crm_push.c.external_id))]
+    for ext in gone:   # a crash before the ledger says DELETED repeats the DELETE: a 404 then, nothing twice
         client.delete_contact(ext)
         with engine.begin() as conn:
             conn.execute(update(crm_push).where(crm_push.c.kind == "CONTACT", crm_push.c.external_id == ext)

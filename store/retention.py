@@ -15,7 +15,9 @@ Rules:
   sales is kept (claims keep the vehicle, which keeps its owner);
 * a source record (``customer_record``) goes when the row it was read from is gone; its contact points,
   vehicles and review links go with it; a master left without records goes (an ACTIVE one at once, a
-  MERGED / SPLIT pointer once older than the customers' cutoff) with its follow-up tasks.
+  MERGED / SPLIT pointer once older than the customers' cutoff) with its follow-up tasks, and the CRM
+  contact pushed for it is queued for deletion on the CRM sync ledger (``crm_push`` status
+  ``TO_DELETE``; the next contact push deletes it once).
 """
 from __future__ import annotations
 
@@ -23,10 +25,11 @@ import json
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import ColumnElement, Connection, DateTime, Table, and_, delete, exists, func, insert, not_, or_, select
+from sqlalchemy import (ColumnElement, Connection, DateTime, Table, and_, delete, exists, func, insert, not_, or_,
+                        select, update)
 
-from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, claim_submission, crm_activity, crm_contact,
-                                     crm_lead, customer_record, followup_task, ingest_file, master_audit,
+from dealersync.store.tables import (CRM_DELETE_QUEUED, FEED_TABLES, claim_status_snapshot, claim_submission,
+                                     crm_activity, crm_contact, crm_lead, crm_push, customer_record, followup_task, ingest_file, master_audit,
                                      master_contact, master_customer, master_vehicle, match_link, purge_run,
                                      quarantine, sftp_transfer, survey_push, value_issue)
 
@@ -40,6 +43,7 @@ class Target:
     table: Table
     where: ColumnElement
     date_col: ColumnElement | None = None
+    values: dict | None = None   # update the rows with these values instead of deleting them
 
 
 def _same_dealer_ref(table, col, ref_table, ref_col) -> ColumnElement:
@@ -85,6 +89,12 @@ def targets(cut: dict[str, datetime]) -> list[Target]:
     mc = master_customer
     empty = ~exists().where(cr.c.master_id == mc.c.master_id)
     gone_master = and_(empty, or_(mc.c.status == "ACTIVE", mc.c.updated_at < cut["customers"]))
+    # the CRM holds a contact for each master pushed: its delete is queued on the CRM sync ledger, and the
+    # next contact push sends it once (crm_sync.push_contacts); the master row itself leaves the store
+    out.append(Target("crm_push (CRM delete queued)", "customers", crm_push,
+                      and_(crm_push.c.kind == "CONTACT", crm_push.c.status.in_(("SENT", "ERROR")),
+                           crm_push.c.external_id.in_(select(mc.c.master_id).where(gone_master))),
+                      values={"status": CRM_DELETE_QUEUED}))
     out.append(Target("followup_task (master gone)", "customers", followup_task,
                       followup_task.c.master_id.in_(select(mc.c.master_id).where(gone_master))))
     out.append(Target("master_customer", "customers", mc, gone_master))
@@ -127,6 +137,8 @@ def younger_than(t: Target, floor: datetime) -> ColumnElement | None:
 
 
 def delete_rows(conn: Connection, t: Target) -> int:
+    if t.values is not None:
+        return conn.execute(update(t.table).where(t.where).values(**t.values)).rowcount or 0
     return conn.execute(delete(t.table).where(t.where)).rowcount or 0
 
 

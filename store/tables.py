@@ -343,13 +343,15 @@ crm_activity = Table(
     Column("pulled_at", DateTime, nullable=False),
 )
 
+CRM_DELETE_QUEUED = "TO_DELETE"   # crm_push: the master left the store (retention); its CRM contact goes next push
+
 crm_push = Table(
     "crm_push", metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("kind", String(8), nullable=False),             # CONTACT, TASK
     Column("external_id", String(64), nullable=False),
     Column("content_hash", String(64), comment="what the CRM holds; NULL = never accepted"),
-    Column("status", String(10), nullable=False),          # SENT, ERROR, DELETED
+    Column("status", String(10), nullable=False),          # SENT, ERROR, TO_DELETE, DELETED
     Column("result", String(10), comment="created, updated, unchanged, error"),
     Column("crm_id", String(64)),
     Column("error_code", String(32)), Column("message", Text),
