@@ -140,8 +140,10 @@ def cmd_resolve_file(args, settings) -> int:
 
 def cmd_resolve(args, settings) -> int:
     from dealersync.resolution import service
+    from dealersync.store.locks import RESOLVE, job_lock
     engine = _engine(settings)
-    with engine.begin() as conn:
+    with job_lock(engine, RESOLVE, wait_seconds=settings.lock_wait_seconds, stale_seconds=settings.load_stale_seconds), \
+            engine.begin() as conn:   # one resolve at a time on a store: a second waits, or stops saying who runs
         stats = service.resolve(conn, full=args.full, precedence=settings.resolution_source_precedence).as_dict()
     if args.json:
         print(json.dumps(stats, default=str))

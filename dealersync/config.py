@@ -66,6 +66,8 @@ class Settings(BaseSettings):
     load_stale_seconds: float = Field(3600.0, gt=0, description="a load claimed by a process on another host "
                                       "that gave no sign for this long is taken over (SQLite; PostgreSQL sees a "
                                       "dead holder at once)")
+    lock_wait_seconds: float = Field(600.0, ge=0, description="a job that runs one at a time (resolve) waits this "
+                                     "long for another process running it, then stops with a message naming it")
     claim_stale_seconds: float = Field(600.0, gt=0, description="a claim submission left SENDING this long by a "
                                        "process on another host is sent again (same BODID)")
     max_workbook_bytes: int = Field(256 << 20, ge=1 << 20, description="a workbook whose parts decompress to more "

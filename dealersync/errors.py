@@ -68,6 +68,11 @@ class ContractViolation(DealersyncError, TerminalException):
         super().__init__(message)
 
 
+class StoreBusy(TransientError):
+    """Another process holds the store lock of a job that runs one at a time (``dealersync resolve``):
+    waited for it as long as configured (``lock_wait_seconds``); another try later may succeed."""
+
+
 class DeadlineExceeded(TransientError):
     """An HTTP call ran past its overall deadline (a slow or trickling server); ``retry_after``: None."""
 

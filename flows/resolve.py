@@ -5,6 +5,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
 from dealersync.resolution import service
 from dealersync.store.db import make_engine, upgrade
+from dealersync.store.locks import RESOLVE, job_lock
 
 from .common import flow, task, settings_with_privacy, task_runner
 
@@ -41,6 +42,7 @@ def _resolve_on_runner(full: bool) -> dict:
     normalisation fans out in partitions through this flow's task runner."""
     s = settings_with_privacy()
     engine = make_engine(s.effective_database_url)
-    with engine.begin() as conn:
+    with job_lock(engine, RESOLVE, wait_seconds=s.lock_wait_seconds, stale_seconds=s.load_stale_seconds), \
+            engine.begin() as conn:   # one resolve at a time on a store (a CLI run too)
         return service.resolve(conn, full=full, precedence=s.resolution_source_precedence, mapper=_mapper,
                                partition_rows=s.resolution_partition_rows).as_dict()

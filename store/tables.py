@@ -509,3 +509,13 @@ purge_run = Table(
     Column("policy", Text, nullable=False, comment="JSON: days kept per kind of record"),
     Column("result", Text, nullable=False, comment="JSON: rows deleted per table"),
 )
+
+
+store_lock = Table(
+    "store_lock", metadata,
+    Column("name", String(64), primary_key=True, comment="the job: resolve"),
+    Column("holder", String(128), nullable=False, comment="host:pid of the process running it"),
+    Column("since", DateTime, nullable=False),
+    comment="one process at a time per job (store/locks.py); on SQLite the row is the lock, on PostgreSQL "
+            "an advisory lock is, and the row says who holds it",
+)
