@@ -45,14 +45,16 @@ def main() -> int:
     a = ap.parse_args()
     root = Path(a.keep or tempfile.mkdtemp(prefix="pii-scan-"))
     root.mkdir(parents=True, exist_ok=True)
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DEALERSYNC_"))}
+    keep = ("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS",)   # a loaded machine starts the server slowly
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_", "DEALERSYNC_")) or k in keep}
     env.update(PREFECT_HOME=str(root / "prefect"), PREFECT_SERVER_ANALYTICS_ENABLED="false",
                DEALERSYNC_DATA_DIR=str(root / "data"))
     r = subprocess.run([str(Path(sys.executable).parent / "dealersync"), "--debug", "demo", "--rows", str(a.rows)],
                        env=env, capture_output=True, text=True, cwd=root, timeout=1800)
     places = {"stdout": r.stdout, "stderr": r.stderr}
     con = sqlite3.connect(root / "prefect" / "prefect.db")
-    for t in RUN_TABLES:
+    have = {n for (n,) in con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    for t in [t for t in RUN_TABLES if t in have]:   # artifact_collection: only in newer Prefect servers
         places[f"prefect.db {t}"] = "\n".join(repr(row) for row in con.execute(f'SELECT * FROM "{t}"'))
     con.close()
     places.update(data_places(root))

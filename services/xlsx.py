@@ -154,19 +154,33 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
         for j, c in enumerate(sheet.columns, 1):
             cell = _put(ws, head + 1 + i, j, row[j - 1] if j - 1 < len(row) else None, c.kind)
             cell.border = _BOX
+            if c.kind in ("date", "datetime"):   # centred: a right-aligned date ran into the next column's text
+                cell.alignment = Alignment(horizontal="center")
             if sheet.marked and sheet.marked[i]:
                 cell.fill = _MARK_FILL
     if not sheet.rows:
         _put(ws, head + 1, 1, sheet.empty_text)
     # widths: header and cells, CJK counting two; the title and notes may overflow to the right
+    wrapped: list[tuple[int, float]] = []
     for j, c in enumerate(sheet.columns, 1):
         pad = 3 if c.kind == "text" else 5   # numbers and dates render wider than the default font's digits
         w = c.width or min(MAX_WIDTH, max(8, text_width(c.header) + 3,
                                           *(text_width(row[j - 1]) + pad for row in sheet.rows if j - 1 < len(row))))
         ws.column_dimensions[get_column_letter(j)].width = w
-        if w >= MAX_WIDTH:
+        if w >= MAX_WIDTH or any(_lines(row[j - 1], w) > 1 for row in sheet.rows if j - 1 < len(row)):
+            wrapped.append((j, w))   # capped, or a fixed width narrower than its text: wrapped, never cut
             for i in range(len(sheet.rows)):
                 ws.cell(row=head + 1 + i, column=j).alignment = Alignment(wrap_text=True, vertical="top")
+    # a wrapped cell's row is made tall enough for its lines (rows keep one line's height otherwise, and a
+    # printed page showed "到期（日均约 4" with the rest of the text hidden)
+    for i, row in enumerate(sheet.rows):
+        lines = max((_lines(row[j - 1], w) for j, w in wrapped if j - 1 < len(row)), default=1)
+        if lines > 1:
+            ws.row_dimensions[head + 1 + i].height = 15 * lines
+            for j in range(1, ncols + 1):   # the other cells of a tall row read from its top line
+                cell = ws.cell(row=head + 1 + i, column=j)
+                if not cell.alignment.wrap_text:
+                    cell.alignment = Alignment(horizontal=cell.alignment.horizontal, vertical="top")
     total = sum(ws.column_dimensions[get_column_letter(j)].width for j in range(1, ncols + 1))
     for row, line in note_rows:   # a merged cell does not grow by itself: room for the wrapped lines
         ws.row_dimensions[row].height = 15 * max(1, -(-int(text_width(line) * 1.1) // max(int(total), 1)))
@@ -185,6 +199,15 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
     ws.page_margins.left = ws.page_margins.right = 0.4
     ws.oddFooter.center.text = "第 &P 页 / 共 &N 页"
     ws.oddHeader.center.text = _header_text(sheet)
+
+
+def _lines(value, width: float) -> int:
+    """Printed lines of ``value`` wrapped in a column ``width`` characters wide (CJK counting two)."""
+    if value is None:
+        return 1
+    text = value if isinstance(value, str) else _display(value)
+    room = max(int(width) - 2, 1)
+    return sum(max(1, -(-text_width(part) // room)) for part in text.split("\n"))
 
 
 def _span(ws, r: int, ncols: int) -> int:

@@ -14,6 +14,7 @@ from collections import defaultdict
 
 from sqlalchemy import Connection, select
 
+from dealersync.services.surveys import is_dissatisfied, overall_score
 from dealersync.services.xlsx import Col, Sheet
 from dealersync.store.tables import FEED_TABLES
 
@@ -39,9 +40,9 @@ def _reaction(later: list[dict], contact: str, resolved) -> str:
         at = local(a["occurred_at"])
         if a["contact_external_id"] != contact or at is None or at < resolved:
             continue
-        scores = [x["numericValue"] for x in a["answers"] if x.get("numericValue") is not None]
-        if scores:
-            return f"满意度回访最低 {min(scores):g} 分"
+        overall = overall_score((x.get("factorCode"), x.get("numericValue")) for x in a["answers"])
+        if overall is not None:   # the same overall satisfaction as the CSI and RVWEEK reports
+            return f"满意度回访总体 {overall:g} 分" + ("（不满意）" if is_dissatisfied(overall) else "")
         return OUTCOMES.get(a["outcome"] or "", a["outcome"] or "")
     return "尚未回访"
 

@@ -12,6 +12,7 @@ from datetime import date, datetime
 from pathlib import Path
 
 import openpyxl
+import openpyxl.utils
 import pytest
 
 from dealersync.services.xlsx import Chart, Col, Sheet, text_width, workbook_bytes, write_workbook
@@ -126,6 +127,23 @@ def test_workbooks_print_whole_columns_on_landscape_pages(tmp_path):
         page_png(pdf, 2, PAGES_DIR / "followups-page2.png")
 
 
+def test_text_wider_than_its_column_wraps_on_a_row_tall_enough():
+    """A fixed-width column (内容 Subject, 46) narrower than its text printed one line of it, the rest
+    hidden ("到期（日均约 4"): such a cell wraps and its row is as tall as its lines."""
+    from dealersync.services.followups import FOLLOWUP_COLUMNS
+    rows = many_tasks(12)
+    ws = openpyxl.load_workbook(io.BytesIO(workbook_bytes([Sheet("保养提醒", FOLLOWUP_COLUMNS, rows, title="t")])))["保养提醒"]
+    j = [c.header for c in FOLLOWUP_COLUMNS].index("内容 Subject") + 1
+    width = ws.column_dimensions[openpyxl.utils.get_column_letter(j)].width
+    head = next(r for r in range(1, 6) if ws.cell(r, 1).value == "到期日 Due")
+    for i, row in enumerate(rows):
+        need = -(-text_width(row[j - 1]) // (int(width) - 2))
+        assert need >= 2
+        cell = ws.cell(head + 1 + i, j)
+        assert cell.alignment.wrap_text and ws.row_dimensions[head + 1 + i].height >= 15 * need
+        assert ws.cell(head + 1 + i, 1).alignment.horizontal == "center"   # the date no longer runs into 逾期
+
+
 def _report_sheets() -> dict[str, list[Sheet]]:
     """Each report's sheets, filled the way the services fill them, with realistic volumes."""
     from dealersync.services.reports import complaints, managers, rvweek, salesday
@@ -146,7 +164,7 @@ def _report_sheets() -> dict[str, list[Sheet]]:
           "totals": {"received": 40, "within_24h": 16, "within_48h": 32, "open": 8},
           "items": [{"id": f"A{i:09x}", "opened": at, "category": "维修质量", "department": "售后服务部", "name": "广州市某某物流有限公司",
                      "mobile": "139****0001", "document": "LSVAG2180E2100150", "resolved": at, "hours": 20.5,
-                     "resolution": "已解决，用时 20.5 小时", "reaction": "满意度回访最低 9 分"} for i in range(40)]}
+                     "resolution": "已解决，用时 20.5 小时", "reaction": "满意度回访总体 9 分"} for i in range(40)]}
     pm = {"month": "2026-11", "no_consent": 74,
           "items": [{"due": date(2026, 11, 1 + i % 28), "overdue": i % 5 == 0, "vin": f"LSVAG2180E21{i:05d}", "plate": "粤A12345",
                      "model": "途观L 330TSI 两驱智享版", "name": "王*", "mobile": "138****5678", "last_visit": date(2026, 5, 1),
