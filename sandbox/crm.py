@@ -432,7 +432,8 @@ def _seed_leads(store: Store, n: int, seed: int) -> None:
 
 def _call_centre(store: Store, ext: str, contact: dict) -> None:
     """The call centre's work on a new contact, deterministic per externalId: about one in three gets
-    a return-visit call, one in four a CSI survey, one in twenty a complaint."""
+    a return-visit call, one in four a CSI survey (five factors and the overall question, 1-10), one in
+    twenty a complaint."""
     h = int(hashlib.sha256(ext.encode()).hexdigest()[:8], 16)
     rng = random.Random(h)
     at = _now() - timedelta(hours=rng.randrange(1, 72))
@@ -440,9 +441,15 @@ def _call_centre(store: Store, ext: str, contact: dict) -> None:
     if h % 3 == 0:
         acts.append({"type": "RETURN_VISIT_CALL", "outcome": rng.choice(["REACHED", "REACHED", "NOT_REACHED"])})
     if h % 4 == 1:
+        # about one respondent in eight is unhappy overall; a happy one may still score a factor 6
+        pool = [3, 4, 5, 6, 6, 7] if rng.random() < 0.125 else [6, 7, 8, 9, 10, 10]
+        scores = [rng.choice(pool) for _ in CSI_FACTORS]
+        overall = min(10, max(1, round(sum(scores) / len(scores)) + rng.choice([-1, 0, 0, 1])))
         acts.append({"type": "SURVEY", "surveyType": "CSI", "outcome": "REACHED",
-                     "answers": [{"questionId": f"Q{i + 1}", "factorCode": f, "numericValue": rng.choice([6, 7, 8, 9, 10, 10]),
-                                  "textValue": None} for i, f in enumerate(CSI_FACTORS)]})
+                     "answers": [{"questionId": f"Q{i + 1}", "factorCode": f, "numericValue": v, "textValue": None}
+                                 for i, (f, v) in enumerate(zip(CSI_FACTORS, scores))]
+                     + [{"questionId": f"Q{len(CSI_FACTORS) + 1}", "factorCode": "OVERALL", "numericValue": overall,
+                         "textValue": None}]})
     if h % 20 == 7:
         acts.append({"type": "COMPLAINT", "outcome": "REACHED",
                      "complaint": {"category": rng.choice(["维修质量", "服务态度", "等待时间", "价格"]),
