@@ -44,7 +44,7 @@ def db(request, tmp_path):
         url = f"{PG_URL}?options=-csearch_path%3D{schema}"
         engine = make_engine(url)
     upgrade(engine)
-    files = generate(tmp_path / "drop", rows=300, seed=11)
+    files = generate(tmp_path / "drop", rows=150, seed=11)
     for feed in ("customers", "vehicles", "vehicle_sales", "repair_orders"):
         ingest_file(engine, files[feed])
     yield url, engine
