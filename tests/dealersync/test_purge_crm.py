@@ -53,3 +53,17 @@ def test_purged_masters_leave_the_crm_once(store, tmp_path):  # noqa: F811
         with store.begin() as c:
             assert set(c.execute(select(crm_push.c.status).where(crm_push.c.external_id.in_(purged))).scalars()) \
                 == {"DELETED"}
+
+
+def test_an_erased_customer_leaves_the_crm_once(store, tmp_path):  # noqa: F811
+    from dealersync.store import personal
+    with crm_server(tmp_path) as url:
+        client = client_for(url)
+        crm_sync.push_contacts(store, client, DAY, Rules())
+        mid = sorted(_active(store))[0]
+        with store.begin() as c:
+            assert personal.erase_customer(c, mid, actor="test", reason="PIPL art. 47")
+        assert crm_sync.push_contacts(store, client, DAY, Rules())["deleted"] == 1
+        assert requests.get(f"{url}/crm/v1/contacts/{mid}", headers=TOKEN).status_code == 404
+        assert crm_sync.push_contacts(store, client, DAY, Rules())["deleted"] == 0
+        assert stats(url)["by_path"].get(f"/crm/v1/contacts/{mid}") == 2   # one DELETE, then the GET above
