@@ -254,9 +254,9 @@ def csi_sheets(fig: dict, dealer: str) -> list[Sheet]:
     the dissatisfied customers (as :func:`csi_figures` lists them, mobiles masked) and the 6-month trend
     (a chart only with two or more months of data)."""
     overall = "无" if fig["overall"] is None else f"{fig['overall']:.2f}"
-    overview = Sheet("满意度概览", [Col("因子代码 Factor"), Col("因子 Name"), Col("得分 Score", "decimal"),
+    overview = Sheet("满意度概览", [Col("因子 Factor"), Col("因子代码 Code"), Col("得分 Score", "decimal"),
                                  Col("样本 Responses", "int")],
-                     [[f["factor"], f["name"], f["score"], f["responses"]] for f in fig["factors"]],
+                     [[f["name"], f["factor"], f["score"], f["responses"]] for f in fig["factors"]],
                      title=f"售后满意度月报 {dealer} {fig['month']}",
                      notes=[f"本月回访样本 {fig['responses']} 份，总体得分 {overall}（满分 10），"
                             f"不满意客户 {len(fig['dissatisfied'])} 位；基盘客户 {fig['owners']} 位，"
@@ -264,7 +264,9 @@ def csi_sheets(fig: dict, dealer: str) -> list[Sheet]:
     dis = Sheet("不满意客户", [Col("问卷 Survey"), Col("客户编号 Master"), Col("客户 Customer"), Col("手机 Mobile"),
                            Col("总体满意度 Overall", "decimal"), Col("最低因子分 Lowest", "decimal"),
                            Col("处理状态 Resolution")],
-                [[x["survey"], x["master_id"], x.get("name") or x.get("company") or "（未登记姓名）", x["mobile"],
+                [[x["survey"], x["master_id"],
+                  "（未同意共享，不列身份）" if x["master_id"] is None else x.get("name") or x.get("company") or "（未登记姓名）",
+                  x["mobile"],
                   x.get("overall"), x["lowest_score"], x["resolution"]] for x in fig["dissatisfied"]],
                 title=f"不满意客户 {fig['month']}",
                 notes=[f"共 {len(fig['dissatisfied'])} 位（总体满意度 ≤ {DISSATISFIED_AT} 分）。", DEFINITION])

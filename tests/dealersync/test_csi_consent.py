@@ -69,6 +69,7 @@ def test_csi_counts_customers_only_and_names_only_consenting_ones_masked(store):
     wb = openpyxl.load_workbook(io.BytesIO(surveys.write_csi_xlsx(fig, "GZ0012")))
     text = " ".join(str(v) for ws in wb for row in ws.iter_rows(values_only=True) for v in row if v is not None)
     assert find_pii(text) == []
+    assert text.count("（未同意共享，不列身份）") == 4          # withheld, not "name not registered"
     for mid, name, mobile in yes + others:
         assert name not in text and mobile not in text
     for mid, _, _ in others:
