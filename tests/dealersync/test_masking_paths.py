@@ -129,8 +129,9 @@ def test_masked_error_keeps_retryable_and_kind_and_pickles():
 
 def test_two_concurrent_resolve_runs_leak_nothing(pg_schema, tmp_path):
     """The issue's second reproduction: two `dealersync resolve` processes race on PostgreSQL; the loser
-    fails on a unique key (a race the resolution owner serialises) and its error quoted every parameter
-    of the batch insert: mobiles and resident IDs by the hundred."""
+    failed on a unique key and its error quoted every parameter of the batch insert: mobiles and
+    resident IDs by the hundred. Resolve now runs one at a time (store/locks.py; the race itself is
+    tests/store/test_resolve_lock.py): whatever either prints stays masked."""
     eng = make_engine(pg_schema)
     upgrade(eng)
     files = generate(tmp_path / "drop", rows=200, seed=7)
