@@ -325,8 +325,10 @@ def merge_pairs(cl: Clusters, pairs: pd.DataFrame, scored: "Scored | None" = Non
 
 def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None, names: np.ndarray | None = None,
             genders: np.ndarray | None = None, force_link: list[tuple[int, int]] = (),
-            force_split: list[tuple[int, int]] = ()) -> np.ndarray:
-    """Cluster label (smallest member position) for each of n records, from MERGE pairs best-first."""
+            force_split: list[tuple[int, int]] = (), keys: dict[str, np.ndarray] | None = None) -> np.ndarray:
+    """Cluster label (smallest member position) for each of n records, from MERGE pairs best-first, then
+    the REVIEW pairs whose masters share a full name, then masters joined on their added-up evidence
+    (``keys``: record values compared between two masters, see ``join_on_cluster_evidence``)."""
     cl = Clusters(n, ids, names, genders)
     for a, b in force_split:
         cl.forbid(a, b)
@@ -334,6 +336,7 @@ def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None, names: n
         cl.union(a, b, force=True)
     merge_pairs(cl, pairs)
     join_on_cluster_names(cl, pairs)
+    join_on_cluster_evidence(cl, pairs, keys)
     return cl.labels()
 
 
@@ -352,4 +355,167 @@ def join_on_cluster_names(cl: Clusters, pairs: pd.DataFrame) -> int:
         na, nb = cl.names.get(ra), cl.names.get(rb)
         if ra != rb and na and nb and not na.isdisjoint(nb) and cl.union(ra, rb, name_edge=False):
             joined += 1
+    return joined
+
+
+# evidence bits of a pair (``pairs["evidence_mask"]``, set by the model's decide)
+EV_MOBILE, EV_VIN, EV_PLATE, EV_EMAIL, EV_ID, EV_OWN_MOBILE, EV_ADDRESS, EV_VIN_TYPO = (1 << i for i in range(8))
+EV_STRONG = EV_MOBILE | EV_VIN | EV_PLATE | EV_EMAIL | EV_ID
+EV_PERSONAL = EV_VIN | EV_PLATE | EV_EMAIL | EV_ID        # what a household does not share
+# ``pairs["name_rel"]``: 3 the names agree, 2 close or one surname (a typo), 1 a placeholder's surname, 0 none
+
+
+def _popcount(x: np.ndarray) -> np.ndarray:
+    x = np.asarray(x, dtype=np.int64)
+    return sum((x >> i) & 1 for i in range(8))
+
+
+def _key_codes(keys: dict[str, np.ndarray] | None) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Per key column: (positions of the records holding a value, the value as an integer code)."""
+    out = []
+    for v in (keys or {}).values():
+        codes, _ = pd.factorize(pd.Series(v, dtype=object))
+        idx = np.flatnonzero(codes >= 0)
+        if len(idx):
+            out.append((idx, codes[idx].astype(np.int64)))
+    return out
+
+
+def _disagreeing(lab: np.ndarray, codes: list[tuple[np.ndarray, np.ndarray]], gid: np.ndarray, root: np.ndarray,
+                 side: np.ndarray, n_groups: int) -> np.ndarray:
+    """Per group of masters (``gid``; side 0 the joining master, side 1 its partners): whether both
+    sides hold a value of some key (VIN, plate, e-mail, mobile, ID) and no value in common."""
+    out = np.zeros(n_groups, dtype=bool)
+    members = pd.DataFrame({"gid": gid, "root": root, "side": side})
+    for idx, code in codes:
+        r = lab[idx]
+        keep = np.isin(r, root)
+        recs = pd.DataFrame({"root": r[keep], "val": code[keep]}).drop_duplicates()
+        x = members.merge(recs, on="root")
+        if x.empty:
+            continue
+        sides = x.groupby("gid")["side"].nunique()
+        both = sides.index[sides.to_numpy() == 2].to_numpy()
+        common = x.drop_duplicates(["gid", "val", "side"]).groupby(["gid", "val"]).size()
+        common = common[common.to_numpy() == 2].index.get_level_values(0).unique().to_numpy()
+        out[np.setdiff1d(both, common)] = True
+    return out
+
+
+def _master_rule(m: np.ndarray, rel: np.ndarray, named_pair: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """For master pairs with the evidence ``m`` (bits, OR-ed over their record pairs), the best name
+    relation ``rel`` of their record pairs and whether both hold a full name: (joined outright,
+    joined if no key disagrees). A master without a full name joins outright on two different
+    strong identifiers (issue 18: one alone goes to review); a placeholder of the same surname
+    (张先生, 卢总) on a mobile no other name uses, or a nameless master on such a mobile and the same
+    address, joins if nothing disagrees; so does a name one typo from the other (王晓明 / 王晓敏, the
+    "close" level) on an identifier a household does not share (VIN, plate, e-mail, ID)."""
+    kinds = _popcount(m & EV_STRONG)
+    own = (m & EV_OWN_MOBILE) > 0
+    nameless = ~named_pair
+    outright = nameless & (kinds >= 2)
+    guarded = ((nameless & own & (rel >= 1)) | (nameless & own & ((m & EV_ADDRESS) > 0))
+               | (named_pair & (rel == 2) & ((m & EV_PERSONAL) > 0)))
+    return outright, guarded & ~outright
+
+
+def join_on_cluster_evidence(cl: Clusters, pairs: pd.DataFrame, keys: dict[str, np.ndarray] | None = None,
+                             rounds: int = 3) -> int:
+    """Third pass, master against master: the evidence of all record pairs between two masters added
+    up. A master without a full name (blank and placeholder records) joins the named master with
+    which two or more different strong identifiers agree (``pairs["evidence_mask"]``) and no record
+    pair conflicts (``pairs["conflict"]``): a service record with the mobile of one record of 张磊 and
+    the VIN of another is 张磊's, though no one record shares two with it. Several named masters of one
+    full name count as one (and are joined too); a nameless master matching masters of different
+    names joins the one that has the evidence, or none if several have. Weaker evidence
+    (``_master_rule``'s guarded joins) also needs no key to disagree between the two sides (both hold
+    a VIN, a mobile, ... and none in common). Returns the number of joins."""
+    if "evidence_mask" not in pairs or not len(pairs):
+        return 0
+    n = len(cl.parent)
+    mask = pairs["evidence_mask"].to_numpy().astype(np.int64)
+    conflict = pairs["conflict"].to_numpy().astype(bool)
+    rel = pairs["name_rel"].to_numpy().astype(np.int8)
+    sel = (mask > 0) | conflict
+    l0, r0 = pairs["l"].to_numpy()[sel], pairs["r"].to_numpy()[sel]
+    mask, conflict, rel = mask[sel], conflict[sel], rel[sel]
+    codes = _key_codes(keys)
+    joined = 0
+    for _ in range(rounds):
+        lab = cl.labels()
+        a, b = lab[l0], lab[r0]
+        diff = a != b
+        if not diff.any():
+            break
+        key = np.minimum(a, b)[diff].astype(np.int64) * n + np.maximum(a, b)[diff]
+        uniq, inv = np.unique(key, return_inverse=True)
+        m = np.zeros(len(uniq), dtype=np.int64)
+        np.bitwise_or.at(m, inv, mask[diff])
+        c = np.zeros(len(uniq), dtype=bool)
+        np.logical_or.at(c, inv, conflict[diff])
+        rl = np.zeros(len(uniq), dtype=np.int8)
+        np.maximum.at(rl, inv, rel[diff])
+        A, B = uniq // n, uniq % n
+        named = np.zeros(n, dtype=bool)
+        if cl.names:
+            named[np.fromiter((k for k, v in cl.names.items() if v), dtype=np.int64)] = True
+        na, nb = named[A], named[B]
+        keep = ~c & ((na ^ nb) | (na & nb & (rl == 2)))
+        A, B, m, rl, na, nb = A[keep], B[keep], m[keep], rl[keep], na[keep], nb[keep]
+        if not len(A):
+            break
+        flip = na & ~nb                     # x: the master without a name (or the smaller root) joins y
+        x, y = np.where(flip, B, A), np.where(flip, A, B)
+        both = na & nb
+        # one representative name per named master: partners of one name count as one master
+        ys = np.unique(y)
+        rep_of = {}
+        rep = np.fromiter((rep_of.setdefault(min(cl.names[int(v)]), len(rep_of)) for v in ys), np.int64, len(ys))
+        yrep = rep[np.searchsorted(ys, y)]
+        f = pd.DataFrame({"x": x, "y": y, "m": m, "rel": rl, "yrep": yrep, "both": both})
+        nl = f[~both]
+        reps = nl.groupby("x")["yrep"].transform("nunique").to_numpy()
+        one = nl[reps == 1]
+        # one name among the partners: their evidence added up
+        gx, ginv = np.unique(one["x"].to_numpy(), return_inverse=True)
+        gm = np.zeros(len(gx), dtype=np.int64)
+        np.bitwise_or.at(gm, ginv, one["m"].to_numpy())
+        grl = np.zeros(len(gx), dtype=np.int8)
+        np.maximum.at(grl, ginv, one["rel"].to_numpy())
+        out, guard = _master_rule(gm, grl, np.zeros(len(gx), dtype=bool))
+        okx = (out | guard)
+        sel_one = one[okx[ginv]]
+        guard_one = guard[ginv][okx[ginv]]
+        # partners of several names: only the one holding evidence enough, if one alone does
+        many = nl[reps > 1]
+        o2, g2 = _master_rule(many["m"].to_numpy(), many["rel"].to_numpy(), np.zeros(len(many), dtype=bool))
+        hit = many[o2 | g2].assign(guard=g2[o2 | g2])
+        hit = hit[hit.groupby("x")["y"].transform("size").to_numpy() == 1]
+        # two named masters, one name a typo of the other
+        nm = f[both]
+        o3, g3 = _master_rule(nm["m"].to_numpy(), nm["rel"].to_numpy(), np.ones(len(nm), dtype=bool))
+        nm = nm[o3 | g3].assign(guard=g3[o3 | g3])
+        todo = pd.concat([pd.DataFrame({"x": sel_one["x"].to_numpy(), "y": sel_one["y"].to_numpy(), "guard": guard_one}),
+                          hit[["x", "y", "guard"]], nm[["x", "y", "guard"]]], ignore_index=True)
+        if todo.empty:
+            break
+        gid = pd.factorize(todo["x"])[0]
+        todo["gid"] = gid
+        bad = np.zeros(gid.max() + 1, dtype=bool)
+        if codes:
+            g = todo[todo["guard"].to_numpy()]
+            if len(g):
+                xs = g.drop_duplicates("gid")
+                bad = _disagreeing(lab, codes, np.r_[xs["gid"].to_numpy(), g["gid"].to_numpy()],
+                                   np.r_[xs["x"].to_numpy(), g["y"].to_numpy()],
+                                   np.r_[np.zeros(len(xs), dtype=np.int8), np.ones(len(g), dtype=np.int8)], len(bad))
+        todo = todo[~bad[todo["gid"].to_numpy()]]
+        n0 = joined
+        for xv, yv in zip(todo["x"].to_numpy(), todo["y"].to_numpy()):
+            rx, ry = cl.find(int(xv)), cl.find(int(yv))
+            both_named = bool(cl.names.get(rx)) and bool(cl.names.get(ry))
+            if rx != ry and cl.union(rx, ry, name_edge=both_named):
+                joined += 1
+        if joined == n0:
+            break
     return joined

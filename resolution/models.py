@@ -7,6 +7,10 @@ Precision first. A dealer pair is merged only on identity evidence with no confl
   order) and at least one non-shared contact or vehicle agreeing (mobile, e-mail, VIN within a typo,
   plate, address); a close name (same surname, similar pinyin) needs two of them; or
 - a placeholder (张先生) agreeing on the surname with both the VIN and a non-shared mobile.
+Whole masters are then compared too (``engine.join_on_cluster_evidence``): the evidence of all their
+record pairs added up, so a nameless master joins on two strong identifiers though no one record
+shares both, and a placeholder of the same surname on a mobile no other name uses joins if no
+identifier disagrees.
 A conflict (two different IDs, different genders, different names) forbids a merge. Shared contact
 details with different names make a HOUSEHOLD link, never a merge. Pairs scoring high without
 identity evidence go to REVIEW. A mobile used by many different names (a salesperson's own phone, a
@@ -20,7 +24,8 @@ import numpy as np
 
 from . import defaults
 
-from .engine import HOUSEHOLD, MERGE, NONE, REVIEW, Comparison, Model, Scored
+from .engine import (EV_ADDRESS, EV_EMAIL, EV_ID, EV_MOBILE, EV_OWN_MOBILE, EV_PLATE, EV_VIN, EV_VIN_TYPO, HOUSEHOLD,
+                     MERGE, NONE, REVIEW, Comparison, Model, Scored)
 
 MODEL_VERSION = "dealer-2"
 SHARED_MOBILE_NAMES = 5   # a mobile seen with this many different (non-placeholder) names identifies nobody
@@ -143,6 +148,14 @@ def decide_dealer(s: Scored) -> np.ndarray:
     merge = person_merge | org_merge
     review = ~merge & ~org & ~conflict & (((no_name | name_close) & (strong >= 1)) | (name_sur & (personal >= 1)) | ((name_strong | name_close) & ((strong >= 1) | address | vin) & (w >= s.model.review_weight)))
     s.pairs["evidence"] = strong.astype(np.int8)
+    # which identifiers agree, whether the pair conflicts and how the names relate: the clustering adds
+    # them up over whole masters (``engine.join_on_cluster_evidence``)
+    own = s.level("mobile", "own")
+    s.pairs["evidence_mask"] = (mob * EV_MOBILE + vin_exact * EV_VIN + plate * EV_PLATE + email * EV_EMAIL
+                                + id_exact * EV_ID + own * EV_OWN_MOBILE + address_exact * EV_ADDRESS
+                                + (vin & ~vin_exact) * EV_VIN_TYPO).astype(np.int16)
+    s.pairs["conflict"] = conflict
+    s.pairs["name_rel"] = np.select([name_strong, name_close, name_weak], [3, 2, 1], 0).astype(np.int8)
     household = ~merge & ~review & (name_conflict | name_sur) & (mob | s.level("address", "exact", "building")
                                                     | s.level("mobile", "agree_shared"))
     out = np.full(len(w), NONE, dtype=object)

@@ -77,10 +77,13 @@ def resolve_frame(df: pd.DataFrame, model=DEALER, threads: int | None = None, no
 def identities(norm: pd.DataFrame) -> dict:
     """The per-record values a cluster may hold only one of (``engine.cluster``'s keywords): the valid
     resident ID (destroyed ones are no identity), the full name (placeholders and blanks are none)
-    and the gender of a person."""
-    d = derived(norm[[c for c in ("id_valid",) if c in norm]])
+    and the gender of a person; and the identifiers two masters compare (``keys``)."""
+    d = derived(norm[[c for c in ("id_valid", "vin", "plate", "email", "mobile") if c in norm]])
     out = {"ids": d["id_valid"].to_numpy(dtype=object, na_value=None)} if "id_valid" in d else {}
     person = (norm["customer_type"] != "ORGANISATION").to_numpy() if "customer_type" in norm else True
+    # the keys two masters compare when weak evidence joins them (``engine.join_on_cluster_evidence``)
+    out["keys"] = {c: d[c].to_numpy(dtype=object, na_value=None) for c in ("vin", "plate", "email", "id_valid", "mobile")
+                   if c in d}
     for key, col in (("names", "name_key"), ("genders", "gender")):   # an organisation's names are contacts
         if col in norm:
             out[key] = np.where(person, norm[col].to_numpy(dtype=object, na_value=None), None)

@@ -136,3 +136,58 @@ def test_clustering_force_split_and_force_link():
     pairs = pd.DataFrame({"l": [0], "r": [1], "weight": [30.0], "decision": [MERGE]})
     assert len(set(engine.cluster(3, pairs, force_split=[(0, 1)]))) == 3
     assert len(set(engine.cluster(3, pairs, force_link=[(1, 2)]))) == 1
+
+
+# ------------------------------------------------------------------ whole masters (issue 18)
+
+def masters(trained, rows: list[dict]) -> list[int]:
+    """Master of each of ``rows`` (numbered in order of first appearance), resolved among the background
+    records with the shipped clustering: record pairs, then whole masters' added-up evidence."""
+    bg, params = trained
+    df = pd.DataFrame([{"source": "T", "source_id": str(i), **r} for i, r in enumerate(rows)])
+    norm = pd.concat([normalise_records(df), bg], ignore_index=True)
+    con = engine.connect()
+    resolve.load_records(con, norm)
+    scored = engine.score(con, DEALER, params=params)
+    con.close()
+    labels = engine.cluster(len(norm), scored.pairs, **resolve.identities(norm))[:len(rows)]
+    first: dict[int, int] = {}
+    return [first.setdefault(int(x), len(first)) for x in labels]
+
+
+M3, M4 = "13911112222", "13733334444"
+PLATE = "粤A12345"
+MASTER_CASES = [
+    # a nameless record sharing the mobile of one of 张磊's records and the VIN of another: two identifiers
+    ("nameless: mobile of one record, VIN of another", [dict(name="张磊", mobile=M1, email="zl@qq.com"),
+      dict(name="张磊", vin=VIN, email="zl@qq.com"), dict(mobile=M1, vin=VIN, plate=PLATE)], [0, 0, 0]),
+    ("nameless: one identifier alone stays apart", [dict(name="张磊", mobile=M1), dict(mobile=M1, plate=PLATE)],
+     [0, 1]),
+    ("nameless: own mobile and the same address", [dict(name="张磊", mobile=M1, address=ADDR),
+      dict(mobile=M1, address=ADDR, vin=VIN)], [0, 0]),
+    ("nameless: mobile and address, another car", [dict(name="张磊", mobile=M1, address=ADDR, vin=VIN2),
+      dict(mobile=M1, address=ADDR, vin=VIN)], [0, 1]),
+    ("placeholder: surname and a mobile no other name uses", [dict(name="张伟", mobile=M1), dict(name="张先生", mobile=M1)],
+     [0, 0]),
+    ("placeholder: another surname", [dict(name="张伟", mobile=M1), dict(name="李先生", mobile=M1)], [0, 1]),
+    ("placeholder: another car", [dict(name="张伟", mobile=M1, vin=VIN2), dict(name="张先生", mobile=M1, vin=VIN)],
+     [0, 1]),
+    # the household's phone: two names use it, so a placeholder on it is nobody in particular
+    ("placeholder on a household phone", [dict(name="张伟", mobile=M1, address=ADDR),
+      dict(name="张丽", mobile=M1, address=ADDR), dict(name="张女士", mobile=M1)], [0, 1, 2]),
+    # two masters of one name, each sharing one identifier with a nameless record: one person
+    ("nameless between two masters of one name", [dict(name="余柳", mobile=M3, email="yl@qq.com"),
+      dict(name="余柳", id_number=ID_F, vin=VIN), dict(mobile=M3, vin=VIN, plate=PLATE)], [0, 0, 0]),
+    ("nameless between two different names", [dict(name="张伟", mobile=M3), dict(name="李娜", vin=VIN),
+      dict(mobile=M3, vin=VIN)], [0, 1, 2]),
+    ("a name one typo away with the VIN", [dict(name="王晓明", vin=VIN, mobile=M4), dict(name="王晓敏", vin=VIN)],
+     [0, 0]),
+    ("two names of one surname with the VIN", [dict(name="陈勇", vin=VIN), dict(name="陈兵", vin=VIN)], [0, 1]),
+    ("a name one typo away, another mobile", [dict(name="王晓明", vin=VIN, mobile=M4), dict(name="王晓敏", vin=VIN, mobile=M3)],
+     [0, 1]),
+]
+
+
+@pytest.mark.parametrize("label,rows,expected", MASTER_CASES, ids=[c[0] for c in MASTER_CASES])
+def test_master_evidence(trained, label, rows, expected):
+    assert masters(trained, rows) == expected
