@@ -27,7 +27,7 @@ from . import defaults
 from .engine import (EV_ADDRESS, EV_EMAIL, EV_ID, EV_MOBILE, EV_OWN_MOBILE, EV_PLATE, EV_VIN, EV_VIN_TYPO, HOUSEHOLD,
                      MERGE, NONE, REVIEW, Comparison, Model, Scored)
 
-MODEL_VERSION = "dealer-2"
+MODEL_VERSION = "dealer-3"
 SHARED_MOBILE_NAMES = 5   # a mobile seen with this many different (non-placeholder) names identifies nobody
 
 _SURNAME_OK = ("(l.surname_py = r.surname_py OR list_contains(string_split(coalesce(l.name_key, ''), ' '), r.surname_py) "
