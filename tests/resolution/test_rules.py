@@ -167,14 +167,18 @@ MASTER_CASES = [
       dict(mobile=M1, address=ADDR, vin=VIN)], [0, 0]),
     ("nameless: mobile and address, another car", [dict(name="张磊", mobile=M1, address=ADDR, vin=VIN2),
       dict(mobile=M1, address=ADDR, vin=VIN)], [0, 1]),
-    ("placeholder: surname and a mobile no other name uses", [dict(name="张伟", mobile=M1), dict(name="张先生", mobile=M1)],
-     [0, 0]),
-    ("placeholder: another surname", [dict(name="张伟", mobile=M1), dict(name="李先生", mobile=M1)], [0, 1]),
-    ("placeholder: another car", [dict(name="张伟", mobile=M1, vin=VIN2), dict(name="张先生", mobile=M1, vin=VIN)],
-     [0, 1]),
+    # a placeholder on a mobile alone is one identifier: review (in households the head's phone carries
+    # the members' 张女士 too); with the same address it joins, unless a key disagrees
+    ("placeholder: surname and a mobile alone", [dict(name="张伟", mobile=M1), dict(name="张先生", mobile=M1)], [0, 1]),
+    ("placeholder: mobile no other name uses, same address", [dict(name="张伟", mobile=M1, address=ADDR),
+      dict(name="张先生", mobile=M1, address=ADDR)], [0, 0]),
+    ("placeholder: another surname", [dict(name="张伟", mobile=M1, address=ADDR),
+      dict(name="李先生", mobile=M1, address=ADDR)], [0, 1]),
+    ("placeholder: another car", [dict(name="张伟", mobile=M1, address=ADDR, vin=VIN2),
+      dict(name="张先生", mobile=M1, address=ADDR, vin=VIN)], [0, 1]),
     # the household's phone: two names use it, so a placeholder on it is nobody in particular
     ("placeholder on a household phone", [dict(name="张伟", mobile=M1, address=ADDR),
-      dict(name="张丽", mobile=M1, address=ADDR), dict(name="张女士", mobile=M1)], [0, 1, 2]),
+      dict(name="张丽", mobile=M1, address=ADDR), dict(name="张女士", mobile=M1, address=ADDR)], [0, 1, 2]),
     # two masters of one name, each sharing one identifier with a nameless record: one person
     ("nameless between two masters of one name", [dict(name="余柳", mobile=M3, email="yl@qq.com"),
       dict(name="余柳", id_number=ID_F, vin=VIN), dict(mobile=M3, vin=VIN, plate=PLATE)], [0, 0, 0]),
