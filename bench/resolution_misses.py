@@ -19,7 +19,16 @@ import numpy as np
 import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-sys.path.insert(0, str(Path(__file__).resolve().parent))      # bench/resolution.py before the package
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+
+def _bench():
+    """bench/resolution.py (its data sets and measures), loaded by path: its name is the package's."""
+    import importlib.util
+    spec = importlib.util.spec_from_file_location("bench_resolution", Path(__file__).resolve().parent / "resolution.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
 
 KEYS = ["mobile", "vin", "plate", "email", "id_valid", "address_key"]
 
@@ -29,8 +38,7 @@ def main() -> None:
     ap.add_argument("--size", type=int, default=20_000)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    import resolution as bench
-
+    bench = _bench()
     from dealersync.resolution import resolve
     from dealersync.resolution.normalise import derived
     df = pd.read_parquet(bench.dataset_faker(a.size, a.seed))
