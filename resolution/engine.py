@@ -362,7 +362,7 @@ def join_on_cluster_names(cl: Clusters, pairs: pd.DataFrame) -> int:
 EV_MOBILE, EV_VIN, EV_PLATE, EV_EMAIL, EV_ID, EV_OWN_MOBILE, EV_ADDRESS, EV_VIN_TYPO = (1 << i for i in range(8))
 EV_STRONG = EV_MOBILE | EV_VIN | EV_PLATE | EV_EMAIL | EV_ID
 EV_PERSONAL = EV_VIN | EV_PLATE | EV_EMAIL | EV_ID        # what a household does not share
-# ``pairs["name_rel"]``: 3 the names agree, 2 close or one surname (a typo), 1 a placeholder's surname, 0 none
+# ``pairs["name_rel"]``: 3 the names agree, 2 close (a typo in a longer name), 1 a placeholder's surname, 0 none
 
 
 def _popcount(x: np.ndarray) -> np.ndarray:
