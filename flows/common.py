@@ -15,19 +15,13 @@ from prefect.exceptions import PrefectException
 from sqlalchemy.exc import OperationalError
 
 from dealersync.config import get_settings
-from dealersync.connectors.crm import CrmClient, CrmSettings
-from dealersync.connectors.http import RetryPolicy
-from dealersync.connectors.notify import Notifier
-from dealersync.connectors.oem import OemClient, OemSettings
 from dealersync.errors import ConfigurationError, DealersyncError, ItemsFailed
 from dealersync.privacy import MaskedError, install_log_filter, mask_exception
 from dealersync.processes import die_with_parent
+from dealersync.services.context import (CRM_SETTINGS, OEM_SETTINGS, SFTP_SETTINGS, build_context,  # noqa: F401
+                                         crm_client, notifier, oem_client)
 
 log = logging.getLogger(__name__)
-
-OEM_SETTINGS = ("oem_url", "oem_client_id", "oem_client_secret", "oem_dealer_number")
-CRM_SETTINGS = ("crm_url", "crm_token")
-SFTP_SETTINGS = ("dealer_code", "sftp_user")   # when sftp_host is set
 
 
 MAX_RETRY_AFTER = 900.0   # seconds: a server asking a task to wait longer is not waited for here
@@ -81,6 +75,11 @@ def _within_budget(task, task_run, extra: float = 0.0) -> bool:
     return spent + extra <= budget
 
 
+RETRY = dict(retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+"""The one retry policy of a task that talks to a service or the store (``transient_only`` bounds it
+by ``retry_budget_seconds`` and honours a server's ``retry_after``)."""
+
+
 def settings_with_privacy():
     """The settings, with the log filter that masks personal data and secrets installed."""
     s = get_settings()
@@ -88,21 +87,10 @@ def settings_with_privacy():
     return s
 
 
-def oem_client(s, preflight: bool = False) -> OemClient:
-    """The OEM portal client; ``ConfigurationError`` naming each unset production identifier.
-    ``preflight``: a short retry policy with ``preflight_timeout_seconds`` timeouts (reachability checks)."""
-    s.require(*OEM_SETTINGS)
-    return OemClient(OemSettings.from_settings(s), policy=_preflight_policy(s) if preflight else None)
-
-
-def crm_client(s, preflight: bool = False) -> CrmClient:
-    s.require(*CRM_SETTINGS)
-    return CrmClient(CrmSettings.from_settings(s), policy=_preflight_policy(s) if preflight else None)
-
-
-def _preflight_policy(s) -> RetryPolicy:
-    t = s.preflight_timeout_seconds
-    return RetryPolicy(attempts=2, base=0.2, cap=1.0, max_retry_after=t, timeout=(t, 2 * t), deadline=4 * t + 2)
+def context(today: str | None = None):
+    """The run context of a task or flow (``services.context.build_context``), from the settings with
+    the privacy log filter installed; ``with context() as ctx: ...`` disposes its engine on exit."""
+    return build_context(settings_with_privacy(), today=today)
 
 
 def finish(what: str, out, problems: list[str], settings=None, facts: dict | None = None):
@@ -126,7 +114,7 @@ def notify(title: str, message: str, kind: str = "failure", settings=None, facts
     s = settings or get_settings()
     if not s.notify_urls:
         return []
-    return Notifier.from_settings(s).send(title, message, kind, facts)
+    return notifier(s).send(title, message, kind, facts)
 
 
 def task_runner(settings=None):

@@ -1,54 +1,44 @@
-"""Flows ``pull_crm`` and ``push_crm``: thin wrappers over dealersync.services.crm_sync."""
+"""Flows ``pull_crm`` and ``push_crm``: thin wrappers over dealersync.services.jobs (crm_sync)."""
 from __future__ import annotations
-
-from datetime import date
 
 from prefect.artifacts import create_table_artifact
 
-from dealersync.services import crm_sync
-from dealersync.services.followups import Rules
-from dealersync.store.db import make_engine, upgrade
+from dealersync.services import jobs
+from dealersync.services.context import parse_day
 
-from .common import flow, task, crm_client, finish, settings_with_privacy, transient_only
-
-
-def _client_engine():
-    s = settings_with_privacy()
-    client = crm_client(s)   # an unset CRM URL or token stops here, before the store is touched
-    return s, make_engine(s.effective_database_url), client
+from .common import RETRY, context, finish, flow, task
 
 
-@task(name="crm-pull", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+@task(name="crm-pull", **RETRY)
 def pull_task(modified_since: str | None = None, stateless: bool = False) -> dict:
-    _, engine, client = _client_engine()
-    return crm_sync.pull(engine, client, modified_since=modified_since, stateless=stateless)
+    with context() as ctx:
+        return jobs.crm_pull(ctx, modified_since=modified_since, stateless=stateless)
 
 
-@task(name="crm-push-contacts", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+@task(name="crm-push-contacts", **RETRY)
 def push_contacts_task(day: str) -> dict:
-    s, engine, client = _client_engine()
-    return crm_sync.push_contacts(engine, client, date.fromisoformat(day), Rules.from_settings(s))
+    with context(day) as ctx:
+        return jobs.crm_push_contacts(ctx)
 
 
-@task(name="crm-plan-tasks", retries=2, retry_delay_seconds=[10, 60], retry_condition_fn=transient_only)
+@task(name="crm-plan-tasks", **RETRY)
 def plan_tasks_task(day: str) -> dict:
-    s, engine, _ = _client_engine()
-    return crm_sync.plan_tasks(engine, date.fromisoformat(day), Rules.from_settings(s))
+    with context(day) as ctx:
+        return jobs.plan_followups(ctx)
 
 
-@task(name="crm-push-tasks", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+@task(name="crm-push-tasks", **RETRY)
 def push_tasks_task() -> dict:
-    _, engine, client = _client_engine()
-    return crm_sync.push_tasks(engine, client)
+    with context() as ctx:
+        return jobs.crm_push_tasks(ctx)
 
 
 @flow(name="pull_crm", log_prints=True)
 def pull_crm(modified_since: str | None = None, stateless: bool = False) -> dict:
     """Leads, contacts and activities changed since the persisted watermark (``stateless``: from
     ``modified_since``, leaving the watermark alone: a backfill)."""
-    s = settings_with_privacy()
-    crm_client(s)
-    upgrade(make_engine(s.effective_database_url))
+    with context() as ctx:
+        ctx.crm   # an unset CRM URL or token stops here, before the store is touched
     out = pull_task(modified_since, stateless)
     names = {"leads": "意向客户", "contacts": "联系人", "activities": "活动"}
     create_table_artifact(key="crm-pull", table=[{"数据": names.get(k, k), "条数": v.get("items"), "页数": v.get("pages")}
@@ -60,12 +50,12 @@ def pull_crm(modified_since: str | None = None, stateless: bool = False) -> dict
 
 @flow(name="push_crm", log_prints=True)
 def push_crm(day: str | None = None):
-    """Master customers (changed ones only) and the day's follow-up tasks to the CRM. Ends ``Failed``
-    (counts as data, and a notification) when the CRM refused contacts or tasks."""
-    s = settings_with_privacy()
-    crm_client(s)
-    upgrade(make_engine(s.effective_database_url))
-    day = day or date.today().isoformat()
+    """Master customers (changed ones only) and the day's follow-up tasks (``day``, default: today by
+    the context's clock) to the CRM. Ends ``Failed`` (counts as data, and a notification) when the CRM
+    refused contacts or tasks."""
+    with context(parse_day(day, "day")) as ctx:
+        ctx.crm   # an unset CRM URL or token stops here, before the store is touched
+        s, day = ctx.settings, ctx.today().isoformat()
     contacts = push_contacts_task(day)
     planned = plan_tasks_task(day)
     tasks = push_tasks_task()

@@ -8,25 +8,19 @@ from prefect.artifacts import create_progress_artifact, create_table_artifact, u
 from dealersync.errors import BadSourceData
 from dealersync.privacy import render_exception
 from dealersync.services.worklists import reason_zh
-from dealersync.services.ingest import FileResult, done_marker_required, ingest_file, pending_files
-from dealersync.schemas.profiles import load_profiles
-from dealersync.store.db import make_engine, upgrade
+from dealersync.services.ingest import FileResult
+from dealersync.services.jobs import ingest_path, pending
 
-from .common import flow, task, finish, settings_with_privacy, task_runner, transient_only
+from .common import RETRY, context, flow, task, finish, task_runner
 
 
-@task(name="ingest-file", retries=2, retry_delay_seconds=[5, 30], retry_condition_fn=transient_only,
-      task_run_name="ingest {path}")
+@task(name="ingest-file", task_run_name="ingest {path}", **RETRY)
 def ingest_one(path: str, feed: str | None = None, profile: str | None = None, dealer: str | None = None) -> dict:
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    try:
-        return ingest_file(engine, path, feed=feed, profile=profile or s.profile, dealer=dealer,
-                           profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
-                           **({"default_dealer": s.dealer_code} if s.dealer_code else {}),
-                           stale_seconds=s.load_stale_seconds).to_json()
-    except BadSourceData as e:  # one bad file never stops the others
-        return FileResult(file=Path(path).name, path=path, status="rejected", message=render_exception(e)).to_json()
+    with context() as ctx:
+        try:
+            return ingest_path(ctx, path, feed=feed, profile=profile, dealer=dealer).to_json()
+        except BadSourceData as e:  # one bad file never stops the others
+            return FileResult(file=Path(path).name, path=path, status="rejected", message=render_exception(e)).to_json()
 
 
 @flow(name="ingest_dms_exports", log_prints=True)
@@ -37,12 +31,9 @@ def ingest_dms_exports(folders: list[str] | None = None, feed: str | None = None
     default: the setting). Ends ``Failed`` (the per-file results as data, and a notification) when a file
     was rejected or failed, or had more than ``quarantine_alert_ratio`` of its rows quarantined; the other
     files are loaded all the same."""
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    upgrade(engine)
-    stable = s.stable_seconds if stable_seconds is None else stable_seconds
-    files = pending_files(engine, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds=stable,
-                          require_done_marker=done_marker_required(load_profiles(s.profile_files), s.profile))
+    with context() as ctx:
+        s = ctx.settings
+        files = pending(ctx, folders or [str(p) for p in s.effective_drop_dirs], stable_seconds)
     progress = create_progress_artifact(progress=0.0, description=f"{len(files)} file(s) to ingest") if files else None
     results = []
     for i, f in enumerate(files, 1):
@@ -98,10 +89,8 @@ def summary_words(results: list[dict]) -> str:
 @task(name="ingest-dealer", task_run_name="dealer {dealer}")
 def ingest_dealer(dealer: str, folders: list[str]) -> list[dict]:
     """One dealer's files, in order (a dealer's days must not race each other)."""
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    files = pending_files(engine, folders, stable_seconds=s.stable_seconds,
-                          require_done_marker=done_marker_required(load_profiles(s.profile_files), s.profile))
+    with context() as ctx:
+        files = pending(ctx, folders)
     return [ingest_one.fn(str(f), None, None, dealer) for f in files]
 
 
@@ -109,9 +98,7 @@ def ingest_dealer(dealer: str, folders: list[str]) -> list[dict]:
 def ingest_dealer_group(dealers: list[dict]) -> dict:
     """A dealer group's exports: one task per dealer (``{"dealer": code, "folders": [...]}``), fanned out
     through the configured task runner (threads, or Dask with ``task_runner = "dask"``)."""
-    s = settings_with_privacy()
-    upgrade(make_engine(s.effective_database_url))
-    runner_flow = _fan_out.with_options(task_runner=task_runner(s))
+    runner_flow = _fan_out.with_options(task_runner=task_runner())
     out = runner_flow(dealers)
     create_table_artifact(key="ingest-dealer-group", table=[
         {"经销商": d, "文件数": len(rs), "入库行数": sum(r["rows_loaded"] for r in rs),

@@ -1,68 +1,62 @@
 """Flows to the OEM portal: claims, claim status, survey results, the monthly CSI report, and the 三包
-monitor. Thin wrappers over dealersync.services.claims / surveys / sanbao."""
+monitor. Thin wrappers over dealersync.services.jobs."""
 from __future__ import annotations
 
-from datetime import date
 from pathlib import Path
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealersync.services import claims, sanbao, surveys
-from dealersync.store.db import make_engine, upgrade
+from dealersync.services import claims, jobs
 
-from .common import flow, task, finish, notify, oem_client, settings_with_privacy, transient_only
+from .common import RETRY, context, finish, flow, notify, task
 
 STATUS_ZH = {"DRAFT": "草稿", "VALIDATION_FAILED": "校验未通过", "QUEUED": "待发送", "SUBMITTING": "发送中",
              "SUBMIT_FAILED": "发送失败", "SUBMITTED": "已上报", "UNDER_REVIEW": "审核中", "APPROVED": "已批准",
              "PARTIALLY_APPROVED": "部分批准", "REJECTED": "拒赔", "RETURNED": "退回", "SETTLED": "已结算",
              "CANCELLED": "已作废", "DEBITED": "索赔扣款", "APPEALED": "复判中", "CLOSED": "已关闭"}
-RETRY = dict(retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
-
-
-def _ctx():
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    upgrade(engine)
-    return s, engine, oem_client(s)
 
 
 @task(name="claims-push", **RETRY)
-def push_task(day: str) -> dict:
-    """``day`` names the run (a backfill window); the claim window is always judged as of today,
-    as the portal judges it on receipt."""
-    s, engine, client = _ctx()
-    return claims.push(engine, client, max(date.fromisoformat(day), date.today()), s.claim_window_days)
+def push_task(today: str | None = None) -> dict:
+    """The claim window is judged as of ``today`` (default: the context's clock, as the portal judges
+    it on receipt); the same function as ``dealersync claims submit [--date]``."""
+    with context(today) as ctx:
+        return jobs.claims_submit(ctx)
 
 
 @task(name="claims-poll", **RETRY)
 def poll_task() -> dict:
-    _, engine, client = _ctx()
-    return claims.poll_status(engine, client)
+    with context() as ctx:
+        return jobs.claims_poll(ctx)
 
 
 @task(name="surveys-push", **RETRY)
 def surveys_task() -> dict:
-    _, engine, client = _ctx()
-    return surveys.push_surveys(engine, client)
+    with context() as ctx:
+        return jobs.surveys_push(ctx)
 
 
 @task(name="csi-report", **RETRY)
-def csi_task(month: str) -> dict:
-    s, engine, client = _ctx()
-    outbox = s.outbox if s.sftp_host else None
-    return surveys.monthly_csi(engine, client, month, s.data_dir / "reports", s.oem_dealer_number, outbox)
+def csi_task(month: str | None) -> dict:
+    with context() as ctx:
+        return jobs.csi_report(ctx, month)
 
 
 @flow(name="push_warranty_claims", log_prints=True)
-def push_warranty_claims(day: str | None = None):
+def push_warranty_claims(day: str | None = None, today: str | None = None):
     """New DMS warranty claims validated and sent once each; interrupted sends resent under their key.
-    Ends ``Failed`` (with the counts as data, and a notification) when claims failed validation or were
-    refused; claims within ``claim_deadline_warning_days`` of their window's end are notified too."""
-    s, engine, _ = _ctx()   # an unset OEM identifier stops here, before any claim is touched
-    out = push_task(day or date.today().isoformat())
-    with engine.begin() as conn:
-        rows = claims.claims_table(conn)
-        near = claims.approaching_deadline(conn, date.today(), s.claim_deadline_warning_days)
+    ``day`` names the run (a backfill window); the claim window is judged as of ``today`` (default: the
+    context's clock), like ``dealersync claims submit --date``. Ends ``Failed`` (with the counts as data,
+    and a notification) when claims failed validation or were refused; claims within
+    ``claim_deadline_warning_days`` of their window's end are notified too."""
+    with context(today) as ctx:
+        ctx.portal   # an unset OEM identifier stops here, before any claim is touched
+    out = push_task(today)
+    with context(today) as ctx:
+        s = ctx.settings
+        with ctx.engine.begin() as conn:
+            rows = claims.claims_table(conn)
+        near = jobs.claims_deadlines(ctx)
     by: dict = {}
     for r in rows:
         k = (STATUS_ZH.get(r["local_status"], r["local_status"]), STATUS_ZH.get(r["oem_status"], r["oem_status"] or "—"))
@@ -144,7 +138,7 @@ def _csi_upload_words(up: dict | None) -> str:
 @flow(name="monthly_csi_report", log_prints=True)
 def monthly_csi_report(month: str | None = None) -> dict:
     """The month's CSI report (default: last month), uploaded to the portal and queued for SFTP."""
-    out = csi_task(month or surveys.previous_month(date.today()))
+    out = csi_task(month)
     path = Path(out["file"])
     overall = "无" if out["overall"] is None else f"{out['overall']:.2f}"
     words = (f"{out['month']} 回访样本 {out['responses']} 份，总体得分 {overall}（满分 10），不满意客户 "
@@ -157,11 +151,9 @@ def monthly_csi_report(month: str | None = None) -> dict:
 
 @flow(name="sanbao_monitor", log_prints=True)
 def sanbao_monitor(day: str | None = None) -> list[dict]:
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    upgrade(engine)
-    with engine.begin() as conn:
-        rows = sanbao.alerts(conn, date.fromisoformat(day) if day else date.today())
+    """VINs at a 三包 threshold as of ``day`` (default: the context's clock)."""
+    with context(day) as ctx:
+        rows = jobs.sanbao_alerts(ctx)
     create_table_artifact(key="sanbao-alerts", table=[{"车架号": r["vin"], "规则": r["rule"], "说明": r["message"]} for r in rows]
                           or [{"说明": "没有车辆达到三包预警阈值"}], description=f"{len(rows)} 条三包预警")
     return rows

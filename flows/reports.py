@@ -9,39 +9,19 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealersync.connectors.sftp import SftpConnector, SftpSettings
-from dealersync.services import sftp_jobs
-from dealersync.services.reports.run import REPORTS, Target, period_for, run_report, upload_words
-from dealersync.store.db import make_engine, upgrade
+from dealersync.services import jobs
+from dealersync.services.reports.run import REPORTS, period_for, upload_words
 
-from .common import oem_client, settings_with_privacy, transient_only
-
-RETRY = dict(retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
-
-
-def _target(s, engine) -> Target:
-    """Reports are named by the dealer code; the portal when its settings are there, SFTP when its host is."""
-    s.require("dealer_code")
-    client = oem_client(s) if s.oem_url else None
-    push = None
-    if s.sftp_host:
-        connector = SftpConnector(SftpSettings.from_settings(s))
-
-        def push(path: Path) -> list[dict]:
-            return sftp_jobs.push(engine, connector, [path], dealer=s.dealer_code)
-    return Target(s.dealer_code, s.data_dir / "reports", client, s.outbox if s.sftp_host else None, push)
+from .common import RETRY, context, flow, task
 
 
 @task(name="report", **RETRY)
 def report_task(name: str, day: str | None = None, week: str | None = None, month: str | None = None) -> dict:
     """Build and publish one report; a retry re-runs against the upload ledger (nothing sent twice)."""
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    upgrade(engine)
-    return run_report(engine, name, period_for(name, day, week=week, month=month), _target(s, engine))
+    with context() as ctx:
+        return jobs.report(ctx, name, period_for(name, day, week=week, month=month))
 
 
 def markdown(out: dict) -> str:

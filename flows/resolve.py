@@ -3,11 +3,9 @@ from __future__ import annotations
 
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 
-from dealersync.resolution import service
-from dealersync.store.db import make_engine, upgrade
-from dealersync.store.locks import RESOLVE, job_lock
+from dealersync.services import jobs
 
-from .common import flow, task, settings_with_privacy, task_runner
+from .common import context, flow, task, task_runner
 
 
 @task(name="normalise-partition")
@@ -23,9 +21,7 @@ def _mapper(fn, parts):
 @flow(name="resolve_customers", log_prints=True)
 def resolve_customers(full: bool = False) -> dict:
     """Match new and changed customer records into master records (``full``: re-score everything)."""
-    s = settings_with_privacy()
-    upgrade(make_engine(s.effective_database_url))
-    stats = _resolve_on_runner.with_options(task_runner=task_runner(s))(full)
+    stats = _resolve_on_runner.with_options(task_runner=task_runner())(full)
     words = (f"新建客户主档 {stats['created']} 个，合并 {stats['merged']} 个，拆分 {stats['split']} 个；"
              f"{stats['review_links']} 对待人工确认（`dealersync master review`），家庭关联 {stats['household_links']} 对。")
     create_table_artifact(key="resolve-summary", table=[{"客户主档": stats.get("masters"), "来源记录": stats.get("records"),
@@ -40,9 +36,5 @@ def resolve_customers(full: bool = False) -> dict:
 def _resolve_on_runner(full: bool) -> dict:
     """One transaction (a retry, from the UI too, starts again from the committed state); new records'
     normalisation fans out in partitions through this flow's task runner."""
-    s = settings_with_privacy()
-    engine = make_engine(s.effective_database_url)
-    with job_lock(engine, RESOLVE, wait_seconds=s.lock_wait_seconds, stale_seconds=s.load_stale_seconds), \
-            engine.begin() as conn:   # one resolve at a time on a store (a CLI run too)
-        return service.resolve(conn, full=full, precedence=s.resolution_source_precedence, mapper=_mapper,
-                               partition_rows=s.resolution_partition_rows).as_dict()
+    with context() as ctx:
+        return jobs.resolve(ctx, full=full, mapper=_mapper)

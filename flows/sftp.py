@@ -1,35 +1,23 @@
-"""Flows ``pull_sftp_drops`` and ``push_sftp_reports``."""
+"""Flows ``pull_sftp_drops`` and ``push_sftp_reports``: thin wrappers over dealersync.services.jobs."""
 from __future__ import annotations
-
-from pathlib import Path
 
 from prefect.artifacts import create_table_artifact
 
-from dealersync.connectors.sftp import SftpConnector, SftpSettings
-from dealersync.services import sftp_jobs
-from dealersync.store.db import make_engine, upgrade
+from dealersync.services import jobs
 
-from .common import flow, task, SFTP_SETTINGS, settings_with_privacy, transient_only
+from .common import RETRY, context, flow, task
 
 
-def _setup():
-    s = settings_with_privacy()
-    s.require(*SFTP_SETTINGS)   # the OEM's folders are named by our dealer code: no default
-    engine = make_engine(s.effective_database_url)
-    upgrade(engine)
-    return s, engine, SftpConnector(SftpSettings.from_settings(s))
-
-
-@task(name="sftp-pull", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
+@task(name="sftp-pull", **RETRY)
 def pull_task() -> list[dict]:
-    s, engine, connector = _setup()
-    return sftp_jobs.pull_all(engine, connector, s)
+    with context() as ctx:
+        return jobs.sftp_pull(ctx)
 
 
-@task(name="sftp-push", retries=3, retry_delay_seconds=[10, 60, 300], retry_condition_fn=transient_only)
-def push_task(files: list[str]) -> list[dict]:
-    s, engine, connector = _setup()
-    return sftp_jobs.push(engine, connector, [Path(f) for f in files], dealer=s.dealer_code)
+@task(name="sftp-push", **RETRY)
+def push_task(files: list[str] | None = None) -> list[dict]:
+    with context() as ctx:
+        return jobs.sftp_push(ctx, files)
 
 
 @flow(name="pull_sftp_drops")
@@ -48,8 +36,6 @@ def pull_sftp_drops() -> list[dict]:
 @flow(name="push_sftp_reports")
 def push_sftp_reports(files: list[str] | None = None) -> list[dict]:
     """Upload reports (default: the outbox) to /inbound/<dealer>/; identical bytes are not resent."""
-    s = settings_with_privacy()
-    files = files or [str(p) for p in sorted(s.outbox.glob("*")) if p.is_file()]
     results = push_task(files)
     sent = sum(r["status"] == "uploaded" for r in results)
     create_table_artifact(key="sftp-push", table=[{"文件": r["file"], "远端路径": r["remote"],

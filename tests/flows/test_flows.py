@@ -13,6 +13,9 @@ def settings_env(tmp_path, monkeypatch):
     monkeypatch.delenv("DEALERSYNC_DATABASE_URL", raising=False)
     monkeypatch.setenv("DEALERSYNC_STABLE_SECONDS", "0")   # the files a test writes are complete
     monkeypatch.chdir(tmp_path)
+    from dealersync.config import get_settings
+    from dealersync.services.context import upgrade_store
+    upgrade_store(get_settings())   # as `db upgrade`, `serve` and `run` do: the flows never migrate
     return tmp_path
 
 
