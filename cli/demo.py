@@ -20,7 +20,9 @@ from pathlib import Path
 from dealersync.config import get_settings
 from dealersync.processes import exit_on_sigterm
 
-from .front import Stage, print_summary, run_pipeline, run_stage
+from dealersync.services.context import Clock, build_context, upgrade_store
+
+from .front import Stage, print_summary
 from .preflight import preflight
 from .show import EXIT_ERROR, EXIT_OK, _prefect_env
 
@@ -68,7 +70,7 @@ def cmd_demo(args, settings) -> int:
     folder = Path(args.dir) if args.dir else settings.data_dir / "demo"
     fresh = prepare_folder(folder, args.keep)
     window = settings.claim_window_days
-    today = date.today()
+    today = Clock().today()
     if fresh:
         generate(folder / "drop", rows=args.rows, seed=args.seed, profile="dms_a", dealer=DEMO_DEALER,
                  business_date=today, recent_claims_within=max(1, window - 5))
@@ -103,38 +105,32 @@ def cmd_demo(args, settings) -> int:
 
 
 def run_demo(settings) -> list[Stage]:
+    """The main job's flow, as ``run`` runs it, with the portal's decisions read once more at the end."""
     from dealersync.flows.common import prefect_api
-    from dealersync.flows.oem import poll_claim_status
-    from dealersync.store.db import make_engine, upgrade
-    upgrade(make_engine(settings.effective_database_url))
-    stages: list[Stage] = []
+    from dealersync.flows.main import run_main_job
+    upgrade_store(settings)
     with prefect_api():
-        run_pipeline(settings, stages)
-        run_stage(stages, "claim status (the portal's decisions)", poll_claim_status)
-    return stages
+        return run_main_job(poll_again=True)
 
 
 def write_reports(settings, today: date) -> dict[str, Path]:
     """The information officer's lists for today: the follow-up list and this month's CSI report."""
-    from dealersync.flows.common import oem_client
-    from dealersync.services import surveys
+    from dealersync.services import jobs
     from dealersync.services.followups import due_list, write_xlsx
-    from dealersync.store.db import make_engine
-    engine = make_engine(settings.effective_database_url)
     out_dir = settings.data_dir / "reports"
     out_dir.mkdir(parents=True, exist_ok=True)
     written = {}
-    with engine.begin() as conn:
-        df = due_list(conn, today)
-    path = out_dir / f"followups-{today}.xlsx"
-    write_xlsx(df, path, today)
-    written["follow-up list"] = path
-    try:
-        csi = surveys.monthly_csi(engine, oem_client(settings), today.strftime("%Y-%m"), out_dir,
-                                  settings.oem_dealer_number)
-        written["CSI report"] = Path(csi["file"])
-    except Exception as e:  # noqa: BLE001 - the demo still shows the rest
-        print(f"demo: CSI report not written: {type(e).__name__}: {e}", file=sys.stderr)
+    with build_context(settings, today=today) as ctx:
+        with ctx.engine.begin() as conn:
+            df = due_list(conn, today)
+        path = out_dir / f"followups-{today}.xlsx"
+        write_xlsx(df, path, today)
+        written["follow-up list"] = path
+        try:
+            csi = jobs.csi_report(ctx, today.strftime("%Y-%m"))
+            written["CSI report"] = Path(csi["file"])
+        except Exception as e:  # noqa: BLE001 - the demo still shows the rest
+            print(f"demo: CSI report not written: {type(e).__name__}: {e}", file=sys.stderr)
     return written
 
 

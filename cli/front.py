@@ -10,70 +10,16 @@ exits 1.
 from __future__ import annotations
 
 import sys
-import time
-from dataclasses import dataclass, field
 
 from dealersync.config import ENV_PREFIX, Settings, _toml_path, env_keys, toml_keys
 from dealersync.connectors.notify import shown_url
-from dealersync.errors import ConfigurationError, ItemsFailed
+from dealersync.errors import ConfigurationError
 from dealersync.processes import exit_on_sigterm
+from dealersync.services.context import upgrade_store
+from dealersync.services.stages import Stage, run_stage  # noqa: F401 - the stage of a run, as printed here
 
 from .preflight import exit_code, preflight
 from .show import EXIT_ERROR, EXIT_OK, SUMMARY_COLS, _prefect_env, _print_table, _safe_url
-
-
-@dataclass
-class Stage:
-    name: str
-    status: str = "not run"     # ok | needs attention | failed | skipped
-    detail: str = ""
-    seconds: float = 0.0
-    result: object = None
-    problems: list = field(default_factory=list)
-
-
-def run_stage(stages: list[Stage], name: str, fn, *args, **kw) -> Stage:
-    """Run one flow; never raises. ``ok``: Completed; ``needs attention``: the flow ended Failed with
-    ``ItemsFailed`` (its result kept); ``failed``: any other error (one line, no traceback)."""
-    st = Stage(name)
-    stages.append(st)
-    print(f"[{len(stages)}] {name} ...", file=sys.stderr, flush=True)
-    t0 = time.monotonic()
-    try:
-        st.result = fn(*args, **kw)
-        st.status = "ok"
-    except ItemsFailed as e:
-        st.status, st.result, st.detail = "needs attention", e.result, str(e).split(": ", 1)[-1]
-    except ConfigurationError as e:
-        st.status, st.detail = "failed", f"configuration: {e}"
-    except Exception as e:  # noqa: BLE001 - one stage's outage never hides the others' results
-        st.status, st.detail = "failed", f"{type(e).__name__}: {str(e).splitlines()[0][:240] if str(e) else ''}"
-    st.seconds = round(time.monotonic() - t0, 1)
-    print(f"[{len(stages)}] {name}: {st.status} ({st.seconds} s){' - ' + st.detail if st.detail else ''}",
-          file=sys.stderr, flush=True)
-    return st
-
-
-def run_pipeline(settings, stages: list[Stage]) -> dict:
-    """The main job's stages in order, each its own flow: SFTP drops (when configured), DMS ingest,
-    CRM pull, resolution, CRM push, claims, claim status, CRM pull again (the call centre's answers to
-    today's pushes), survey results. Returns the results of the stages that produced one, by name."""
-    from dealersync.flows.crm import pull_crm, push_crm
-    from dealersync.flows.ingest import ingest_dms_exports
-    from dealersync.flows.oem import poll_claim_status, push_survey_results, push_warranty_claims
-    from dealersync.flows.resolve import resolve_customers
-    from dealersync.flows.sftp import pull_sftp_drops
-    if settings.sftp_host:
-        run_stage(stages, "SFTP drops", pull_sftp_drops)
-    run_stage(stages, "DMS ingest", ingest_dms_exports, folders=[str(p) for p in settings.effective_drop_dirs])
-    run_stage(stages, "CRM pull", pull_crm)
-    run_stage(stages, "customer resolution", resolve_customers)
-    run_stage(stages, "CRM push", push_crm)
-    run_stage(stages, "warranty claims", push_warranty_claims)
-    run_stage(stages, "claim status", poll_claim_status)
-    run_stage(stages, "CRM pull (call-centre answers)", pull_crm)
-    run_stage(stages, "survey results", push_survey_results)
-    return {s.name: s.result for s in stages if s.result is not None}
 
 
 def print_summary(settings, stages: list[Stage]) -> None:
@@ -132,13 +78,14 @@ def cmd_run(args, settings) -> int:
 
 
 def run_job(settings) -> int:
+    """Migrate the store, then the main job's flow (``flows/main.py``: one run with a subflow run per
+    stage) on ``PREFECT_API_URL``'s server or a local one that ends with this process."""
     from dealersync.flows.common import prefect_api
-    from dealersync.store.db import make_engine, upgrade
+    from dealersync.flows.main import run_main_job
     _prefect_env()
-    upgrade(make_engine(settings.effective_database_url))
-    stages: list[Stage] = []
+    upgrade_store(settings)
     with prefect_api():
-        run_pipeline(settings, stages)
+        stages = run_main_job()
     print_summary(settings, stages)
     return EXIT_OK if all(s.status == "ok" for s in stages) else EXIT_ERROR
 

@@ -101,6 +101,7 @@ def deployments_from_yaml(path: Path | None = None) -> list:
         flow = getattr(importlib.import_module(mod), fn)
         out.append(flow.to_deployment(
             name=d["name"], description=d.get("description"), parameters=d.get("parameters") or {},
-            schedules=[CronSchedule(cron=s["cron"], timezone=s.get("timezone", "Asia/Shanghai")) for s in d.get("schedules", [])],
+            schedules=[CronSchedule(cron=s["cron"], timezone=s.get("timezone", "Asia/Shanghai"))
+                       for s in d.get("schedules", []) if s.get("active", True)],
             concurrency_limit=d.get("concurrency_limit")))
     return out
