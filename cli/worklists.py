@@ -5,28 +5,27 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 from pathlib import Path
 
-from dealersync.cli.main import _print_table
-from dealersync.connectors.sftp import SftpConnector, SftpSettings
-from dealersync.flows.common import oem_client
 from dealersync.schemas.profiles import load_profiles
-from dealersync.services import sftp_jobs, worklists
+from dealersync.services import jobs, worklists
 from dealersync.services.replay import replay_workbook
-from dealersync.services.reports.run import REPORTS, Target, period_for, run_report, upload_words
+from dealersync.services.reports.run import REPORTS, period_for, upload_words
 from dealersync.services.xlsx import write_workbook
-from dealersync.store.db import make_engine, upgrade
 
-EXIT_OK = 0
+from .args import store_context
+from .show import EXIT_OK, _print_table
+
 COLS = ["source_file", "row_number", "column", "shown_value", "reason", "reason_code"]
 
 
-def _engine(settings):
-    engine = make_engine(settings.effective_database_url)
-    upgrade(engine)
-    return engine
+@contextlib.contextmanager
+def _conn(args, settings):
+    with store_context(args, settings) as ctx, ctx.engine.connect() as conn:
+        yield conn
 
 
 def _emit(args, rows: list[dict], sheets, what: str) -> int:
@@ -46,7 +45,7 @@ def _emit(args, rows: list[dict], sheets, what: str) -> int:
 
 def cmd_quarantine_list(args, settings) -> int:
     profiles = load_profiles(settings.profile_files)
-    with _engine(settings).connect() as conn:
+    with _conn(args, settings) as conn:
         rows = worklists.quarantine_rows(conn, file=args.file, limit=args.limit, unmasked=args.unmasked,
                                          profiles=profiles)
     sheets = [worklists.worklist_sheet("隔离行", "隔离行清单", rows, "隔离行"),
@@ -55,7 +54,8 @@ def cmd_quarantine_list(args, settings) -> int:
 
 
 def cmd_quarantine_replay(args, settings) -> int:
-    out = replay_workbook(_engine(settings), Path(args.workbook), load_profiles(settings.profile_files))
+    with store_context(args, settings) as ctx:
+        out = replay_workbook(ctx.engine, Path(args.workbook), load_profiles(settings.profile_files))
     if args.json:
         print(json.dumps(out, ensure_ascii=False))
     elif out["status"] == "skipped":
@@ -68,7 +68,7 @@ def cmd_quarantine_replay(args, settings) -> int:
 
 
 def cmd_value_issues_list(args, settings) -> int:
-    with _engine(settings).connect() as conn:
+    with _conn(args, settings) as conn:
         rows = worklists.value_issue_rows(conn, file=args.file, limit=args.limit, unmasked=args.unmasked,
                                           profiles=load_profiles(settings.profile_files), warnings=not args.issues_only)
     return _emit(args, rows, [worklists.worklist_sheet("值问题", "值问题清单（已置空的值与行规则警告）", rows, "值问题")],
@@ -76,32 +76,18 @@ def cmd_value_issues_list(args, settings) -> int:
 
 
 def claims_xlsx(args, settings) -> int:
-    with _engine(settings).connect() as conn:
+    with _conn(args, settings) as conn:
         rows = worklists.failed_claim_rows(conn, args.status or "VALIDATION_FAILED", load_profiles(settings.profile_files))
     return _emit(args, rows, [worklists.worklist_sheet("索赔问题", f"索赔单问题清单（{args.status or 'VALIDATION_FAILED'}）",
                                                        rows, "索赔问题")], "索赔问题")
 
 
-def target_for(settings, upload: bool) -> Target:
-    """Where ``report NAME`` writes and uploads: files named by ``dealer_code`` (required); the portal
-    when ``oem_url`` is set and the upload asked for, SFTP when ``sftp_host`` is."""
-    settings.require("dealer_code")
-    client = oem_client(settings) if upload and settings.oem_url else None
-    push = None
-    if upload and settings.sftp_host:
-        engine = _engine(settings)
-        connector = SftpConnector(SftpSettings.from_settings(settings))
-
-        def push(path: Path) -> list[dict]:
-            return sftp_jobs.push(engine, connector, [path], dealer=settings.dealer_code)
-    return Target(settings.dealer_code, settings.data_dir / "reports", client,
-                  settings.outbox if upload and settings.sftp_host else None, push)
-
-
 def cmd_report_run(args, settings) -> int:
     period = period_for(args.sub, getattr(args, "date", None), week=getattr(args, "week", None),
                         month=getattr(args, "month", None))
-    out = run_report(_engine(settings), args.sub, period, target_for(settings, not args.no_upload))
+    settings.require("dealer_code")   # files and folders are named by it: before the store is touched
+    with store_context(args, settings, migrate=True) as ctx:
+        out = jobs.report(ctx, args.sub, period, upload=not args.no_upload)
     if args.json:
         print(json.dumps(out, ensure_ascii=False, default=str))
     else:
