@@ -13,7 +13,7 @@ from pathlib import Path
 
 from dealersync.connectors.notify import parse_target
 from dealersync.errors import ConfigurationError, DealersyncError
-from dealersync.flows.common import CRM_SETTINGS, OEM_SETTINGS, SFTP_SETTINGS, crm_client, oem_client
+from dealersync.services.context import CRM_SETTINGS, OEM_SETTINGS, SFTP_SETTINGS, crm_client, oem_client
 
 from .show import EXIT_BAD_INPUT, EXIT_OK, EXIT_UNAVAILABLE, _safe_url
 
@@ -54,8 +54,23 @@ def check_settings(settings) -> list[Check]:
         miss = _missing(settings, names)
         out.append(Check(label, not miss, "set" if not miss else "not set: " + ", ".join(
             f"{n} (DEALERSYNC_{n.upper()})" for n in miss), "config"))
+    out.append(check_dealer(settings))
     out.append(check_notify(settings))
     return out
+
+
+def check_dealer(settings) -> Check:
+    """``run`` is one dealer's job: its SFTP folders and reports are named by ``dealer_code``, and
+    without it each export's dealer is whatever its file name says (another dealer's file would load
+    as theirs, unnoticed). Unset is a setting to fix, named with the dealers the drop folders hold."""
+    if settings.dealer_code:
+        return Check("dealer code", True, settings.dealer_code)
+    from dealersync.connectors.files import parse_file_name
+    named = sorted({n.dealer.upper() for d in settings.effective_drop_dirs if d.is_dir() and os.access(d, os.R_OK | os.X_OK)
+                    for p in d.iterdir() if p.is_file() and (n := parse_file_name(p.name)).dealer})
+    seen = f"; the drop folders' file names say {', '.join(named[:5])}{'...' if len(named) > 5 else ''}" if named else ""
+    return Check("dealer code", False, "not set: dealer_code (DEALERSYNC_DEALER_CODE); `run` would take each file's "
+                 f"dealer from its name{seen}", "config")
 
 
 def check_notify(settings) -> Check:

@@ -255,6 +255,37 @@ def _origin(url: str) -> tuple:
     return p.scheme.lower(), (p.hostname or "").lower(), p.port or {"http": 80, "https": 443}.get(p.scheme.lower())
 
 
+_CAUSES = [
+    ((ConnectionRefusedError,), "connection refused"),
+    ((ConnectionResetError,), "connection reset by the server"),
+    ((socket.gaierror, "NameResolutionError"), "host name not resolved"),
+    ((requests.exceptions.SSLError,), "TLS handshake failed"),
+    ((requests.exceptions.ConnectTimeout, urllib3.exceptions.ConnectTimeoutError), "connect timed out"),
+    ((requests.Timeout, urllib3.exceptions.TimeoutError, TimeoutError, socket.timeout), "timed out"),
+    ((requests.exceptions.ChunkedEncodingError, urllib3.exceptions.ProtocolError), "connection broken mid-answer"),
+]
+
+
+def cause(e: BaseException) -> str:
+    """A transport failure in a few words for people: "connection refused", "timed out"... found by
+    walking the exception's causes; never ``requests``' own text (it repeats the URL with its query,
+    which may carry a cursor or a token, and the pool's internals). Unknown: the innermost type's name."""
+    seen, todo, chain = set(), [e], []
+    while todo:
+        x = todo.pop(0)
+        if id(x) in seen:
+            continue
+        seen.add(id(x))
+        chain.append(x)
+        todo += [a for a in (*getattr(x, "args", ()), getattr(x, "reason", None), x.__cause__, x.__context__)
+                 if isinstance(a, BaseException)]
+    for kinds, words in _CAUSES:   # the most telling first: a refused connect is also a "connect error"
+        types = tuple(k for k in kinds if isinstance(k, type))
+        if any(isinstance(x, types) or type(x).__name__ in kinds for x in chain):
+            return words
+    return type(chain[-1]).__name__
+
+
 def _where(url: str) -> str:
     """Scheme, host and path of a URL (no query: it may carry a cursor or a secret)."""
     p = urlsplit(url)
@@ -341,7 +372,7 @@ def send(session: requests.Session, method: str, url: str, *, policy: RetryPolic
                 TimeoutError) as e:   # not InvalidURL, MissingSchema...: a wrong setting is not retried
             if watch.fired or clock() >= watch.deadline:
                 raise DeadlineExceeded(f"{what}: no complete answer within the {policy.deadline:g} s deadline") from None
-            last = f"{type(e).__name__}: {mask_text(str(e))[:200]}"
+            last = cause(e)
         else:
             if watch.fired:   # the socket was shut under a close-delimited body: what came is not all
                 raise DeadlineExceeded(f"{what}: no complete answer within the {policy.deadline:g} s deadline")

@@ -83,7 +83,7 @@ def notifier(s) -> Notifier:
 def preflight_policy(s) -> RetryPolicy:
     """Reachability checks: two tries, connect and read each within ``preflight_timeout_seconds``."""
     t = s.preflight_timeout_seconds
-    return RetryPolicy(attempts=2, base=0.2, cap=1.0, max_retry_after=t, timeout=(t, 2 * t), deadline=4 * t + 2)
+    return RetryPolicy(attempts=2, base=0.2, cap=1.0, max_retry_after=t, timeout=(t, t), deadline=4 * t + 2)
 
 
 class RunContext:

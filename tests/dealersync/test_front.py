@@ -53,7 +53,7 @@ def production_env(monkeypatch, tmp_path, crm: str, oem: str, drop: Path | None 
     env = {"DEALERSYNC_DATA_DIR": str(tmp_path / "data"), "DEALERSYNC_DROP_DIRS": str(drop),
            "DEALERSYNC_OEM_URL": oem, "DEALERSYNC_OEM_CLIENT_ID": "client-1", "DEALERSYNC_OEM_CLIENT_SECRET": "secret-1",
            "DEALERSYNC_OEM_DEALER_NUMBER": "SZ0417", "DEALERSYNC_CRM_URL": crm, "DEALERSYNC_CRM_TOKEN": "tok-crm-1",
-           "DEALERSYNC_PREFLIGHT_TIMEOUT_SECONDS": "2"}
+           "DEALERSYNC_PREFLIGHT_TIMEOUT_SECONDS": "2", "DEALERSYNC_DEALER_CODE": "SZ0417"}
     for k, v in env.items():
         monkeypatch.setenv(k, v)
     return drop
@@ -192,7 +192,7 @@ def test_check_all_good_then_each_fault(tmp_path, monkeypatch, capsys, services,
     upgrade(make_engine(get_settings().effective_database_url))
     assert main(["check"]) == 0
     out = capsys.readouterr().out
-    for what in ("ok    OEM portal settings: set", "ok    CRM settings: set", "reachable, migrated", f"drop folder {drop}",
+    for what in ("ok    OEM portal settings: set", "ok    CRM settings: set", "ok    dealer code: SZ0417", "reachable, migrated", f"drop folder {drop}",
                  "readable, 1 file(s)", "token accepted", "client accepted, dealer SZ0417", "checks passed",
                  "ok    notification targets: none configured"):
         assert what in out, what
@@ -288,3 +288,90 @@ def test_a_stage_that_fails_is_one_line_and_the_others_still_run(capsys, tmp_pat
     assert "contacts sent 5 (3 new, 0 updated, 2 refused)" in out       # what did succeed is shown
     assert "not all went well: warranty claims: failed; CRM push: needs attention" in out
     assert "TransientError: POST http://127.0.0.1:1/api/v1/warranty-claims: gave up after 6 tries (HTTP 503)" in out
+
+
+def test_check_and_run_flag_an_unset_dealer_code(tmp_path, monkeypatch, capsys, services):
+    """``run`` without ``dealer_code`` would take each file's dealer from its name (another dealer's
+    export would load as theirs): ``check`` says so, naming the dealers the file names carry, and
+    ``run`` refuses before touching the store (#15 leftover)."""
+    drop = production_env(monkeypatch, tmp_path, services["crm"], services["oem"])
+    drop.mkdir()
+    (drop / "SZ0417_CUSTOMER_20261103.csv").write_text("客户编号\nC1\n", encoding="utf-8")
+    (drop / "GZ0099_CUSTOMER_20261103.csv").write_text("客户编号\nC1\n", encoding="utf-8")
+    upgrade(make_engine(get_settings().effective_database_url))
+    monkeypatch.delenv("DEALERSYNC_DEALER_CODE")
+    assert main(["check"]) == 2
+    out = capsys.readouterr().out
+    assert "FAIL  dealer code: not set: dealer_code (DEALERSYNC_DEALER_CODE)" in out and "GZ0099, SZ0417" in out
+    assert main(["run"]) == 2
+    (line,) = _errors(capsys)
+    assert "DEALERSYNC_DEALER_CODE" in line
+
+
+@pytest.fixture
+def silent_port():
+    """A loopback server that accepts connections and never answers."""
+    import threading
+    s = socket.socket()
+    s.bind(("127.0.0.1", 0))
+    s.listen(16)
+    held, stop = [], threading.Event()
+
+    def accept():
+        s.settimeout(0.2)
+        while not stop.is_set():
+            try:
+                held.append(s.accept()[0])
+            except OSError:
+                continue
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    yield s.getsockname()[1]
+    stop.set()
+    t.join()
+    for c in held:
+        c.close()
+    s.close()
+
+
+def test_check_waits_preflight_timeout_seconds_not_the_read_timeout(tmp_path, monkeypatch, capsys, services,
+                                                                      silent_port):
+    """A portal that accepts and never answers: each of the check's two tries waits
+    ``preflight_timeout_seconds`` (1 s here), not twice that (#15 leftover: it waited the read timeout)."""
+    import time
+    drop = production_env(monkeypatch, tmp_path, services["crm"], services["oem"])
+    drop.mkdir()
+    (drop / "SZ0417_CUSTOMER_20261103.csv").write_text("客户编号\nC1\n", encoding="utf-8")
+    upgrade(make_engine(get_settings().effective_database_url))
+    monkeypatch.setenv("DEALERSYNC_PREFLIGHT_TIMEOUT_SECONDS", "1")
+    monkeypatch.setenv("DEALERSYNC_OEM_URL", f"http://127.0.0.1:{silent_port}/api/v1")
+    from dealersync.cli.preflight import check_services
+    t0 = time.monotonic()
+    (crm, oem) = check_services(get_settings())
+    took = time.monotonic() - t0
+    assert crm.ok and not oem.ok and "timed out" in oem.detail
+    assert took < 3.5, took   # two tries of 1 s (and a short wait between), not two of 2 s
+
+
+def test_outage_lines_say_the_cause_not_the_raw_requests_text(tmp_path, monkeypatch, capsys, services, refused_port):
+    """``check`` (and a failed stage of ``run``) ends an outage line in a clean cause: the host and
+    "connection refused", never requests' pool text or the URL's query string (#15 leftover)."""
+    from dealersync.connectors.crm import CrmClient, CrmSettings
+    from dealersync.errors import TransientError
+    drop = production_env(monkeypatch, tmp_path, services["crm"], services["oem"])
+    drop.mkdir()
+    (drop / "SZ0417_CUSTOMER_20261103.csv").write_text("客户编号\nC1\n", encoding="utf-8")
+    upgrade(make_engine(get_settings().effective_database_url))
+    dead = f"http://127.0.0.1:{refused_port}/crm/v1"
+    monkeypatch.setenv("DEALERSYNC_CRM_URL", dead)
+    assert main(["check"]) == 3
+    (line,) = [ln for ln in capsys.readouterr().out.splitlines() if ln.startswith("FAIL")]
+    assert line.endswith("(connection refused)"), line
+    assert dead in line
+    for raw in ("HTTPConnectionPool", "Max retries", "Errno", "?", "Caused by", "object at 0x"):
+        assert raw not in line, line
+    client = CrmClient(CrmSettings.from_settings(get_settings()))
+    client.policy.attempts, client.policy.base = 2, 0.01
+    with pytest.raises(TransientError) as e:
+        next(client.pages("leads", modified_since="2026-11-01T00:00:00+08:00"))
+    assert str(e.value).endswith("(connection refused)") and "?" not in str(e.value), str(e.value)
