@@ -109,3 +109,36 @@ def test_each_job_through_the_cli_and_through_its_flow_leaves_the_same_store(pre
     assert cli["report uploads"] and cli["CRM push ledger"]
     for _, what in FACTS:
         assert cli[what] == flow[what], what
+
+
+def test_the_main_job_is_one_flow_run_with_a_subflow_run_per_stage(prefect_server, tmp_path, monkeypatch):
+    """``dealersync run``'s flow: one ``dealersync_run`` flow run whose stages are its subflow runs (what
+    the Prefect UI shows); with no CRM or portal configured those stages fail on their own, each in one
+    line, and the others still run; the run ends Failed with the stages as its data."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+
+    from dealersync.config import get_settings
+    from dealersync.flows.main import run_main_job
+    from dealersync.services.context import upgrade_store
+    for k in ("DATABASE_URL", "CRM_URL", "OEM_URL", "SFTP_HOST"):
+        monkeypatch.delenv(f"DEALERSYNC_{k}", raising=False)
+    monkeypatch.setenv("DEALERSYNC_DATA_DIR", str(tmp_path / "data"))
+    monkeypatch.setenv("DEALERSYNC_DROP_DIRS", str(tmp_path / "drop"))
+    (tmp_path / "drop").mkdir()
+    upgrade_store(get_settings())
+    stages = run_main_job()
+    assert [(s.name, s.status) for s in stages] == [
+        ("DMS ingest", "ok"), ("CRM pull", "failed"), ("customer resolution", "ok"), ("CRM push", "failed"),
+        ("warranty claims", "failed"), ("claim status", "failed"), ("CRM pull (call-centre answers)", "failed"),
+        ("survey results", "failed")]
+    assert all(s.detail.startswith("configuration: ") for s in stages if s.status == "failed")
+    with get_client(sync_client=True) as c:
+        runs = [r for r in c.read_flow_runs(limit=200) if r.name and r.flow_id and r.state and r.state.is_failed()
+                and "dealersync run: CRM pull: failed" in (r.state.message or "")]
+        assert len(runs) == 1
+        children = c.read_flow_runs(flow_run_filter=FlowRunFilter(
+            parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[runs[0].id])), limit=50)
+        flows = {c.read_flow(r.flow_id).name for r in children}
+    assert flows == {"ingest_dms_exports", "pull_crm", "resolve_customers", "push_crm", "push_warranty_claims",
+                     "poll_claim_status", "push_survey_results"}
