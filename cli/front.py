@@ -13,7 +13,6 @@ import sys
 
 from dealersync.config import ENV_PREFIX, Settings, _toml_path, env_keys, toml_keys
 from dealersync.connectors.notify import shown_url
-from dealersync.errors import ConfigurationError
 from dealersync.processes import exit_on_sigterm
 from dealersync.services.context import upgrade_store
 from dealersync.services.stages import Stage, run_stage  # noqa: F401 - the stage of a run, as printed here

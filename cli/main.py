@@ -16,7 +16,7 @@ from dealersync.errors import BadSourceData, ConfigurationError, DealersyncError
 from dealersync.privacy import render_exception
 
 from . import crm, db, demo, front, ingest, master, oem, sandbox, serve, sftp, worklists
-from .show import EXIT_BAD_INPUT, EXIT_ERROR, _print_table  # noqa: F401 - _print_table: the shared printer
+from .show import EXIT_BAD_INPUT, EXIT_ERROR
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -18,8 +18,7 @@ from dealersync.config import get_settings
 from dealersync.errors import ConfigurationError, DealersyncError, ItemsFailed
 from dealersync.privacy import MaskedError, install_log_filter, mask_exception
 from dealersync.processes import die_with_parent
-from dealersync.services.context import (CRM_SETTINGS, OEM_SETTINGS, SFTP_SETTINGS, build_context,  # noqa: F401
-                                         crm_client, notifier, oem_client)
+from dealersync.services.context import build_context, notifier
 
 log = logging.getLogger(__name__)
 
