@@ -66,7 +66,8 @@ def run_backfill(flow: str, start: date, end: date, *, concurrency: int = 1, dry
             fr = run_deployment(deployment, parameters=params, idempotency_key=f"backfill:{flow}:{label}",
                                 timeout=None if wait else 0)
             state = fr.state.name if fr.state else "?"
-            return {"window": label, "status": "Completed" if not wait and state == "Scheduled" else state,
+            scheduled = bool(fr.state and fr.state.is_scheduled())   # Scheduled, or Late while no worker took it
+            return {"window": label, "status": "Completed" if not wait and scheduled else state,
                     "state": state, "flow_run": str(fr.id)}
         module = oem if flow in ("push_warranty_claims", "sanbao_monitor", "monthly_csi_report") else crm
         out = getattr(module, flow)(**params)
