@@ -50,17 +50,19 @@ def alembic_config(url: str) -> Config:
     return cfg
 
 
-MIGRATION_LOCK = 0x64656D6967  # "demig": the advisory lock id that serialises migrations on PostgreSQL
+# The advisory lock that serialises migrations on PostgreSQL, one per schema: stores in different
+# schemas of one database (a test run's workers, two dealers) migrate side by side.
+MIGRATION_LOCK_SQL = "SELECT pg_advisory_xact_lock(hashtext('dealersync-migrate:' || current_schema()))"
 
 
 def upgrade(engine: Engine, revision: str = "head") -> None:
     """Bring the store's schema up to date (idempotent). One process migrates at a time (issue #15):
-    on PostgreSQL a transaction advisory lock taken before Alembic looks at the schema (a second
+    on PostgreSQL a transaction advisory lock on the schema taken before Alembic looks at it (a second
     ``db upgrade`` waits, then finds the schema at head); on SQLite the transaction's write lock
     (BEGIN IMMEDIATE) does the same."""
     cfg = alembic_config(engine.url.render_as_string(hide_password=False))
     with engine.begin() as conn:
         if conn.dialect.name == "postgresql":
-            conn.execute(text("SELECT pg_advisory_xact_lock(:k)"), {"k": MIGRATION_LOCK})
+            conn.execute(text(MIGRATION_LOCK_SQL))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
