@@ -181,8 +181,7 @@ def _form(pattern: str):
 
 
 TYPED_ID_CHECKS = {"resident_id": resident_id_ok, "uscc": uscc_ok, "passport": _form(ck.PASSPORT_FORMAT),
-                   "hk_macau_permit": _form(ck.HK_MACAU_PERMIT_FORMAT),
-                   "taiwan_permit": _form(ck.TAIWAN_PERMIT_FORMAT), "id_other": _form(ck.ID_OTHER_FORMAT)}
+                   "id_other": _form(ck.ID_OTHER_FORMAT)}
 
 
 def id_number_by_type(id_type: pl.Series, number: pl.Series) -> tuple[pl.Series, pl.Series]:

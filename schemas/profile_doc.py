@@ -28,8 +28,8 @@ KINDS = {
               "number, a 400/800 number or a mobile, with an extension (`转`, `ext`, `分机`)",
               "`AREA-LOCAL` (area codes of 3 digits for 010 and 020-029, 4 otherwise), `转EXT` after it"),
     "id_number": ("with an ID type (`id_type`), that type's document only: a resident ID (GB 11643, MOD 11-2 "
-                  "check), a unified social credit code (GB 32100, MOD 31 check), a passport, a Hong Kong / Macau "
-                  "or a Taiwan permit; without one, a resident ID or credit code with a valid check character "
+                  "check), a unified social credit code (GB 32100, MOD 31 check), a passport, another document "
+                  "(其他: a Hong Kong / Macau or Taiwan permit...) of 5-20 letters and digits; without one, a resident ID or credit code with a valid check character "
                   "or another document number of 5-20 letters and digits",
                   "upper case, no spaces"),
     "vin": ("17 characters with a valid check digit in position 9 (ISO 3779 / GB 16735), no I, O or Q; "

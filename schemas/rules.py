@@ -58,19 +58,18 @@ ID18_FORMAT = r"^[0-9A-Z]{18}$"
 ID_OTHER_FORMAT = r"^[0-9A-Z]{5,20}$"
 ID_TRUNCATED = r"^[0-9]{13,17}$"
 PASSPORT_FORMAT = r"^[A-Z0-9]{5,17}$"
-HK_MACAU_PERMIT_FORMAT = r"^[HM][0-9]{8}(?:[0-9]{2})?$"     # 港澳居民来往内地通行证: H/M + 8 (+2) digits
-TAIWAN_PERMIT_FORMAT = r"^[0-9]{8}(?:[0-9]{2})?$"           # 台湾居民来往大陆通行证: 8 digits (10 before 2015)
 SCI_RE = r"^[+-]?[0-9]+(?:\.[0-9]+)?E[+-]?[0-9]+$"
 
-# id_type (证件类型) canonical value -> the check its id_number gets (spec 2.1)
-ID_TYPES = {"RESIDENT_ID": "resident_id", "USCC": "uscc", "PASSPORT": "passport",
-            "HK_MACAU_PERMIT": "hk_macau_permit", "TAIWAN_PERMIT": "taiwan_permit", "OTHER": "id_other"}
+# id_type (证件类型) canonical value -> the check its id_number gets. The canonical values are exactly
+# the spec's enumeration (docs/specs/dms-exports.md 2.1: 身份证 / 护照 / 统一社会信用代码 / 其他); the
+# other words DMS write are aliases of one of them (a Hong Kong / Macau or Taiwan permit is 其他).
+ID_TYPES = {"RESIDENT_ID": "resident_id", "PASSPORT": "passport", "USCC": "uscc", "OTHER": "id_other"}
 ID_TYPE_WORDS = {
     "身份证": "RESIDENT_ID", "居民身份证": "RESIDENT_ID", "二代身份证": "RESIDENT_ID",
     "港澳台居民居住证": "RESIDENT_ID", "护照": "PASSPORT", "外国护照": "PASSPORT", "中国护照": "PASSPORT",
     "统一社会信用代码": "USCC", "营业执照": "USCC", "组织机构代码": "USCC",
-    "港澳居民来往内地通行证": "HK_MACAU_PERMIT", "港澳通行证": "HK_MACAU_PERMIT", "回乡证": "HK_MACAU_PERMIT",
-    "台湾居民来往大陆通行证": "TAIWAN_PERMIT", "台胞证": "TAIWAN_PERMIT",
+    "港澳居民来往内地通行证": "OTHER", "港澳通行证": "OTHER", "回乡证": "OTHER",
+    "台湾居民来往大陆通行证": "OTHER", "台胞证": "OTHER",
     "其他": "OTHER", "其它": "OTHER", **{v: v for v in ID_TYPES}}
 
 # --------------------------------------------------------------------------- vehicles

@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
+from dealersync.schemas import rules
 from dealersync.services.ingest import ingest_file
 
 from .test_ingest_dirt import CUST_A, balanced, csv_bytes, cust, issues, rows, write
@@ -141,6 +142,15 @@ def _rid_passing_uscc() -> str:
     raise AssertionError("none found")
 
 
+def test_the_id_types_are_the_specs_enumeration():
+    """The canonical ID types are exactly the words of the spec's 证件类型 column (the spec wins)."""
+    spec = (Path(__file__).resolve().parents[2] / "docs" / "specs" / "dms-exports.md").read_text("utf-8")
+    row = next(line for line in spec.splitlines() if line.startswith("| id_type |"))
+    words = [w.strip() for w in row.strip(" |").split("|")[-1].split("/")]
+    assert words == ["身份证", "护照", "统一社会信用代码", "其他"]
+    assert sorted(rules.ID_TYPE_WORDS[w] for w in words) == sorted(rules.ID_TYPES)
+
+
 @pytest.mark.parametrize("id_type,number,reason", [
     ("身份证", "RID_PASSING_USCC", "ID_CHECK_DIGIT"),       # accepted by chance before: refused now
     ("身份证", RID_OK, None),
@@ -149,10 +159,11 @@ def _rid_passing_uscc() -> str:
     ("统一社会信用代码", RID_OK, "ID_CHECK_DIGIT"),
     ("护照", "E12345678", None),
     ("护照", "E12", "ID_FORMAT"),
-    ("港澳居民来往内地通行证", "H12345678", None),
-    ("港澳通行证", "X12345678", "ID_FORMAT"),
-    ("台湾居民来往大陆通行证", "12345678", None),
-    ("台胞证", "1234567", "ID_FORMAT"),
+    ("港澳居民来往内地通行证", "H12345678", None),         # a permit is 其他 in the spec: another document
+    ("港澳通行证", "H1234", None),
+    ("台胞证", "1234", "ID_FORMAT"),
+    ("其他", "AB-12", "ID_FORMAT"),
+    ("其他", "身份证号", "ID_FORMAT"),
     ("", "RID_PASSING_USCC", None),                         # no type: either check may pass, as before
 ])
 def test_the_id_type_chooses_the_check(sqlite_engine, tmp_path, id_type, number, reason):
