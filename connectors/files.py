@@ -128,9 +128,12 @@ class Table:
     def records(self) -> Iterator[tuple[int, list[str]]]:
         """(1-based row number in the file, cells) for every non-blank row after the header."""
         assert self._rows is not None
-        for rownum, cells in self._rows:
-            if "".join(cells).strip():
-                yield rownum, cells
+        try:
+            for rownum, cells in self._rows:
+                if "".join(cells).strip():
+                    yield rownum, cells
+        except BadSourceData as e:
+            raise self._named(e)
 
     def batches(self, rows: int) -> Iterator[Batch]:
         """The non-blank rows after the header, at most ``rows`` per batch. A CSV is parsed block by
@@ -155,9 +158,15 @@ class Table:
         try:
             yield from _csv_batches(fh, self.encoding, self.stats, self.path.name, self._data_line,
                                     len(self.header), rows, self.limits.max_line_bytes)
-        except BadSourceData as e:   # a line over the limit: the reader does not know the file's name
-            e.file = e.file or self.where
-            raise
+        except BadSourceData as e:   # the reader knows neither the file's name nor the header
+            raise self._named(e)
+
+    def _named(self, e: BadSourceData) -> BadSourceData:
+        e.file = e.file or self.where
+        index = getattr(e, "column_index", None)
+        if index is not None and e.column is None and 0 < index <= len(self.header):
+            e.column = self.header[index - 1] or f"column {index}"
+        return e
 
     def close(self):
         if self._closer:
@@ -235,6 +244,12 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15, sheets: l
         if closer:
             closer()
         e.file = e.file or where
+        index = getattr(e, "column_index", None)
+        if index is not None and head_rows and e.column is None:   # named by the best header row read
+            scores = [header_score(cells) for _, cells in head_rows]
+            best = max(range(len(head_rows)), key=lambda i: (scores[i], -i))
+            if scores[best] > 0 and head_rows[best][0] < (e.row or 0) and 0 < index <= len(head_rows[best][1]):
+                e.column = head_rows[best][1][index - 1].strip() or None
         raise
     if not head_rows:
         if closer:

@@ -228,8 +228,11 @@ def _csv_rows(fh, encoding: str, stats: DecodeStats, name: str, ends: dict | Non
 
 def _csv_rows_from(lines, name: str, first: int, ends: dict | None = None) -> Iterator[tuple[int, list[str]]]:
     """(line the record starts on, cells) for each record of ``lines``, which start at line ``first``;
-    ``ends``: filled with record start -> the line it ends on."""
-    reader = csv.reader(lines)
+    ``ends``: filled with record start -> the line it ends on. A quote that never closes (the reader
+    meets the end of the file inside it, or the record runs over ``MAX_RECORD_LINES`` lines or past the
+    field size limit) rejects the file: every later line would be swallowed into one value."""
+    source = _RecordLines(lines)
+    reader = csv.reader(source)
     start = first
     while True:
         try:
@@ -237,16 +240,95 @@ def _csv_rows_from(lines, name: str, first: int, ends: dict | None = None) -> It
         except StopIteration:
             return
         except csv.Error as e:
-            raise _unclosed_quote(name, start, str(e)) from None
+            raise _unclosed_quote(name, start, source.text(), str(e)) from None
         end = first - 1 + reader.line_num
+        if source.exhausted:   # the reader asked for a line past the end: it was inside a quote
+            raise _unclosed_quote(name, start, source.text(), "the file ends inside it")
         if end - start + 1 > MAX_RECORD_LINES:
-            raise _unclosed_quote(name, start, f"one record runs over lines {start}-{end}")
+            raise _unclosed_quote(name, start, source.text(), f"one record runs over lines {start}-{end}")
         if ends is not None:
             ends[start] = end
+        source.clear()
         yield start, cells
         start = end + 1
 
 
-def _unclosed_quote(name: str, line: int, detail: str) -> BadSourceData:
-    return BadSourceData(f"a quoted value opened at line {line} is never closed ({detail}); the rows after it "
-                         "cannot be told apart, so the file is rejected", file=name, row=line, reason="UNCLOSED_QUOTE")
+class _RecordLines:
+    """The lines handed to ``csv.reader``, keeping those of the record being read (up to
+    ``_KEPT_CHARS``) to find where an unclosed quote opened; ``exhausted`` once the source has ended."""
+
+    _KEPT_CHARS = 1 << 20
+
+    def __init__(self, lines):
+        self._lines = iter(lines)
+        self._kept: list[str] = []
+        self._size = 0
+        self.exhausted = False
+
+    def __iter__(self):
+        return self
+
+    def __next__(self) -> str:
+        try:
+            line = next(self._lines)
+        except StopIteration:
+            self.exhausted = True
+            raise
+        if self._size < self._KEPT_CHARS:
+            self._kept.append(line)
+            self._size += len(line)
+        return line
+
+    def clear(self) -> None:
+        self._kept.clear()
+        self._size = 0
+
+    def text(self) -> str:
+        return "".join(self._kept)
+
+
+def quote_opening(record: str) -> tuple[int, int] | None:
+    """(line offset from the record's first line, 1-based column) where the culprit quote of ``record``
+    (raw CSV text, read as ``csv.reader`` reads it: a quote opens a value only as its first character;
+    ``""`` inside a quoted value is a quote) opened: the quote still open at its end, else the quoted
+    value over the most lines; None when no quoted value runs over a line end."""
+    column, line, i, n = 1, 0, 0, len(record)
+    opened: tuple[int, int] | None = None
+    longest, longest_lines = None, 0
+    at_start = True
+    while i < n:
+        ch = record[i]
+        if ch == "\n" or (ch == "\r" and record[i + 1:i + 2] != "\n"):
+            line += 1
+        if opened is not None:   # inside a quoted value
+            if ch == '"':
+                if i + 1 < n and record[i + 1] == '"':
+                    i += 1
+                else:
+                    if line - opened[0] > longest_lines:
+                        longest, longest_lines = opened, line - opened[0]
+                    opened = None
+        elif ch == '"' and at_start:
+            opened = (line, column)
+        elif ch == ",":
+            column += 1
+            at_start = True
+            i += 1
+            continue
+        at_start = False
+        i += 1
+    return opened if opened is not None else longest
+
+
+def _unclosed_quote(name: str, line: int, record: str, detail: str) -> BadSourceData:
+    """The file rejected for a quote that never closes, naming the line it opened on and its column
+    (``column_index``, 1-based; the table names it by its header)."""
+    where = quote_opening(record)
+    if where is not None:
+        line += where[0]
+    e = BadSourceData(f"a quoted value opened at line {line}"
+                      + (f", column {where[1]}," if where is not None else "")
+                      + f" is never closed ({detail}); the rows after it cannot be told apart, so the file is "
+                      "rejected", file=name, row=line, reason="UNCLOSED_QUOTE")
+    e.column_index = where[1] if where is not None else None
+    return e

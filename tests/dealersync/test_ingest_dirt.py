@@ -351,3 +351,16 @@ def test_unclosed_quote_rejects_the_file_naming_the_line(sqlite_engine, tmp_path
     assert rows(sqlite_engine, "dms_customer") == []
     with sqlite_engine.connect() as c:
         assert [r["status"] for r in repo.ledger(c)] == ["REJECTED"]
+
+
+@pytest.mark.parametrize("encoding", ["gb18030", "utf-8"])
+@pytest.mark.parametrize("tail", [b"\r\n", b""])
+def test_an_unclosed_quote_in_the_last_row_rejects_the_file(sqlite_engine, tmp_path, encoding, tail):
+    """Was: the last row quarantined as a wrong field count and the rest loaded."""
+    body = csv_bytes(CUST_A, [cust("C1"), cust("C2")], encoding)
+    broken = 'C3,"张伟,个人,13812345678,身份证,,广州,,,'.encode(encoding) + tail
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", body + broken)
+    res = ingest_file(sqlite_engine, p)
+    assert res.status == "rejected" and (res.rows_read, res.rows_loaded, res.rows_quarantined) == (0, 0, 0)
+    assert "line 4" in res.message and "客户名称" in res.message and p.name in res.message
+    assert rows(sqlite_engine, "dms_customer") == [] and quarantined(sqlite_engine) == []
