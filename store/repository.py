@@ -5,6 +5,9 @@ from __future__ import annotations
 
 import json
 import re
+import threading
+import weakref
+from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Callable
@@ -95,15 +98,64 @@ def _arrow(frame, columns: list[str]):
     return frame.select(columns).to_arrow(compat_level=pl.CompatLevel.oldest())
 
 
+class _LoadKeys:
+    """What the write path knows of one load across its chunks: the 64-bit hashes of the keys it has
+    written so far (sorted, 8 bytes a key; past ``cap`` it keeps none and every row counts as a
+    possible repeat, the path before this class), and whether a plain bulk write already met a key of
+    another load (then every later chunk goes to the stage at once, without a COPY that would fail)."""
+
+    def __init__(self, cap: int = 16_000_000):
+        import numpy as np
+        self.cap = cap
+        self.seen: "np.ndarray | None" = np.zeros(0, np.uint64)
+        self.copy_fails = False
+
+    def again(self, hashes) -> "np.ndarray":
+        """For each of ``hashes`` (one chunk, distinct keys), whether an earlier chunk may have had it
+        (a hash collision only sends a new key to the upsert, which inserts it)."""
+        import numpy as np
+        if self.seen is None:
+            return np.ones(len(hashes), dtype=bool)
+        if not len(self.seen):
+            return np.zeros(len(hashes), dtype=bool)
+        pos = np.minimum(np.searchsorted(self.seen, hashes), len(self.seen) - 1)
+        return self.seen[pos] == hashes
+
+    def add(self, hashes) -> None:
+        import numpy as np
+        if self.seen is None:
+            return
+        if len(self.seen) + len(hashes) > self.cap:
+            self.seen = None
+            return
+        hs = np.sort(hashes)
+        self.seen = np.insert(self.seen, np.searchsorted(self.seen, hs), hs)
+
+
+_LOADS: "weakref.WeakKeyDictionary[Lineage, _LoadKeys]" = weakref.WeakKeyDictionary()
+_LOADS_LOCK = threading.Lock()
+
+
+def _load_keys(lineage: Lineage) -> _LoadKeys:
+    with _LOADS_LOCK:
+        state = _LOADS.get(lineage)
+        if state is None:
+            state = _LOADS[lineage] = _LoadKeys()
+        return state
+
+
 def write_chunk(conn: Connection, feed: FeedDef, frame, lineage: Lineage, stage: Callable[[], Table]) -> list[dict]:
     """Load one validated chunk (a polars frame: canonical columns as strings, null for blank, and
     ``source_row``) into the feed's canonical table; returns the SUPERSEDED warnings (earlier rows of
-    this load whose key came again; the later row wins).
+    this load whose key came again; the later row wins). ``lineage``: the same object for every chunk
+    of a load (what the load wrote so far is kept with it).
 
-    Inside the chunk the last occurrence of a key wins. The chunk then goes in with a plain bulk
-    write (COPY) inside a savepoint: the common case, a key not in the table yet, costs nothing more.
-    When a key is already there (an earlier chunk of this file, or another day's row), the savepoint is
-    rolled back and the chunk goes through ``stage()`` and the keyed upsert instead."""
+    Inside the chunk the last occurrence of a key wins. The rows whose key no earlier chunk of this
+    load had (by the keys' hashes) then go in with a plain bulk write (COPY) inside a savepoint: the
+    common case costs nothing more. The rows whose key an earlier chunk had go through ``stage()`` and
+    the keyed upsert (only those rows are joined to the table to find the rows they supersede). When
+    the plain write meets a key already in the table (another day's row), the savepoint is rolled back
+    and those rows take the upsert too, as do all the rows of the load's later chunks."""
     import polars as pl
     if frame.height == 0:
         return []
@@ -115,6 +167,34 @@ def write_chunk(conn: Connection, feed: FeedDef, frame, lineage: Lineage, stage:
         for r, last in zip(frame.filter(dup).iter_rows(named=True), later):
             warnings.append(_superseded(feed, lineage, int(r["source_row"]), {k: r[k] for k in key}, int(last)))
         frame = frame.filter(~dup)
+    state = _load_keys(lineage)
+    hashes = frame.select(pl.struct(key).hash()).to_series().to_numpy()
+    again = state.again(hashes)
+    fresh = frame.filter(pl.Series(~again)) if again.any() else frame
+    repeat = frame.filter(pl.Series(again)) if again.any() else frame.clear()
+    if not state.copy_fails and fresh.height:
+        if _copy_new_rows(conn, feed, fresh, lineage):
+            fresh = fresh.clear()
+        else:
+            state.copy_fails = True
+    if repeat.height or fresh.height:
+        try:
+            st = stage()
+            if repeat.height:
+                stage_frame(conn, st, repeat)
+                warnings += _superseded_in_load(conn, st, feed, lineage)
+            stage_frame(conn, st, fresh)
+            upsert_from_stage(conn, st, feed, lineage)
+            conn.execute(delete(st))
+        except Exception as e:
+            raise refused(e, lineage.source_file, frame) from None
+    state.add(hashes)
+    return warnings
+
+
+def _copy_new_rows(conn: Connection, feed: FeedDef, frame, lineage: Lineage) -> bool:
+    """The plain bulk write of rows whose keys this load has not had, in a savepoint; False (and
+    nothing written) when a key is already in the table."""
     target = FEED_TABLES[feed.name]
     constants = dict(dealer_code=lineage.dealer_code, business_date=lineage.business_date,
                      source_file=lineage.source_file, load_id=lineage.load_id, ingested_at=lineage.ingested_at)
@@ -125,18 +205,9 @@ def write_chunk(conn: Connection, feed: FeedDef, frame, lineage: Lineage, stage:
         savepoint.rollback()
         if not _is_unique_violation(e):
             raise refused(e, lineage.source_file, frame) from None
-    else:
-        savepoint.commit()
-        return warnings
-    try:
-        st = stage()
-        stage_frame(conn, st, frame)
-        warnings += _superseded_in_load(conn, st, feed, lineage)
-        upsert_from_stage(conn, st, feed, lineage)
-        conn.execute(delete(st))
-    except Exception as e:
-        raise refused(e, lineage.source_file, frame) from None
-    return warnings
+        return False
+    savepoint.commit()
+    return True
 
 
 _COPY_CONTEXT = re.compile(r"line (\d+)(?:, column (\w+))?")
@@ -184,15 +255,51 @@ def _superseded(feed: FeedDef, lineage: Lineage, row: int, key: dict, later: int
 
 
 def _superseded_in_load(conn: Connection, stage: Table, feed: FeedDef, lineage: Lineage) -> list[dict]:
-    """Rows an earlier chunk of this load put in whose key comes again in the staged chunk."""
+    """Rows an earlier chunk of this load put in whose key comes again in the staged chunk. Each staged
+    key is looked up by the table's primary key (a correlated subquery, one index probe a staged row):
+    a join let PostgreSQL, whose statistics of the table predate the load, hash the whole table for
+    each chunk."""
     target = FEED_TABLES[feed.name]
-    on = [target.c[k] == _typed(conn, stage, target, k) for k in feed.key]
-    q = (select(target.c.source_row, stage.c.source_row.label("later"), *[target.c[k] for k in feed.key])
-         .join_from(target, stage, and_(*on))
-         .where(target.c.dealer_code == lineage.dealer_code, target.c.load_id == lineage.load_id)
-         .order_by(target.c.source_row))
-    return [_superseded(feed, lineage, r.source_row, {k: r._mapping[k] for k in feed.key}, r.later)
-            for r in conn.execute(q)]
+    earlier = (select(target.c.source_row)
+               .where(target.c.dealer_code == lineage.dealer_code,
+                      *[target.c[k] == _key_typed(conn, stage, target, k) for k in feed.key],
+                      target.c.load_id == lineage.load_id)
+               .scalar_subquery())
+    found = select(earlier.label("earlier"), stage.c.source_row.label("later"),
+                   *[stage.c[k] for k in feed.key]).subquery()
+    q = select(found).where(found.c.earlier.is_not(None)).order_by(found.c.earlier)
+    with _index_probes(conn):
+        got = conn.execute(q).all()
+    return [_superseded(feed, lineage, r.earlier, {k: r._mapping[k] for k in feed.key}, r.later) for r in got]
+
+
+def _key_typed(conn: Connection, stage: Table, target: Table, col: str):
+    """A staged key column as the table's primary key compares it: on PostgreSQL a staged text
+    keeps its "C" collation through a cast, and a comparison in another collation than the index's
+    cannot use the index."""
+    typed = _typed(conn, stage, target, col)
+    if conn.dialect.name == "postgresql" and isinstance(target.c[col].type, (String, Text)):
+        return typed.collate("default")
+    return typed
+
+
+@contextmanager
+def _index_probes(conn: Connection):
+    """PostgreSQL plans with the table's statistics from before this load (an empty table's, on a first
+    load: "2 rows"), and then scans the whole table for each staged key. Sequential scans (and JIT,
+    which their disabled cost would start) are off for the one query (``set_config`` local to the
+    transaction, put back after it)."""
+    if conn.dialect.name != "postgresql":
+        yield
+        return
+    names = ("enable_seqscan", "jit")   # the disabled scans' costs would start JIT compiling too
+    old = conn.exec_driver_sql(f"SELECT {', '.join(f'current_setting({n!r})' for n in names)}").one()
+    conn.exec_driver_sql(f"SELECT {', '.join(f'set_config({n!r}, {chr(39)}off{chr(39)}, true)' for n in names)}")
+    try:
+        yield
+    finally:
+        conn.exec_driver_sql(f"SELECT {', '.join('set_config(%s, %s, true)' for _ in names)}",
+                             tuple(v for pair in zip(names, old) for v in pair))
 
 
 def add_warnings(conn: Connection, records: list[dict]) -> None:
