@@ -9,8 +9,9 @@
 * Numbers are taken at Excel's 15 significant digits (``121.00000000000001`` -> ``121``), dates and
   times from the cell types (a date cell is a date whatever its number format).
 * Limits (issue #15, settings ``max_workbook_bytes`` / ``max_workbook_cells``): the decompressed size
-  of a zip workbook's parts and the cells of the sheet's used area are checked before the sheet is
-  loaded (calamine holds the used area densely: one far cell costs rows x columns), so a 500 KB
+  of a zip workbook's parts and the cells of the sheet's used area (XLSX, XLSM: the cell references;
+  ODS: the rows and cells repeated, up to the last one holding something; XLSB: the cell records,
+  never the stored dimension) are checked before the sheet is loaded (calamine holds the used area densely: one far cell costs rows x columns), so a 500 KB
   file cannot take gigabytes; a workbook over a limit is refused with a message naming it.
 
 Sources: ECMA-376 (OOXML), [MS-XLS] (BIFF8), OASIS OpenDocument 1.2; Excel's 15-digit precision
@@ -90,6 +91,8 @@ def read_workbook(opener: Callable[[], BinaryIO], name: str, kind: str, *, sheet
             raise _too_large(name, label, size, limits)
     else:
         _check_zip(opener, name, label, limits)
+    if kind == "ods":   # calamine reads every sheet of an ODS when it opens the file
+        _check_ods_cells(opener, name, limits)
     fh = opener()
     try:
         wb = calamine.CalamineWorkbook.from_filelike(fh)
@@ -107,13 +110,15 @@ def read_workbook(opener: Callable[[], BinaryIO], name: str, kind: str, *, sheet
     where = f"{name}, sheet {sheet!r}"
     if kind in ("xlsx", "xlsm"):
         _check_xlsx_cells(opener, sheet, meta, where, limits)
+    elif kind == "xlsb":
+        _check_xlsb_cells(opener, sheet, where, limits)
     try:
         ws = wb.get_sheet_by_name(sheet)
     except Exception as e:
         raise BadSourceData(f"the sheet cannot be read ({type(e).__name__}: {e})", file=where,
                             reason="NOT_A_TABLE") from None
     cells = ws.height * ws.width
-    if cells > limits.max_workbook_cells:   # formats not scanned ahead (.xls, .xlsb, .ods)
+    if cells > limits.max_workbook_cells:   # .xls (its size is bounded by max_workbook_bytes), or a scan's miss
         raise _too_many_cells(where, ws.height, ws.width, limits)
     first_row = ws.start[0] + 1 if ws.start else 1
     first_col = ws.start[1] if ws.start else 0
@@ -211,6 +216,190 @@ def _check_xlsx_cells(opener, sheet: str, meta, where: str, limits: ReadLimits) 
                 tail = data[-64:]
                 if max(max(rows, max_row) * max(max_col, 1), cells) > limits.max_workbook_cells:
                     raise _too_many_cells(where, max(rows, max_row), max_col, limits)
+
+
+_TABLE_NS = "urn:oasis:names:tc:opendocument:xmlns:table:1.0|"
+_OFFICE_NS = "urn:oasis:names:tc:opendocument:xmlns:office:1.0|"
+
+
+def _check_ods_cells(opener, name: str, limits: ReadLimits) -> None:
+    """Rows x columns of the used area of every sheet of an ODS (calamine reads them all when it
+    opens the file): up to the last cell holding a value or text, rows and cells repeated by
+    ``number-rows-repeated`` / ``number-columns-repeated`` counted as many times, from ``content.xml``
+    streamed through expat before calamine expands the repeats. A few bytes saying "this value, a
+    million times" are refused here; trailing empty repeats (LibreOffice writes them for formatted
+    areas) hold nothing and count nothing."""
+    import xml.parsers.expat
+    t = dict(depth=0, sheet="", row=0, rows=1, col=0, cols=1, has_cell=False, in_cell=0, max_row=0, max_col=0)
+
+    def start(tag, attrs):
+        if tag == _TABLE_NS + "table":
+            t["depth"] += 1
+            if t["depth"] == 1:
+                t.update(sheet=attrs.get(_TABLE_NS + "name", ""), row=0, max_row=0, max_col=0)
+            return
+        if t["depth"] != 1:
+            return
+        if t["in_cell"]:
+            t["has_cell"] = True           # a paragraph (text:p) or any other content
+            t["in_cell"] += 1
+        elif tag == _TABLE_NS + "table-row":
+            t["rows"] = _repeats(attrs.get(_TABLE_NS + "number-rows-repeated"))
+            t["col"] = 0
+        elif tag in (_TABLE_NS + "table-cell", _TABLE_NS + "covered-table-cell"):
+            t["cols"] = _repeats(attrs.get(_TABLE_NS + "number-columns-repeated"))
+            t["has_cell"] = _OFFICE_NS + "value-type" in attrs
+            t["in_cell"] = 1
+
+    def end(tag):
+        if tag == _TABLE_NS + "table":
+            t["depth"] -= 1
+            return
+        if t["depth"] != 1:
+            return
+        if t["in_cell"] > 1:
+            t["in_cell"] -= 1
+        elif t["in_cell"] == 1:
+            t["in_cell"] = 0
+            if t["has_cell"]:
+                t["max_col"] = max(t["max_col"], t["col"] + t["cols"])
+                t["max_row"] = max(t["max_row"], t["row"] + t["rows"])
+                if t["max_row"] * t["max_col"] > limits.max_workbook_cells:
+                    raise _too_many_cells(f"{name}, sheet {t['sheet']!r}", t["max_row"], t["max_col"], limits)
+            t["col"] += t["cols"]
+        elif tag == _TABLE_NS + "table-row":
+            t["row"] += t["rows"]
+
+    p = xml.parsers.expat.ParserCreate(namespace_separator="|")
+    p.StartElementHandler, p.EndElementHandler = start, end
+    try:
+        with opener() as fh, zipfile.ZipFile(fh) as z, z.open("content.xml") as x:
+            while chunk := x.read(1 << 20):
+                p.Parse(chunk, False)
+            p.Parse(b"", True)
+    except (KeyError, xml.parsers.expat.ExpatError):
+        return   # no content.xml, or damaged XML: calamine says what is wrong
+
+
+def _repeats(v: str | None) -> int:
+    try:
+        return max(1, int(v)) if v else 1
+    except ValueError:
+        return 1
+
+
+_XLSB_CELLS = frozenset(range(1, 12)) | {62}        # BrtCellBlank ... BrtFmlaError, BrtCellRString: column first
+_XLSB_SHORT_CELLS = frozenset(range(12, 19))        # BrtShortBlank ... BrtShortIsst: the next column
+
+
+def _check_xlsb_cells(opener, sheet: str, where: str, limits: ReadLimits) -> None:
+    """Rows x columns of an XLSB sheet's used area from its cell records ([MS-XLSB] 2.4: BrtRowHdr
+    gives the row of the cells after it, each cell record its column), walked record by record before
+    calamine loads the sheet. The stored dimension (BrtWsDim) is not consulted: WPS and streaming
+    writers understate it. Stops as soon as the area passes the limit."""
+    import struct
+    with opener() as fh, zipfile.ZipFile(fh) as z:
+        part = _xlsb_sheet_part(z, sheet)
+        if part is None:
+            return
+        max_row = max_col = 0
+        row = col = -1
+        buf, pos = b"", 0
+        with z.open(part) as x:
+            eof = False
+            while True:
+                if len(buf) - pos < 16 and not eof:   # a header and a cell's first bytes, at least
+                    more = x.read(4 << 20)
+                    eof = not more
+                    buf, pos = buf[pos:] + more, 0
+                if pos >= len(buf):
+                    break
+                start = pos
+                b0 = buf[pos]
+                typ, pos = b0 & 0x7F, pos + 1
+                if b0 & 0x80:
+                    if pos >= len(buf):
+                        break
+                    typ |= (buf[pos] & 0x7F) << 7
+                    pos += 1
+                size = shift = 0
+                for _ in range(4):
+                    if pos >= len(buf):
+                        break
+                    b = buf[pos]
+                    pos += 1
+                    size |= (b & 0x7F) << shift
+                    shift += 7
+                    if not b & 0x80:
+                        break
+                body = buf[pos:pos + 4] if pos + 4 <= len(buf) else b""
+                if typ == 0 and len(body) == 4:                     # BrtRowHdr: rw
+                    row, col = struct.unpack_from("<I", body)[0], -1
+                elif (typ in _XLSB_CELLS and len(body) == 4) or typ in _XLSB_SHORT_CELLS:
+                    col = struct.unpack_from("<I", body)[0] if typ in _XLSB_CELLS else col + 1
+                    if row + 1 > max_row or col + 1 > max_col:
+                        max_row, max_col = max(max_row, row + 1), max(max_col, col + 1)
+                        if max_row * max_col > limits.max_workbook_cells:
+                            raise _too_many_cells(where, max_row, max_col, limits)
+                if pos + size > len(buf):                           # a long record: skip it in the stream
+                    skip = pos + size - len(buf)
+                    buf, pos = b"", 0
+                    while skip > 0:
+                        got = x.read(min(skip, 4 << 20))
+                        if not got:
+                            return
+                        skip -= len(got)
+                    continue
+                pos += size
+                if pos == start:
+                    break
+
+
+def _xlsb_sheet_part(z: zipfile.ZipFile, sheet: str) -> str | None:
+    """The zip part of the XLSB worksheet named ``sheet``: its BrtBundleSh record in workbook.bin
+    (hsState, iTabID, strRelID, strName) -> the relationship -> the part."""
+    import struct
+    try:
+        wb = z.read("xl/workbook.bin")
+        rels = z.read("xl/_rels/workbook.bin.rels").decode("utf-8", "replace")
+    except KeyError:
+        return None
+    rid, pos = None, 0
+    while pos < len(wb):
+        b0 = wb[pos]
+        typ, pos = b0 & 0x7F, pos + 1
+        if b0 & 0x80 and pos < len(wb):
+            typ |= (wb[pos] & 0x7F) << 7
+            pos += 1
+        size = shift = 0
+        for _ in range(4):
+            if pos >= len(wb):
+                break
+            b = wb[pos]
+            pos += 1
+            size |= (b & 0x7F) << shift
+            shift += 7
+            if not b & 0x80:
+                break
+        body = wb[pos:pos + size]
+        pos += size
+        if typ == 156 and len(body) >= 12:                           # BrtBundleSh
+            try:
+                n = struct.unpack_from("<I", body, 8)[0]
+                rel = body[12:12 + 2 * n].decode("utf-16-le")
+                m = struct.unpack_from("<I", body, 12 + 2 * n)[0]
+                name = body[16 + 2 * n:16 + 2 * n + 2 * m].decode("utf-16-le")
+            except (struct.error, UnicodeDecodeError):
+                continue
+            if name == sheet:
+                rid = rel
+                break
+    for m in re.finditer(r"<(?:\w+:)?Relationship\b([^>]*)>", rels):
+        attrs = dict(re.findall(r"([\w:]+)=\"([^\"]*)\"", m[1]))
+        if rid is not None and attrs.get("Id") == rid:
+            target = attrs.get("Target", "").lstrip("/")
+            return target if target.startswith("xl/") else "xl/" + target
+    return None
 
 
 def _sheet_part(z: zipfile.ZipFile, sheet: str) -> str | None:
