@@ -15,8 +15,7 @@ from .show import EXIT_OK, _print_table
 
 def cmd_resolve_file(args, settings) -> int:
     from dealersync.resolution.filemode import resolve_file
-    stats = resolve_file(args.input, args.out,
-                         progress=lambda stage, message: print(f"  {message}", file=sys.stderr, flush=True))
+    stats = resolve_file(args.input, args.out, progress=_resolve_progress)
     print(json.dumps(stats) if args.json else
           f"{stats['records']:,} records -> {stats['masters']:,} master records in {stats['seconds']} s "
           f"({stats['merge_pairs']:,} merged pairs, {stats['review_pairs']:,} for review, "
@@ -24,10 +23,15 @@ def cmd_resolve_file(args, settings) -> int:
     return EXIT_OK
 
 
+def _resolve_progress(event) -> None:
+    """A resolve's progress on stderr: counts, rate and ETA per stage (no record's values)."""
+    print(f"  {event.line()}", file=sys.stderr, flush=True)
+
+
 def cmd_resolve(args, settings) -> int:
     from dealersync.services import jobs
     with store_context(args, settings) as ctx:
-        stats = jobs.resolve(ctx, full=args.full)
+        stats = jobs.resolve(ctx, full=args.full, progress=None if args.json else _resolve_progress)
     if args.json:
         print(json.dumps(stats, default=str))
     else:

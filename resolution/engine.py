@@ -175,11 +175,15 @@ def blend(model: Model, estimated: dict | None, n: int) -> dict:
 
 
 def score(con, model: Model, params: dict | None = None, records: str = "rec", only_new: bool = False,
-          seed: int = 1) -> Scored:
+          seed: int = 1, on_candidates: Callable[[int], None] | None = None) -> Scored:
+    """Candidate pairs, their levels and weights and the model's decision. ``on_candidates(n)`` is
+    called once the n candidate pairs are known (before comparing them: the long part)."""
     t = {}
     t0 = time.perf_counter()
     n_cand = candidate_pairs(con, model, records, only_new=only_new)
     t["blocking"] = time.perf_counter() - t0
+    if on_candidates is not None:
+        on_candidates(n_cand)
     t0 = time.perf_counter()
     cand = _compare(con, model, "cand", records)
     t["comparison"] = time.perf_counter() - t0

@@ -37,8 +37,8 @@ def read_input(path: Path) -> pd.DataFrame:
 
 
 def resolve_file(in_path: str | Path, out_path: str | Path, threads: int | None = None, progress=None) -> dict:
-    """Resolve a CSV (``FILE_HEADER`` columns) into ``source, source_id, master_id``; ``progress(stage,
-    message)`` as in ``resolve_frame``. Raises BadSourceData naming file, row and column."""
+    """Resolve a CSV (``FILE_HEADER`` columns) into ``source, source_id, master_id``; ``progress``: a
+    callback taking ``progress.ProgressEvent``, as in ``resolve_frame``. Raises BadSourceData naming file, row and column."""
     t0 = time.perf_counter()
     in_path, out_path = Path(in_path), Path(out_path)
     df = read_input(in_path)

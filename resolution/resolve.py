@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from . import engine
+from . import progress as progress_
 from .models import DEALER, SHARED_MOBILE_NAMES
 from .normalise import derived, normalise_records
 
@@ -48,28 +49,60 @@ def load_records(con, norm: pd.DataFrame, is_new: np.ndarray | None = None, tabl
     con.execute(f"DROP TABLE {table}_base")
 
 
+def normalise_partitioned(frame: pd.DataFrame, mapper=None, partition_rows: int = 200_000,
+                          progress=progress_.NO_PROGRESS) -> pd.DataFrame:
+    """Normalise in partitions. ``mapper(fn, parts) -> results`` runs them (in order) wherever the caller
+    likes: a Prefect task runner (threads, or a Dask cluster at dealer-group scale); default: here, one
+    partition after the other, reporting ``progress`` as each ends."""
+    progress.start("normalise", len(frame))
+    if len(frame) <= partition_rows:
+        out = normalise_records(frame)
+        progress.advance("normalise", len(frame))
+        return out
+    parts = [frame.iloc[i:i + partition_rows] for i in range(0, len(frame), partition_rows)]
+    if mapper is None:
+        done = []
+        for p in parts:
+            done.append(normalise_records(p))
+            progress.advance("normalise", len(p))
+        return pd.concat(done)
+    out = pd.concat(mapper(normalise_records, parts))
+    progress.advance("normalise", len(frame))
+    return out
+
+
 def resolve_frame(df: pd.DataFrame, model=DEALER, threads: int | None = None, normalised: bool = False,
-                  progress=None) -> Result:
-    """Resolve a batch in one pass. ``progress(stage, message)``, if given, is called as each stage
-    ends (records normalised, pairs scored, clusters formed) with a line for people (no personal data)."""
+                  progress=None, partition_rows: int = 250_000) -> Result:
+    """Resolve a batch in one pass. ``progress``: a callback taking ``progress.ProgressEvent`` (records
+    normalised, pairs scored, pairs clustered: counts, rate, ETA; no personal data), or a
+    ``progress.Progress``."""
     t = {}
-    say = progress or (lambda stage, message: None)
-    start = time.perf_counter()
+    if progress is None or isinstance(progress, progress_.Progress):
+        prog = progress_.of(progress)
+    else:   # a callback: the three stages of a batch are the whole run
+        prog = progress_.Progress(progress, stages=("normalise", "score", "cluster"))
     t0 = time.perf_counter()
-    norm = df if normalised else normalise_records(df)
+    if normalised:
+        norm = df
+        prog.finish("normalise", len(df))
+    else:
+        norm = normalise_partitioned(df, None, partition_rows, prog)
+        prog.finish("normalise", len(norm))
     t["normalise"] = time.perf_counter() - t0
-    say("normalise", f"{len(norm):,} records normalised ({t['normalise']:.1f} s)")
     con = engine.connect(threads)
     t0 = time.perf_counter()
     load_records(con, norm)
     t["load"] = time.perf_counter() - t0
-    scored = engine.score(con, model)
+    prog.start("score")
+    scored = engine.score(con, model, on_candidates=lambda n: prog.set_total("score", n))
     t.update({k: v for k, v in scored.timings.items() if k != "candidates"})
-    say("score", f"{len(scored.pairs):,} candidate pairs scored ({time.perf_counter() - start:.1f} s so far)")
+    prog.finish("score", len(scored.pairs))
     t0 = time.perf_counter()
+    merges = int((scored.pairs["decision"] == engine.MERGE).sum())
+    prog.start("cluster", merges)
     labels = engine.cluster(len(norm), scored.pairs, **identities(norm))
     t["cluster"] = time.perf_counter() - t0
-    say("cluster", f"{len(np.unique(labels)):,} clusters formed ({time.perf_counter() - start:.1f} s)")
+    prog.finish("cluster", merges)
     con.close()
     return Result(labels, scored, norm, t)
 

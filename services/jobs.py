@@ -44,14 +44,15 @@ def pending(ctx: RunContext, folders, stable_seconds: float | None = None) -> li
 
 # ------------------------------------------------------------------------------------ master records
 
-def resolve(ctx: RunContext, full: bool = False, mapper=None) -> dict:
+def resolve(ctx: RunContext, full: bool = False, mapper=None, progress=None) -> dict:
     """One resolution run, one transaction (a retry starts again from the committed state), one at a
-    time on a store (``store.locks.job_lock``: a second waits ``lock_wait_seconds``, or stops saying who runs)."""
+    time on a store (``store.locks.job_lock``: a second waits ``lock_wait_seconds``, or stops saying who runs).
+    ``progress``: a callback taking ``resolution.progress.ProgressEvent`` (counts, rate, ETA per stage)."""
     s = ctx.settings
     with job_lock(ctx.engine, RESOLVE, wait_seconds=s.lock_wait_seconds, stale_seconds=s.load_stale_seconds), \
             ctx.engine.begin() as conn:
         return resolution.resolve(conn, full=full, precedence=s.resolution_source_precedence, mapper=mapper,
-                                  partition_rows=s.resolution_partition_rows).as_dict()
+                                  partition_rows=s.resolution_partition_rows, progress=progress).as_dict()
 
 
 # ------------------------------------------------------------------------------------ CRM

@@ -93,6 +93,9 @@ def test_resolve_flow_creates_masters_once_and_publishes_artifacts(prefect_serve
     assert again["created"] == again["merged"] == again["scored_records"] == 0
     assert again["masters"] == first["masters"]
     assert any("review" in str(a.data) for a in _artifacts("resolve-merges"))
+    # the progress artifact of the first run ends at 100 % with the last stage's counts in words
+    prog = _artifacts("resolve-progress")
+    assert prog and any(float(a.data) == 100.0 and "写入完成" in (a.description or "") for a in prog)
 
 
 def test_crm_flows_pull_and_push_once(prefect_server, settings_env, monkeypatch):
