@@ -13,6 +13,7 @@ What every sheet gets, so a file is ready to forward and to print (issue #19 ite
   (ISO strings are converted), everything else as *string* cells through
   :func:`dealersync.textsafe.safe_text` (formula-leading ``= + - @`` tab CR get a ``'``; characters a
   worksheet cannot hold are removed).
+- A drop-down (list data validation) on a column declaring ``choices`` (a decision to fill in).
 - A line chart only when the series has two or more points, else a sentence saying so.
 - Deterministic bytes: fixed document times and zip entry dates, entries in name order.
 """
@@ -31,6 +32,7 @@ from openpyxl import Workbook
 from openpyxl.chart import LineChart, Reference
 from openpyxl.styles import Alignment, Border, Font, PatternFill, Side
 from openpyxl.utils import get_column_letter
+from openpyxl.worksheet.datavalidation import DataValidation
 from openpyxl.worksheet.properties import PageSetupProperties
 
 from dealersync.textsafe import safe_text
@@ -51,6 +53,7 @@ class Col:
     header: str
     kind: str = "text"
     width: float | None = None    # fixed width in characters; None fits to content
+    choices: list[str] | None = None   # a drop-down (list data validation) on the column's cells
 
 
 @dataclass
@@ -160,6 +163,9 @@ def _fill_sheet(ws, sheet: Sheet) -> None:
                 cell.fill = _MARK_FILL
     if not sheet.rows:
         _put(ws, head + 1, 1, sheet.empty_text)
+    for j, c in enumerate(sheet.columns, 1):
+        if c.choices and sheet.rows:
+            _choices(ws, c, j, head + 1, head + len(sheet.rows))
     # widths: header and cells, CJK counting two; the title and notes may overflow to the right
     wrapped: list[tuple[int, float]] = []
     for j, c in enumerate(sheet.columns, 1):
@@ -208,6 +214,16 @@ def _lines(value, width: float) -> int:
     text = value if isinstance(value, str) else _display(value)
     room = max(int(width) - 2, 1)
     return sum(max(1, -(-text_width(part) // room)) for part in text.split("\n"))
+
+
+def _choices(ws, col: Col, j: int, first: int, last: int) -> None:
+    """A drop-down of ``col.choices`` on rows first..last of column j (blank allowed; anything else refused)."""
+    letter = get_column_letter(j)
+    words = ",".join(safe_text(w) for w in col.choices)
+    dv = DataValidation(type="list", formula1=f'"{words}"', allow_blank=True, showDropDown=False,
+                        showErrorMessage=True, errorTitle="只能从列表中选择", error="请从下拉列表中选择：" + "、".join(col.choices))
+    dv.add(f"{letter}{first}:{letter}{last}")
+    ws.add_data_validation(dv)
 
 
 def _span(ws, r: int, ncols: int) -> int:
