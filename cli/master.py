@@ -86,18 +86,46 @@ def cmd_master(args, settings) -> int:
             mids = service.force_split(conn, args.records, reason=args.reason, actor=args.actor)
             print(f"split: now {', '.join(mids)} (a manual decision, kept on every later run)")
         elif args.sub == "review":
+            if args.xlsx or args.import_:
+                return _master_review_sheet(conn, args)
             if args.decide:
                 link_id, decision = args.decide
                 service.decide_review(conn, int(link_id), decision, actor=args.actor, reason=args.reason)
                 print(f"review {link_id}: {decision}")
                 return EXIT_OK
-            rows = service.review_queue(conn, limit=args.limit)
+            rows = service.review_queue(conn, limit=100 if args.limit is None else (args.limit or None))
             if args.json:
                 for r in rows:
                     print(json.dumps(r, ensure_ascii=False, default=str))
             else:
                 _print_table(rows, ["id", "weight", "a_source", "a_source_id", "a_name", "a_master", "b_source",
                                     "b_source_id", "b_name", "b_master", "evidence"])
+    return EXIT_OK
+
+
+def _master_review_sheet(conn, args) -> int:
+    """``master review --xlsx OUT`` (the queue as a workbook to fill in) / ``--import IN`` (apply it)."""
+    from dealersync.services import master_review
+    if args.xlsx and args.import_:
+        raise ConfigurationError("master review: give --xlsx OUT or --import IN, not both")
+    if args.xlsx:
+        n = master_review.export_review(conn, args.xlsx, unmasked=args.unmasked, limit=args.limit or None)
+        print(f"{n} pair(s) of masters to review written to {args.xlsx}"
+              + ("" if args.unmasked else " (mobiles and IDs masked)"), file=sys.stderr)
+        return EXIT_OK
+    outcomes = master_review.import_review(conn, args.import_, actor=args.actor)
+    rows = [{"row": o.row, "review": o.review_id, "decision": o.decision, "result": o.result,
+             "note": mask_text(o.note)} for o in outcomes]
+    if args.json:
+        for r in rows:
+            print(json.dumps(r, ensure_ascii=False))
+    else:
+        _print_table([r for r in rows if r["result"] != "skipped"], ["row", "review", "decision", "result", "note"])
+    counts: dict[str, int] = {}
+    for o in outcomes:
+        counts[o.result] = counts.get(o.result, 0) + 1
+    print(f"{args.import_}: " + (", ".join(f"{k} {v}" for k, v in sorted(counts.items())) or "no decisions"),
+          file=sys.stderr)
     return EXIT_OK
 
 
@@ -156,7 +184,10 @@ def register(sub) -> None:
                 "pairs the model was not sure of; decide with --decide ID link|separate|dismiss")
     x.add_argument("--decide", nargs=2, metavar=("ID", "DECISION"))
     add_audit(x)
-    x.add_argument("--limit", type=int, default=100)
+    x.add_argument("--limit", type=int, help="pairs listed (default 100, 0: all; --xlsx writes all unless given)")
+    x.add_argument("--xlsx", metavar="OUT", help="write the queue as a workbook to decide in (合并/不合并/跳过)")
+    x.add_argument("--import", dest="import_", metavar="IN", help="apply the decisions of a filled-in --xlsx workbook")
+    x.add_argument("--unmasked", action="store_true", help="--xlsx: mobiles and IDs in clear")
     add_json(x)
 
     rf = command(sub, "resolve-file", cmd_resolve_file, "match a customer CSV into master ids, without the store")

@@ -107,6 +107,9 @@ def decide_review(conn: Connection, link_id: int, decision: str, *, actor: str =
     if decision not in DECISIONS:
         raise ConfigurationError("decision must be link, separate or dismiss")
     why = reason or f"review {link_id}"
+    # the entry stands for its pair of masters: other open pairs of their records close with it
+    ma, mb = master_of(conn, row["record_a"]), master_of(conn, row["record_b"])
+    same_pair = store.open_reviews_between(conn, ma, mb) if ma and mb and ma != mb else [link_id]
     if decision == "LINK":
         force_link(conn, refs, reason=why, actor=actor, review_id=link_id)
     elif decision == "SEPARATE":
@@ -115,4 +118,4 @@ def decide_review(conn: Connection, link_id: int, decision: str, *, actor: str =
                            review_id=link_id)
         audit(conn, "FORCE_SPLIT", master_of(conn, row["record_a"]), now=now,
               others=[master_of(conn, row["record_b"])], reason=why, actor=actor)
-    store.set_link_status(conn, [link_id], DECISIONS[decision], at=_now())
+    store.set_link_status(conn, sorted({link_id, *same_pair}), DECISIONS[decision], at=_now())

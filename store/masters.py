@@ -400,3 +400,12 @@ def set_link_status(conn: Connection, link_ids: Sequence[int], status: str, *, a
     conn.execute(update(match_link).where(match_link.c.id.in_([int(i) for i in link_ids]))
                  .values(status=status, decided_at=at))
 
+
+def open_reviews_between(conn: Connection, master_a: str, master_b: str) -> list[int]:
+    """Ids of the OPEN review links whose records lie in these two masters (one on each side)."""
+    a, b = customer_record.alias("a"), customer_record.alias("b")
+    pair = [master_a, master_b]
+    return [r[0] for r in conn.execute(
+        select(match_link.c.id).join(a, a.c.id == match_link.c.record_a).join(b, b.c.id == match_link.c.record_b)
+        .where(match_link.c.kind == "REVIEW", match_link.c.status == "OPEN", a.c.master_id.in_(pair),
+               b.c.master_id.in_(pair), a.c.master_id != b.c.master_id))]
