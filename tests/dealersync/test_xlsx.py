@@ -187,7 +187,15 @@ def _report_sheets() -> dict[str, list[Sheet]]:
           "profile": "dms_a", "raw_row": json.dumps({h: "x" * 8 for h in ("工单号", "开单时间", "车架号", "送修人", "送修人电话",
                                                                       "故障描述", "工单状态")}, ensure_ascii=False)}
          for i in range(30)]
-    return {"rvweek": rvweek.sheets(rv, "GZ0012"), "complaints": complaints.sheets(cm, "GZ0012"),
+    from dealersync.services.master_review import review_sheet
+    side = {"master_id": "M000000042", "names": ["周建华", "周先生"], "id_number": "440106198506151238",
+            "birth_date": date(1985, 6, 15), "gender": "M", "mobiles": ["13700000020", "13912345678"],
+            "vins": ["LSVAG2180E2100150"], "plates": ["粤A12345"], "addresses": ["广州市天河区天河路385号太古汇一座 2801 室"],
+            "sources": {"DMS": 1, "SERVICE": 3}, "last_seen": at}
+    review = [{"id": 100 + i, "weight": 12.5, "reason": "手机号、车牌相同，但一方没有可用的姓名（空白或“先生/女士”之类的称呼），"
+               "仅凭这些标识不足以认定为同一人，故未自动合并。", "a": side, "b": {**side, "master_id": "M000000043"}}
+              for i in range(30)]
+    return {"review": [review_sheet(review)], "rvweek": rvweek.sheets(rv, "GZ0012"), "complaints": complaints.sheets(cm, "GZ0012"),
             "maintenance": managers.maintenance_sheets(pm, "GZ0012"), "showroom": managers.showroom_sheets(sr, "GZ0012"),
             "salesday": [salesday.sheet(sd, date(2026, 11, 5))], "csi": csi_sheets(csi, "GZ0012"),
             "quarantine": [worklist_sheet("隔离行", "隔离行清单", q, "隔离行"), *correction_sheets(q)]}
