@@ -94,14 +94,20 @@ def reconcile(conn: Connection, df: pd.DataFrame, labels: np.ndarray, best: pd.S
     assign: dict[int, str] = {}
     groups = f.groupby("label", sort=True)
     progress.start("write", groups.ngroups)
+    # new masters and the audit are written in batches (ids allocated in the same order as one by one)
+    next_seq, new_masters, audits = store.next_seq(conn), [], []
     for k, (label, grp) in enumerate(groups, 1):
         olds = set(grp["old"].dropna())
         keep = sorted((o for o in olds if o not in split_masters), key=lambda o: seq.get(o, 1 << 62))
         if not olds - split_masters and not keep:
-            mid = store.new_master(conn, grp["ctype"].iloc[0], now)
+            mid = store.master_id_of(next_seq)
+            new_masters.append(dict(master_id=mid, seq=next_seq, customer_type=grp["ctype"].iloc[0],
+                                    created_at=now, updated_at=now))
+            next_seq += 1
             if not olds:
                 st.created += 1
-                audit(conn, "CREATE", mid, now=now, after={"records": len(grp)}, actor=actor)
+                audits.append(store.audit_row("CREATE", mid, at=now, model_version=DEALER.version,
+                                              after={"records": len(grp)}, actor=actor))
         else:
             mid = keep[0]
             losers = keep[1:]
@@ -110,13 +116,15 @@ def reconcile(conn: Connection, df: pd.DataFrame, labels: np.ndarray, best: pd.S
                 store.set_status(conn, losers, "MERGED", at=now, merged_into=mid)
                 st.merged += len(losers)
                 touched.update(losers)
-                audit(conn, "MERGE", mid, now=now, others=losers, before=before,
-                      after={"survivor": mid, "merged": losers}, actor=actor,
-                      reason="manual link" if actor.startswith("manual") else "model match")
+                audits.append(store.audit_row("MERGE", mid, at=now, model_version=DEALER.version, others=losers,
+                                              before=before, after={"survivor": mid, "merged": losers}, actor=actor,
+                                              reason="manual link" if actor.startswith("manual") else "model match"))
         assign[int(label)] = mid
         touched.add(mid)
         if k % 10_000 == 0:
             progress.advance("write", 10_000)
+    store.add_masters(conn, new_masters)
+    store.add_audits(conn, audits)
     for old in split_masters:
         parts = sorted({assign[int(x)] for x in f.loc[f["old"] == old, "label"]})
         before = store.snapshot(conn, [old])
@@ -126,8 +134,8 @@ def reconcile(conn: Connection, df: pd.DataFrame, labels: np.ndarray, best: pd.S
     f["new"] = f["label"].map(assign)
     changed = f[f["old"].astype(object) != f["new"].astype(object)]
     rule = "FORCE" if actor.startswith("manual") else "MODEL"
-    for new, grp in changed.groupby("new"):
-        store.assign_records(conn, grp["rid"].tolist(), new, at=now, model_version=DEALER.version, rule=rule)
+    store.assign_many(conn, list(zip(changed["rid"].tolist(), changed["new"].tolist())), at=now,
+                      model_version=DEALER.version, rule=rule)
     # match weights of records (re)decided in this run
     if len(best):
         wpos = f.iloc[best.index.to_numpy()]

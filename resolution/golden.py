@@ -26,6 +26,13 @@ def _first_by_rule(recs: pd.DataFrame, value_col: str, valid: pd.Series, precede
     return f.drop_duplicates("master_id").set_index("master_id")
 
 
+def _mode(recs: pd.DataFrame, col: str) -> pd.Series:
+    """Per master, the most frequent value of ``col`` (the smallest among equals: ``Series.mode``)."""
+    n = recs.dropna(subset=[col]).groupby(["master_id", col]).size().rename("_n").reset_index()
+    top = n.sort_values(["master_id", "_n", col], ascending=[True, False, True]).drop_duplicates("master_id")
+    return top.set_index("master_id")[col]
+
+
 def recompute_golden(conn: Connection, master_ids: set[str], precedence=SOURCE_PRECEDENCE) -> None:
     """Golden fields by rule: validity first, then source precedence, then recency. Every mobile,
     phone and e-mail kept as a contact point with its source and last-seen date; the most recently
@@ -57,11 +64,11 @@ def recompute_golden(conn: Connection, master_ids: set[str], precedence=SOURCE_P
     top_addr = take("address", "raw_address", recs["m_address_key"].notna())
     for col in ("province", "city", "district"):
         golden[col] = top_addr[f"m_{col}"].reindex(golden.index)
-    g_gender = recs.dropna(subset=["m_gender"]).groupby("master_id")["m_gender"].agg(lambda s: s.mode().iloc[0])
+    g_gender = _mode(recs, "m_gender")
     golden["gender"] = top_id["m_gender"].reindex(golden.index).fillna(g_gender.reindex(golden.index))
     golden["birth_date"] = pd.to_datetime(top_id["m_birth"], format="%Y%m%d", errors="coerce").dt.date \
         .reindex(golden.index)
-    ctype = recs.dropna(subset=["raw_customer_type"]).groupby("master_id")["raw_customer_type"].agg(lambda s: s.mode().iloc[0])
+    ctype = _mode(recs, "raw_customer_type")
     golden["customer_type"] = ctype.reindex(golden.index).fillna("PERSON")
     golden["record_count"] = recs.groupby("master_id").size()
 

@@ -74,9 +74,14 @@ def collect_sources(conn: Connection) -> pd.DataFrame:
 
 
 def content_hash(frame: pd.DataFrame) -> pd.Series:
+    """SHA-256 of a record's raw values and consent (blank as NUL, fields joined by US), column-wise."""
     cols = [*RAW_COLUMNS, "marketing_consent"]
-    joined = frame[cols].astype("str").fillna("\x00").agg("\x1f".join, axis=1)
-    return joined.map(lambda s: hashlib.sha256(s.encode()).hexdigest())
+    text = frame[cols].astype("str").fillna("\x00")
+    joined = text[cols[0]]
+    for c in cols[1:]:
+        joined = joined + "\x1f" + text[c]
+    return pd.Series([hashlib.sha256(x.encode()).hexdigest() for x in joined.tolist()], index=frame.index,
+                     dtype=object)
 
 
 def py(v):
@@ -112,15 +117,15 @@ def sync_records(conn: Connection, frame: pd.DataFrame, mapper=None, partition_r
         return []
     now = now or datetime.now().replace(microsecond=0)
     norm = normalise_partitioned(todo[["source", "source_id", *RAW_COLUMNS]], mapper, partition_rows, progress)
-    rows = []
-    for idx, r in todo.iterrows():
-        n = norm.loc[idx]
-        rows.append({"source": r["source"], "source_id": r["source_id"], "dealer_code": r["dealer_code"],
-                     **{f"raw_{c}": py(r[c]) for c in RAW_COLUMNS},
-                     "marketing_consent": None if pd.isna(r["marketing_consent"]) else bool(r["marketing_consent"]),
-                     "consent_at": py(r["seen_at"]) if not pd.isna(r["marketing_consent"]) else None,
-                     "seen_at": py(r["seen_at"]), **{k: py(r[k]) for k in LINEAGE},
-                     **{f"m_{c}": py(n[c]) for c in MATCH_COLUMNS},
-                     "content_hash": r["content_hash"], "updated_at": now})
+    consent = todo["marketing_consent"]
+    answered = consent.notna().to_numpy()
+    cols = {"source": todo["source"], "source_id": todo["source_id"], "dealer_code": todo["dealer_code"],
+            **{f"raw_{c}": todo[c] for c in RAW_COLUMNS},
+            "marketing_consent": [bool(v) if a else None for v, a in zip(consent.tolist(), answered)],
+            "consent_at": [v if a else None for v, a in zip(todo["seen_at"].tolist(), answered)],
+            "seen_at": todo["seen_at"], **{k: todo[k] for k in LINEAGE},
+            **{f"m_{c}": norm[c].reindex(todo.index) for c in MATCH_COLUMNS}, "content_hash": todo["content_hash"]}
+    values = [[py(v) for v in (col.tolist() if hasattr(col, "tolist") else col)] for col in cols.values()]
+    rows = [dict(zip(cols, vals), updated_at=now) for vals in zip(*values)]
     known = {(s, i): int(x) for s, i, x in zip(have["source"], have["source_id"], have["id"])}
     return store.upsert_records(conn, rows, known=known)

@@ -166,6 +166,17 @@ def assign_records(conn: Connection, record_ids: Sequence[int], master_id: str, 
                      .values(master_id=master_id, decided_at=at, model_version=model_version, match_rule=rule))
 
 
+def assign_many(conn: Connection, pairs: list[tuple[int, str]], *, at: datetime, model_version: str,
+                rule: str) -> None:
+    """(record id, master id) pairs: each record to its master, one statement per chunk."""
+    if not pairs:
+        return
+    stmt = update(customer_record).where(customer_record.c.id == bindparam("rid")).values(
+        master_id=bindparam("mid"), decided_at=at, model_version=model_version, match_rule=rule)
+    for part in _chunks(pairs):
+        conn.execute(stmt, [{"rid": int(r), "mid": m} for r, m in part])
+
+
 def set_match_weights(conn: Connection, weights: list[tuple[int, float]]) -> None:
     if weights:
         conn.execute(update(customer_record).where(customer_record.c.id == bindparam("rid"))
@@ -204,12 +215,27 @@ def master_seqs(conn: Connection) -> dict[str, int]:
     return dict(conn.execute(select(master_customer.c.master_id, master_customer.c.seq)).all())
 
 
+def master_id_of(seq: int) -> str:
+    return f"M{seq:09d}"
+
+
 def new_master(conn: Connection, ctype: str | None, at: datetime) -> str:
-    seq = (conn.execute(select(func.max(master_customer.c.seq))).scalar() or 0) + 1
-    mid = f"M{seq:09d}"
+    seq = next_seq(conn)
+    mid = master_id_of(seq)
     conn.execute(insert(master_customer).values(master_id=mid, seq=seq, status="ACTIVE", customer_type=ctype,
                                                 created_at=at, updated_at=at, record_count=0))
     return mid
+
+
+def next_seq(conn: Connection) -> int:
+    return (conn.execute(select(func.max(master_customer.c.seq))).scalar() or 0) + 1
+
+
+def add_masters(conn: Connection, rows: list[dict]) -> None:
+    """New masters ``{"master_id", "seq", "customer_type"}`` (ACTIVE, no records yet), in one statement
+    per chunk; ``new_master`` for one."""
+    for part in _chunks(rows):
+        conn.execute(insert(master_customer), [dict(r, status="ACTIVE", record_count=0) for r in part])
 
 
 def set_status(conn: Connection, master_ids: Sequence[str], status: str, *, at: datetime,
@@ -336,14 +362,22 @@ def record_summaries(conn: Connection, master_ids: Sequence[str]) -> list[dict]:
 
 # ------------------------------------------------------------------------------------ audit, decisions
 
-def audit(conn: Connection, action: str, master_id: str | None, *, at: datetime, model_version: str,
-          others: Sequence[str] = (), before=None, after=None, reason: str | None = None,
-          actor: str = "resolve") -> None:
-    conn.execute(insert(master_audit).values(
-        at=at, action=action, master_id=master_id, other_ids=json.dumps(list(others)),
-        before=json.dumps(before, ensure_ascii=False, default=str) if before is not None else None,
-        after=json.dumps(after, ensure_ascii=False, default=str) if after is not None else None,
-        reason=reason, model_version=model_version, actor=actor))
+def audit_row(action: str, master_id: str | None, *, at: datetime, model_version: str, others: Sequence[str] = (),
+              before=None, after=None, reason: str | None = None, actor: str = "resolve") -> dict:
+    return dict(at=at, action=action, master_id=master_id, other_ids=json.dumps(list(others)),
+                before=json.dumps(before, ensure_ascii=False, default=str) if before is not None else None,
+                after=json.dumps(after, ensure_ascii=False, default=str) if after is not None else None,
+                reason=reason, model_version=model_version, actor=actor)
+
+
+def audit(conn: Connection, action: str, master_id: str | None, **kw) -> None:
+    conn.execute(insert(master_audit).values(**audit_row(action, master_id, **kw)))
+
+
+def add_audits(conn: Connection, rows: list[dict]) -> None:
+    """``audit_row`` dicts, in their order."""
+    for part in _chunks(rows):
+        conn.execute(insert(master_audit), part)
 
 
 def decisions(conn: Connection) -> list[dict]:
