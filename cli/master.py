@@ -24,8 +24,10 @@ def cmd_resolve_file(args, settings) -> int:
 
 
 def _resolve_progress(event) -> None:
-    """A resolve's progress on stderr: counts, rate and ETA per stage (no record's values)."""
-    print(f"  {event.line()}", file=sys.stderr, flush=True)
+    """A resolve's progress on stderr: counts, rate and ETA per stage (no record's values); a short run
+    prints only the end of each stage."""
+    if event.final or event.elapsed >= 2:
+        print(f"  {event.line()}", file=sys.stderr, flush=True)
 
 
 def cmd_resolve(args, settings) -> int:

@@ -92,6 +92,7 @@ class Progress:
             self.start(stage, total)
         else:
             self.total = total
+            self._emit(final=False, force=True)
 
     def advance(self, stage: str, n: int = 1) -> None:
         if self.stage != stage:

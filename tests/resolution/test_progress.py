@@ -33,7 +33,7 @@ def test_events_at_stage_ends_and_at_most_every_interval_with_an_eta():
     kinds = [(e.stage, e.done, e.final) for e in seen]
     assert kinds == [("normalise", 0, False), ("normalise", 200, False), ("normalise", 400, False),
                      ("normalise", 600, False), ("normalise", 800, False), ("normalise", 1000, False),
-                     ("normalise", 1000, True), ("score", 0, False), ("score", 5000, True)]
+                     ("normalise", 1000, True), ("score", 0, False), ("score", 0, False), ("score", 5000, True)]
     mid = seen[2]                  # 400 of 1000 after 4 s: 40 % of a stage weighing 3/7 of the run
     assert mid.rate == 100.0 and abs(mid.fraction - 0.4 * 3 / 7) < 1e-9
     assert abs(mid.eta - 4 * (1 - mid.fraction) / mid.fraction) < 1e-9
@@ -46,7 +46,8 @@ def test_events_at_stage_ends_and_at_most_every_interval_with_an_eta():
 def test_resolve_frame_reports_each_stage_with_counts_and_no_personal_data():
     df = synth.generate(3000, seed=3).drop(columns=["truth", "household", "kind"])
     seen = []
-    res = resolve_frame(df, progress=seen.append, partition_rows=1000)
+    res = resolve_frame(df, progress=progress.Progress(seen.append, every=0, stages=("normalise", "score", "cluster")),
+                        partition_rows=1000)
     finals = [e for e in seen if e.final]
     assert [e.stage for e in finals] == ["normalise", "score", "cluster"]
     assert finals[0].done == finals[0].total == len(df)
