@@ -64,7 +64,7 @@ def cluster_records(conn: Connection, df: pd.DataFrame, scored: engine.Scored, *
     for a, b in links:
         if a in pos.index and b in pos.index:
             cl.union(int(pos[a]), int(pos[b]), force=True)
-    merges = scored.pairs[scored.pairs["decision"] == engine.MERGE].sort_values("weight", ascending=False)
+    merges = engine.best_first(scored.pairs[scored.pairs["decision"] == engine.MERGE])
     progress.start("cluster", len(merges))
     step = 100_000
     ls, rs = merges["l"].to_numpy(), merges["r"].to_numpy()
@@ -157,7 +157,7 @@ def record_links(conn: Connection, df: pd.DataFrame, scored: engine.Scored, labe
     if p.empty:
         return
     la, lb = labels[p["l"].to_numpy()], labels[p["r"].to_numpy()]
-    p = (p.assign(_a=np.minimum(la, lb), _b=np.maximum(la, lb)).sort_values("weight", ascending=False, kind="stable")
+    p = (engine.best_first(p.assign(_a=np.minimum(la, lb), _b=np.maximum(la, lb)))
          .drop_duplicates(["decision", "_a", "_b"]).drop(columns=["_a", "_b"]))
     rid = df["id"].to_numpy()
     comps = [c.name for c in scored.model.comparisons]

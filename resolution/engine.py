@@ -320,9 +320,15 @@ def name_edges(pairs: pd.DataFrame, scored: "Scored | None" = None) -> np.ndarra
     return np.isin(pairs["name"].to_numpy(), codes)
 
 
+def best_first(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Pairs by weight, highest first; equal weights by record positions, so that the order (and the
+    clusters a constraint lets form) does not depend on the order DuckDB returned the pairs in."""
+    return pairs.sort_values(["weight", "l", "r"], ascending=[False, True, True], kind="stable")
+
+
 def merge_pairs(cl: Clusters, pairs: pd.DataFrame, scored: "Scored | None" = None) -> None:
     """Join the MERGE pairs best-first (highest weight first) under ``cl``'s constraints."""
-    merge = pairs[pairs["decision"] == MERGE].sort_values("weight", ascending=False, kind="stable")
+    merge = best_first(pairs[pairs["decision"] == MERGE])
     for a, b, e in zip(merge["l"].to_numpy(), merge["r"].to_numpy(), name_edges(merge, scored)):
         cl.union(int(a), int(b), name_edge=bool(e))
 
@@ -351,8 +357,7 @@ def join_on_cluster_names(cl: Clusters, pairs: pd.DataFrame) -> int:
     张磊 with the same mobile. Returns the number of joins."""
     if "evidence" not in pairs or not cl.names:
         return 0
-    cand = pairs[(pairs["decision"] == REVIEW) & (pairs["evidence"] >= 1)].sort_values("weight", ascending=False,
-                                                                                        kind="stable")
+    cand = best_first(pairs[(pairs["decision"] == REVIEW) & (pairs["evidence"] >= 1)])
     joined = 0
     for a, b in zip(cand["l"].to_numpy(), cand["r"].to_numpy()):
         ra, rb = cl.find(int(a)), cl.find(int(b))

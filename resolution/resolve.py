@@ -199,7 +199,7 @@ def resolve_increment(existing: pd.DataFrame, existing_labels: np.ndarray, new: 
     has = np.flatnonzero(pd.notna(ids))
     for root, grp in pd.Series(ids[has]).groupby(labels[has]):
         cl.ids[int(root)] = set(grp)
-    merge = scored.pairs[scored.pairs["decision"] == engine.MERGE].sort_values("weight", ascending=False)
+    merge = engine.best_first(scored.pairs[scored.pairs["decision"] == engine.MERGE])
     for a, b in zip(merge["l"].to_numpy(), merge["r"].to_numpy()):
         cl.union(int(a), int(b))
     out = cl.labels()
