@@ -22,10 +22,10 @@ import logging
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta, timezone
+from datetime import date, datetime, timezone
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, func, or_, select, update
+from sqlalchemy import Connection, Engine
 
 from dealersync.connectors.oem import OemClient
 from dealersync.errors import TransientError
@@ -33,9 +33,7 @@ from dealersync.privacy import mask_text, render_exception, scrub_fields
 from dealersync.schemas.checks import is_vin
 from dealersync.store import claims as store_claims
 from dealersync.store.ledger import holder
-from dealersync.store.repository import dialect_insert, upsert
-from dealersync.store.tables import (FEED_TABLES, JobStatus, SubmissionState, claim_status_snapshot, claim_submission,
-                                    customer_record, oem_cursor, warranty_claim_job)
+from dealersync.store.tables import JobStatus, SubmissionState
 
 log = logging.getLogger(__name__)
 BODID_NAMESPACE = uuid.UUID("6f1c1f0e-3d7e-4a55-9a43-2f8f4c1d0a11")
@@ -71,13 +69,7 @@ def sync_jobs(conn: Connection, window_days: int) -> int:
 
 def build_claim(conn: Connection, job: dict, dealer_number: str, creator: str = "DEALERSYNC", revision: int = 0) -> dict:
     """ProcessWarrantyClaim from the DMS claim, its repair order and the RO's lines."""
-    wc, ro, lines = FEED_TABLES["warranty_claims"], FEED_TABLES["repair_orders"], FEED_TABLES["repair_order_lines"]
-    c = conn.execute(select(wc).where(wc.c.dealer_code == job["dealer_code"], wc.c.claim_no == job["claim_no"])).mappings().one()
-    o = conn.execute(select(ro).where(ro.c.dealer_code == job["dealer_code"], ro.c.ro_number == c["ro_number"])).mappings().first()
-    ls = conn.execute(select(lines).where(lines.c.dealer_code == job["dealer_code"], lines.c.ro_number == c["ro_number"])
-                      .order_by(lines.c.line_no)).mappings().all()
-    master = conn.execute(select(customer_record.c.master_id).where(
-        customer_record.c.source == "SERVICE", customer_record.c.source_id == f"{job['dealer_code']}:{c['ro_number']}")).scalar()
+    c, o, ls, master = store_claims.claim_sources(conn, job["dealer_code"], job["claim_no"])
     labor_codes = [x.strip() for x in (c["labor_op_codes"] or "").replace(",", ";").split(";") if x.strip()]
     labor_lines = {l["code"]: l for l in ls if l["line_type"] == "工时"}
     labor = [{"LaborOperationID": code,
@@ -164,9 +156,7 @@ def validate_claim(payload: dict, labor_codes: set[str] | None, today: date, win
 def labor_code_table(conn: Connection) -> set[str] | None:
     """The OEM's labor-operation codes as dropped on SFTP (LABOROPS) or fetched from the portal; None
     when neither is known yet (the portal then checks)."""
-    t = FEED_TABLES["labor_operations"]
-    codes = {r[0] for r in conn.execute(select(t.c.code))}
-    return codes or None
+    return store_claims.labor_codes(conn) or None
 
 
 # ------------------------------------------------------------------------------------ prepare and send
@@ -312,10 +302,7 @@ def push(engine: Engine, client: OemClient, today: date, window_days: int, worke
 def resubmit(engine: Engine, claim_no: str, dealer: str | None = None) -> dict:
     """A RETURNED claim, corrected in the DMS, goes again with ClaimSubmissionCountNumeric + 1."""
     with engine.begin() as conn:
-        q = select(warranty_claim_job).where(warranty_claim_job.c.claim_no == claim_no)
-        if dealer:
-            q = q.where(warranty_claim_job.c.dealer_code == dealer)
-        job = conn.execute(q).mappings().first()
+        job = store_claims.find_job(conn, claim_no, dealer)
         if job is None:
             from dealersync.errors import ConfigurationError
             raise ConfigurationError(f"no claim {claim_no}")
@@ -325,17 +312,14 @@ def resubmit(engine: Engine, claim_no: str, dealer: str | None = None) -> dict:
                                      f"(or locally failed) claim is resubmitted")
         count = job["submission_count"] + (1 if job["oem_status"] == "RETURNED" else 0)
         if job["local_status"] == "VALIDATION_FAILED" and job["oem_status"] != "RETURNED":
-            conn.execute(claim_submission.delete().where(claim_submission.c.dealer_code == job["dealer_code"],
-                                                         claim_submission.c.claim_no == claim_no,
-                                                         claim_submission.c.submission_count == count,
-                                                         claim_submission.c.state != "ACKED"))
+            store_claims.drop_unsent_submission(conn, job["dealer_code"], claim_no, count)
         fresh = {}
         if count > job["submission_count"]:   # a new submission: a fresh set of OEM figures; the returned
             # submission's stay in claim_status_snapshot and claim_submission under its own count
             fresh = dict(oem_status=None, oem_status_raw=None, to_be_paid=None, settlement_date=None,
                          payment_cycle=None, last_error=None)
-        conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-            submission_count=count, local_status="DRAFT", errors=None, updated_at=_now(), **fresh))
+        store_claims.update_job(conn, job["id"], submission_count=count, local_status=JobStatus.DRAFT.value,
+                                errors=None, **fresh)
     return {"claim_no": claim_no, "submission_count": count}
 
 
@@ -348,30 +332,25 @@ def apply_status(conn: Connection, rec: dict, dealer: str) -> bool:
         dealer_code=dealer, claim_no=claim, submission_count=count, status_code=rec["ClaimStatusCode"],
         status_raw=rec.get("OEMStatusRaw"), to_be_paid=(rec.get("ToBePaidAmount") or {}).get("value"),
         body=json.dumps(rec, ensure_ascii=False), updated_at=rec["UpdatedDateTime"], received_at=_now())
-    ins = dialect_insert(conn, claim_status_snapshot).values(**values).on_conflict_do_nothing()
-    new = conn.execute(ins).rowcount > 0
-    job = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.dealer_code == dealer,
-                                                        warranty_claim_job.c.claim_no == claim)).mappings().first()
+    new = store_claims.add_snapshot(conn, **values)
+    job = store_claims.job(conn, dealer, claim)
     if job is None or count < job["submission_count"]:
         return new
-    latest = conn.execute(select(claim_status_snapshot.c.body).where(
-        claim_status_snapshot.c.dealer_code == dealer, claim_status_snapshot.c.claim_no == claim,
-        claim_status_snapshot.c.submission_count == count).order_by(claim_status_snapshot.c.updated_at.desc(),
-                                                                     claim_status_snapshot.c.id.desc()).limit(1)).scalar()
-    cur = json.loads(latest)
-    conn.execute(update(warranty_claim_job).where(warranty_claim_job.c.id == job["id"]).values(
-        local_status="SUBMITTED", oem_status=cur["ClaimStatusCode"], oem_status_raw=cur.get("OEMStatusRaw"),
+    cur = json.loads(store_claims.latest_snapshot_body(conn, dealer, claim, count))
+    store_claims.update_job(
+        conn, job["id"], local_status=JobStatus.SUBMITTED.value, oem_status=cur["ClaimStatusCode"],
+        oem_status_raw=cur.get("OEMStatusRaw"),
         oem_claim_number=cur.get("OEMClaimNumberString") or job["oem_claim_number"],
         to_be_paid=(cur.get("ToBePaidAmount") or {}).get("value", job["to_be_paid"]),
         settlement_date=date.fromisoformat(cur["SettlementDate"]) if cur.get("SettlementDate") else job["settlement_date"],
-        payment_cycle=cur.get("PaymentCycleID") or job["payment_cycle"], updated_at=_now()))
+        payment_cycle=cur.get("PaymentCycleID") or job["payment_cycle"])
     return new
 
 
 def poll_status(engine: Engine, client: OemClient) -> dict:
     """The change feed from the persisted cursor; each page committed with the cursor."""
     with engine.begin() as conn:
-        row = conn.execute(select(oem_cursor).where(oem_cursor.c.feed == "claims")).mappings().first()
+        row = store_claims.cursor(conn)
     cursor = row["cursor"] if row else None
     since = row["watermark"] if row and not cursor else None
     watermark = row["watermark"] if row else None
@@ -383,47 +362,28 @@ def poll_status(engine: Engine, client: OemClient) -> dict:
                 snaps += apply_status(conn, it, dealer)
                 if watermark is None or it["UpdatedDateTime"] > watermark:
                     watermark = it["UpdatedDateTime"]
-            upsert(conn, oem_cursor, dict(feed="claims", cursor=nxt, watermark=watermark, updated_at=_now()), ["feed"])
+            store_claims.save_cursor(conn, nxt, watermark)
         n += len(items)
     with engine.begin() as conn:
-        by = dict(conn.execute(select(warranty_claim_job.c.oem_status, func.count()).group_by(warranty_claim_job.c.oem_status)).all())
+        by = store_claims.count_by_oem_status(conn)
     return {"changes": n, "new_snapshots": snaps, "by_status": {str(k): v for k, v in by.items()}}
 
 
 # ------------------------------------------------------------------------------------ reading
 
 def claims_table(conn: Connection, status: str | None = None) -> list[dict]:
-    q = select(warranty_claim_job.c.claim_no, warranty_claim_job.c.ro_number, warranty_claim_job.c.vin,
-               warranty_claim_job.c.local_status, warranty_claim_job.c.oem_status, warranty_claim_job.c.oem_status_raw,
-               warranty_claim_job.c.submission_count, warranty_claim_job.c.claimed_amount, warranty_claim_job.c.to_be_paid,
-               warranty_claim_job.c.deadline).order_by(warranty_claim_job.c.deadline, warranty_claim_job.c.claim_no)
-    if status:
-        q = q.where(or_(warranty_claim_job.c.local_status == status.upper(), warranty_claim_job.c.oem_status == status.upper()))
-    return [dict(r) for r in conn.execute(q).mappings()]
+    return store_claims.list_jobs(conn, status)
 
 
 def approaching_deadline(conn: Connection, today: date, days: int) -> list[dict]:
     """Claims not yet accepted by the OEM whose window ends within ``days``."""
-    q = (select(warranty_claim_job.c.claim_no, warranty_claim_job.c.ro_number, warranty_claim_job.c.local_status,
-                warranty_claim_job.c.deadline)
-         .where(warranty_claim_job.c.local_status != "SUBMITTED", warranty_claim_job.c.deadline.is_not(None),
-                warranty_claim_job.c.deadline >= today, warranty_claim_job.c.deadline <= today + timedelta(days=days))
-         .order_by(warranty_claim_job.c.deadline))
-    return [dict(r, days_left=(r["deadline"] - today).days) for r in conn.execute(q).mappings()]
+    return [dict(r, days_left=(r["deadline"] - today).days) for r in store_claims.near_deadline(conn, today, days)]
 
 
 def show_claim(conn: Connection, claim_no: str) -> dict | None:
-    job = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.claim_no == claim_no)).mappings().first()
+    job = store_claims.find_job(conn, claim_no)
     if job is None:
         return None
-    subs = conn.execute(select(claim_submission.c.submission_count, claim_submission.c.bodid, claim_submission.c.state,
-                               claim_submission.c.http_status, claim_submission.c.attempts, claim_submission.c.sent_at,
-                               claim_submission.c.acked_at)
-                        .where(claim_submission.c.claim_no == claim_no).order_by(claim_submission.c.submission_count)).mappings()
-    snaps = conn.execute(select(claim_status_snapshot.c.submission_count, claim_status_snapshot.c.status_code,
-                                claim_status_snapshot.c.status_raw, claim_status_snapshot.c.to_be_paid,
-                                claim_status_snapshot.c.updated_at, claim_status_snapshot.c.body)
-                         .where(claim_status_snapshot.c.claim_no == claim_no)
-                         .order_by(claim_status_snapshot.c.updated_at, claim_status_snapshot.c.id)).mappings()
-    return {**dict(job), "errors": json.loads(job["errors"]) if job["errors"] else None,
-            "submissions": [dict(s) for s in subs], "statuses": [dict(s) for s in snaps]}
+    subs, snaps = store_claims.history(conn, claim_no)
+    return {**job, "errors": json.loads(job["errors"]) if job["errors"] else None,
+            "submissions": subs, "statuses": snaps}

@@ -13,13 +13,14 @@ its pid is gone; elsewhere: older than the stale timeout) is taken over and sent
 """
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, or_, select, update
+from sqlalchemy import Connection, and_, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 
 from .ledger import holder_alive, now
-from .tables import FEED_TABLES, JobStatus, SubmissionState, claim_submission, warranty_claim_job
+from .tables import (FEED_TABLES, JobStatus, SubmissionState, claim_status_snapshot, claim_submission, customer_record,
+                     oem_cursor, warranty_claim_job)
 
 PREPARABLE = (JobStatus.DRAFT.value, JobStatus.VALIDATION_FAILED.value)
 
@@ -186,3 +187,153 @@ def record_answer(conn: Connection, sub_id: int, me: str, state: SubmissionState
                 claim_submission.c.claimed_by == me)
          .values(state=SubmissionState(state).value, http_status=http_status, answer=answer, acked_at=acked_at))
     return conn.execute(q).rowcount > 0
+
+
+def find_job(conn: Connection, claim_no: str, dealer_code: str | None = None) -> dict | None:
+    """The job of ``claim_no`` (of ``dealer_code`` when given), or None."""
+    q = select(warranty_claim_job).where(warranty_claim_job.c.claim_no == claim_no)
+    if dealer_code:
+        q = q.where(warranty_claim_job.c.dealer_code == dealer_code)
+    r = conn.execute(q).mappings().first()
+    return dict(r) if r else None
+
+
+def drop_unsent_submission(conn: Connection, dealer_code: str, claim_no: str, submission_count: int) -> int:
+    """Delete a submission the portal never acknowledged (a locally failed claim goes again, rebuilt).
+
+    Returns:
+        The number of submissions deleted."""
+    return conn.execute(claim_submission.delete().where(
+        claim_submission.c.dealer_code == dealer_code, claim_submission.c.claim_no == claim_no,
+        claim_submission.c.submission_count == submission_count,
+        claim_submission.c.state != SubmissionState.ACKED.value)).rowcount
+
+
+def update_job(conn: Connection, job_id: int, **values) -> bool:
+    """Write ``values`` (and ``updated_at``) to one job; True when it exists."""
+    q = update(warranty_claim_job).where(warranty_claim_job.c.id == job_id).values(updated_at=now(), **values)
+    return conn.execute(q).rowcount > 0
+
+
+# ------------------------------------------------------------------------------------ building a claim
+
+def claim_sources(conn: Connection, dealer_code: str, claim_no: str) -> tuple[dict, dict | None, list[dict], str | None]:
+    """What a claim is built from: the DMS claim, its repair order (or None), the RO's lines in line
+    order, and the master customer of the RO (or None)."""
+    wc, ro, lines = FEED_TABLES["warranty_claims"], FEED_TABLES["repair_orders"], FEED_TABLES["repair_order_lines"]
+    c = dict(conn.execute(select(wc).where(wc.c.dealer_code == dealer_code, wc.c.claim_no == claim_no)).mappings().one())
+    o = conn.execute(select(ro).where(ro.c.dealer_code == dealer_code, ro.c.ro_number == c["ro_number"])).mappings().first()
+    ls = conn.execute(select(lines).where(lines.c.dealer_code == dealer_code, lines.c.ro_number == c["ro_number"])
+                      .order_by(lines.c.line_no)).mappings().all()
+    master = conn.execute(select(customer_record.c.master_id).where(
+        customer_record.c.source == "SERVICE", customer_record.c.source_id == f"{dealer_code}:{c['ro_number']}")).scalar()
+    return c, (dict(o) if o else None), [dict(x) for x in ls], master
+
+
+def labor_codes(conn: Connection) -> set[str]:
+    """The OEM's labor-operation codes as loaded (LABOROPS); empty when none is loaded yet."""
+    t = FEED_TABLES["labor_operations"]
+    return {r[0] for r in conn.execute(select(t.c.code))}
+
+
+# ------------------------------------------------------------------------------------ OEM status
+
+def add_snapshot(conn: Connection, **values) -> bool:
+    """Store a status the portal reported (idempotent on dealer, claim, count, status and its time).
+
+    Returns:
+        True when new; False when the same snapshot was stored already."""
+    ins = _insert(conn, claim_status_snapshot).values(**values).on_conflict_do_nothing()
+    return conn.execute(ins).rowcount > 0
+
+
+def job(conn: Connection, dealer_code: str, claim_no: str) -> dict | None:
+    """The job of a claim by its natural key, or None."""
+    r = conn.execute(select(warranty_claim_job).where(warranty_claim_job.c.dealer_code == dealer_code,
+                                                      warranty_claim_job.c.claim_no == claim_no)).mappings().first()
+    return dict(r) if r else None
+
+
+def latest_snapshot_body(conn: Connection, dealer_code: str, claim_no: str, submission_count: int) -> str | None:
+    """The body (JSON text) of a submission's latest status by the portal's time (then by arrival)."""
+    c = claim_status_snapshot.c
+    return conn.execute(select(c.body).where(c.dealer_code == dealer_code, c.claim_no == claim_no,
+                                             c.submission_count == submission_count)
+                        .order_by(c.updated_at.desc(), c.id.desc()).limit(1)).scalar()
+
+
+def cursor(conn: Connection, feed: str = "claims") -> dict | None:
+    """The portal change feed's cursor and watermark, or None before the first poll."""
+    r = conn.execute(select(oem_cursor).where(oem_cursor.c.feed == feed)).mappings().first()
+    return dict(r) if r else None
+
+
+def save_cursor(conn: Connection, cursor: str | None, watermark: str | None, feed: str = "claims") -> None:
+    """Upsert the change feed's cursor and watermark (natural key: the feed)."""
+    values = dict(feed=feed, cursor=cursor, watermark=watermark, updated_at=now())
+    ins = _insert(conn, oem_cursor).values(**values)
+    conn.execute(ins.on_conflict_do_update(index_elements=["feed"],
+                                           set_={k: v for k, v in values.items() if k != "feed"}))
+
+
+def count_by_oem_status(conn: Connection) -> dict:
+    """{OEM status (None when not yet reported): jobs}."""
+    return dict(conn.execute(select(warranty_claim_job.c.oem_status, func.count())
+                             .group_by(warranty_claim_job.c.oem_status)).all())
+
+
+# ------------------------------------------------------------------------------------ reading
+
+def list_jobs(conn: Connection, status: str | None = None) -> list[dict]:
+    """Jobs by deadline, optionally those whose local or OEM status is ``status``."""
+    j = warranty_claim_job.c
+    q = select(j.claim_no, j.ro_number, j.vin, j.local_status, j.oem_status, j.oem_status_raw, j.submission_count,
+               j.claimed_amount, j.to_be_paid, j.deadline).order_by(j.deadline, j.claim_no)
+    if status:
+        q = q.where(or_(j.local_status == status.upper(), j.oem_status == status.upper()))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def near_deadline(conn: Connection, today: date, days: int) -> list[dict]:
+    """Jobs not yet SUBMITTED whose deadline falls within ``today`` .. ``today + days``."""
+    j = warranty_claim_job.c
+    q = (select(j.claim_no, j.ro_number, j.local_status, j.deadline)
+         .where(j.local_status != JobStatus.SUBMITTED.value, j.deadline.is_not(None), j.deadline >= today,
+                j.deadline <= today + timedelta(days=days))
+         .order_by(j.deadline))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def history(conn: Connection, claim_no: str) -> tuple[list[dict], list[dict]]:
+    """(submissions by count, statuses by time) of a claim number."""
+    s, t = claim_submission.c, claim_status_snapshot.c
+    subs = conn.execute(select(s.submission_count, s.bodid, s.state, s.http_status, s.attempts, s.sent_at, s.acked_at)
+                        .where(s.claim_no == claim_no).order_by(s.submission_count)).mappings()
+    subs = [dict(x) for x in subs]
+    snaps = conn.execute(select(t.submission_count, t.status_code, t.status_raw, t.to_be_paid, t.updated_at, t.body)
+                         .where(t.claim_no == claim_no).order_by(t.updated_at, t.id)).mappings()
+    return subs, [dict(x) for x in snaps]
+
+
+def failed(conn: Connection, status: str) -> list[dict]:
+    """Jobs whose local or OEM status is ``status``, each with its errors and the DMS claim's columns
+    (source file and row included; None when the DMS claim is gone)."""
+    dc = FEED_TABLES["warranty_claims"]
+    j = warranty_claim_job.c
+    q = (select(j.claim_no, j.errors, j.last_error, dc)
+         .join(dc, and_(dc.c.dealer_code == j.dealer_code, dc.c.claim_no == j.claim_no), isouter=True)
+         .where((j.local_status == status.upper()) | (j.oem_status == status.upper()))
+         .order_by(j.claim_no))
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def status_counts(conn: Connection, today: date, warning_days: int) -> dict:
+    """{"local": {status: n}, "oem": {status: n}, "approaching_deadline": n} for the status overview."""
+    j = warranty_claim_job.c
+    local = dict(conn.execute(select(j.local_status, func.count()).group_by(j.local_status)).all())
+    oem = dict(conn.execute(select(j.oem_status, func.count()).where(j.oem_status.is_not(None))
+                            .group_by(j.oem_status)).all())
+    near = conn.execute(select(func.count()).select_from(warranty_claim_job).where(
+        j.local_status != JobStatus.SUBMITTED.value, j.deadline >= today,
+        j.deadline <= today + timedelta(days=warning_days))).scalar()
+    return {"local": local, "oem": oem, "approaching_deadline": near}
