@@ -15,14 +15,14 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 import pandas as pd
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 from sqlalchemy.exc import DBAPIError, StatementError
 
 from dealersync.connectors.crm import MAX_BATCH, CrmClient
-from dealersync.store.repository import upsert
 from dealersync.privacy import scrub_text
-from dealersync.store.tables import (CRM_DELETE_QUEUED, crm_activity, crm_contact, crm_cursor, crm_lead, crm_push,
-                                     crm_quarantine, followup_task, master_contact, master_customer, master_vehicle)
+from dealersync.store import crm as store_crm
+from dealersync.store import followups as store_followups
+from dealersync.store import customers
 
 from dealersync.services.followups import Rules, generate_tasks, master_facts, save_tasks, segments
 
@@ -42,25 +42,7 @@ def _now() -> datetime:
 # ------------------------------------------------------------------------------------ pull
 
 def _store_item(conn, feed: str, it: dict, now: datetime) -> None:
-    if feed == "leads":
-        upsert(conn, crm_lead, dict(
-            lead_id=it["leadId"], name=it.get("name"), mobile=it.get("mobile"), status=it.get("status"),
-            intent_level=it.get("intentLevel"), interested_model=it.get("interestedModel"),
-            salesperson=it.get("salesperson"), lead_source=it.get("source"), created_at=it.get("createdAt"),
-            modified_at=it["modifiedAt"], data=json.dumps(it, ensure_ascii=False), pulled_at=now),
-            ["lead_id"], where_newer="modified_at")
-    elif feed == "contacts":
-        upsert(conn, crm_contact, dict(external_id=it["externalId"], crm_id=it.get("crmId"),
-                                        modified_at=it["modifiedAt"], data=json.dumps(it, ensure_ascii=False),
-                                        pulled_at=now), ["external_id"], where_newer="modified_at")
-    else:
-        upsert(conn, crm_activity, dict(
-            activity_id=it["activityId"], type=it["type"], contact_external_id=it.get("contactExternalId"),
-            related_document=it.get("relatedDocument"), occurred_at=it.get("occurredAt"), modified_at=it["modifiedAt"],
-            outcome=it.get("outcome"), survey_type=it.get("surveyType"),
-            answers=json.dumps(it.get("answers") or [], ensure_ascii=False),
-            complaint=json.dumps(it["complaint"], ensure_ascii=False) if it.get("complaint") else None, pulled_at=now),
-            ["activity_id"], where_newer="modified_at")
+    store_crm.SAVE[feed](conn, it, now)
 
 
 def contract_problem(feed: str, it) -> tuple[str, str] | None:
@@ -94,17 +76,10 @@ def _item_key(feed: str, it) -> str:
 
 
 def _quarantine(conn, feed: str, it, reason: str, message: str, now: datetime) -> None:
-    row = dict(feed=feed, item_key=_item_key(feed, it), reason_code=reason, message=message,
-               data=json.dumps(it, ensure_ascii=False, default=str)[:20000], first_seen=now, last_seen=now)
-    found = conn.execute(select(crm_quarantine.c.id).where(
-        crm_quarantine.c.feed == feed, crm_quarantine.c.item_key == row["item_key"],
-        crm_quarantine.c.reason_code == reason)).scalar()
-    if found is None:
-        conn.execute(crm_quarantine.insert().values(**row))
-    else:
-        conn.execute(update(crm_quarantine).where(crm_quarantine.c.id == found).values(
-            message=message, data=row["data"], last_seen=now))
-    log.warning("CRM %s record %s quarantined: %s", feed, row["item_key"], message)
+    key = _item_key(feed, it)
+    store_crm.quarantine(conn, feed=feed, item_key=key, reason_code=reason, message=message,
+                         data=json.dumps(it, ensure_ascii=False, default=str)[:20000], seen_at=now)
+    log.warning("CRM %s record %s quarantined: %s", feed, key, message)
 
 
 def pull(engine: Engine, client: CrmClient, feeds=FEEDS, modified_since: str | None = None,
@@ -116,7 +91,7 @@ def pull(engine: Engine, client: CrmClient, feeds=FEEDS, modified_since: str | N
     out = {}
     for feed in feeds:
         with engine.begin() as conn:
-            row = conn.execute(select(crm_cursor).where(crm_cursor.c.feed == feed)).mappings().first()
+            row = store_crm.cursor(conn, feed)
         cursor = None if stateless or row is None else row["cursor"]
         since = modified_since if (stateless or row is None) else (row["watermark"] or modified_since)
         items_n = pages = bad = 0
@@ -141,7 +116,7 @@ def pull(engine: Engine, client: CrmClient, feeds=FEEDS, modified_since: str | N
                     if watermark is None or it["modifiedAt"] > watermark:
                         watermark = it["modifiedAt"]
                 if not stateless:
-                    upsert(conn, crm_cursor, dict(feed=feed, cursor=nxt, watermark=watermark, updated_at=now), ["feed"])
+                    store_crm.save_cursor(conn, feed, nxt, watermark, now)
             items_n += len(items)
             pages += 1
         out[feed] = {"items": items_n - bad, "pages": pages, "watermark": watermark, "quarantined": bad}
@@ -174,17 +149,14 @@ class PushStats:
 def build_contacts(engine: Engine, day: date, rules: Rules) -> list[dict]:
     """One CRM contact per active master: golden fields, segment, consent, vehicles, last service."""
     with engine.begin() as conn:
-        m = pd.DataFrame(conn.execute(select(master_customer).where(master_customer.c.status == "ACTIVE")).mappings().all())
+        m = pd.DataFrame(customers.active(conn))
         if m.empty:
             return []
         facts = master_facts(conn)
         seg = segments(facts, day, rules)
-        vins = pd.DataFrame(conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin)).all(),
-                            columns=["master_id", "vin"]).drop_duplicates().sort_values(["master_id", "vin"])
+        vins = pd.DataFrame(customers.vehicles(conn), columns=["master_id", "vin"]).drop_duplicates().sort_values(["master_id", "vin"])
         vin_lists = vins.groupby("master_id")["vin"].agg(list)
-        phones = pd.DataFrame(conn.execute(select(master_contact.c.master_id, master_contact.c.value)
-                                           .where(master_contact.c.kind == "PHONE", master_contact.c.is_primary)).all(),
-                              columns=["master_id", "value"]).drop_duplicates("master_id").set_index("master_id")["value"]
+        phones = pd.DataFrame(customers.primary_phones(conn), columns=["master_id", "value"]).drop_duplicates("master_id").set_index("master_id")["value"]
     m = m.astype(object).where(m.notna(), None)
     out = []
     for r in m.itertuples(index=False):
@@ -204,7 +176,7 @@ def build_contacts(engine: Engine, day: date, rules: Rules) -> list[dict]:
 
 def _ledger(engine: Engine, kind: str) -> dict:
     with engine.begin() as conn:
-        return {r["external_id"]: r for r in conn.execute(select(crm_push).where(crm_push.c.kind == kind)).mappings()}
+        return store_crm.pushed(conn, kind)
 
 
 def scrub_records(records: list[dict], fields: tuple[str, ...]) -> dict[str, int]:
@@ -223,11 +195,10 @@ def scrub_records(records: list[dict], fields: tuple[str, ...]) -> dict[str, int
 
 def _record(conn, kind: str, ext: str, h: str | None, res: dict, attempts: int, scrubbed: int | None = None) -> None:
     status = "SENT" if res["status"] != "error" else "ERROR"
-    upsert(conn, crm_push, dict(kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
-                                 crm_id=res.get("crmId"), error_code=res.get("errorCode"),
-                                 message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now(),
-                                 scrubbed=scrubbed),
-            ["kind", "external_id"])
+    store_crm.record_push(conn, kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
+                          crm_id=res.get("crmId"), error_code=res.get("errorCode"),
+                          message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now(),
+                          scrubbed=scrubbed)
 
 
 def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, batch_size: int = MAX_BATCH,
@@ -279,16 +250,11 @@ def push_contacts(engine: Engine, client: CrmClient, day: date, rules: Rules, ba
     # masters merged into others, split or erased: their contacts leave the CRM (tasks are re-pointed); so do
     # those of masters the retention purge removed (queued on this ledger as TO_DELETE, the master row gone)
     with engine.begin() as conn:
-        gone = [r[0] for r in conn.execute(
-            select(crm_push.c.external_id).join(master_customer, master_customer.c.master_id == crm_push.c.external_id)
-            .where(crm_push.c.kind == "CONTACT", crm_push.c.status == "SENT", master_customer.c.status != "ACTIVE"))]
-        gone += [r[0] for r in conn.execute(select(crm_push.c.external_id).where(
-            crm_push.c.kind == "CONTACT", crm_push.c.status == CRM_DELETE_QUEUED).order_by(crm_push.c.external_id))]
+        gone = store_crm.contacts_to_delete(conn)
     for ext in gone:   # a crash before the ledger says DELETED repeats the DELETE: a 404 then, nothing twice
         client.delete_contact(ext)
         with engine.begin() as conn:
-            conn.execute(update(crm_push).where(crm_push.c.kind == "CONTACT", crm_push.c.external_id == ext)
-                         .values(status="DELETED", content_hash=None, pushed_at=_now()))
+            store_crm.mark_deleted(conn, ext)
         st.deleted += 1
     return st.as_dict()
 
@@ -301,7 +267,7 @@ def plan_tasks(engine: Engine, day: date, rules: Rules) -> dict:
 
 def task_payloads(engine: Engine) -> list[dict]:
     with engine.begin() as conn:
-        rows = conn.execute(select(followup_task)).mappings().all()
+        rows = store_followups.all_tasks(conn)
     # status goes out only to close a task: an upsert never says OPEN, so no CRM reopens a task its
     # user closed (the contract's default for a new task is OPEN)
     return [{"externalId": r["external_id"], "contactExternalId": r["master_id"], "type": r["type"],
@@ -326,10 +292,5 @@ def push(engine: Engine, client: CrmClient, day: date, rules: Rules, batch_size:
 
 def ledger_counts(engine: Engine) -> dict:
     with engine.begin() as conn:
-        rows = conn.execute(select(crm_push.c.kind, crm_push.c.status)).all()
-    out: dict = {}
-    for k, s in rows:
-        out.setdefault(k, {}).setdefault(s, 0)
-        out[k][s] += 1
-    return out
+        return store_crm.push_counts(conn)
 

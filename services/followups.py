@@ -19,13 +19,15 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, insert, select, update
+from sqlalchemy import Connection
 
 from dealersync.privacy import consented, mask_text
 from dealersync.resolution.service import resolve_master_id
 from dealersync.services.xlsx import Col, Sheet, write_workbook
-from dealersync.store.tables import (FEED_TABLES, crm_activity, crm_lead, customer_record, followup_task, master_customer,
-                          master_vehicle)
+from dealersync.store import crm as store_crm
+from dealersync.store import dms
+from dealersync.store import followups as store_followups
+from dealersync.store import customers
 
 MARKETING = {"MAINTENANCE_REMINDER", "FIRST_SERVICE_REMINDER", "LOST_CUSTOMER_RECOVERY", "BIRTHDAY_GREETING"}
 SUBJECTS = {"RETURN_VISIT": "售后回访", "MAINTENANCE_REMINDER": "保养提醒", "FIRST_SERVICE_REMINDER": "首保提醒",
@@ -78,25 +80,17 @@ def _months(d: date, n: int) -> date:
 
 def master_facts(conn: Connection) -> pd.DataFrame:
     """Per active master: vehicles bought, last purchase, last service, vehicles owned, lead statuses."""
-    recs = pd.DataFrame(conn.execute(select(customer_record.c.master_id, customer_record.c.source,
-                                            customer_record.c.source_id, customer_record.c.m_vin,
-                                            customer_record.c.seen_at)
-                                     .where(customer_record.c.master_id.is_not(None))).mappings().all(),
-                        columns=["master_id", "source", "source_id", "m_vin", "seen_at"])
-    masters = pd.DataFrame(conn.execute(select(master_customer.c.master_id).where(master_customer.c.status == "ACTIVE"))
-                           .all(), columns=["master_id"]).set_index("master_id")
+    recs = pd.DataFrame(customers.linked_records(conn), columns=["master_id", "source", "source_id", "m_vin", "seen_at"])
+    masters = pd.DataFrame(customers.active_ids(conn), columns=["master_id"]).set_index("master_id")
     recs["seen_at"] = pd.to_datetime(recs["seen_at"])
     sales = recs[recs["source"] == "SALES"]
     service = recs[recs["source"] == "SERVICE"]
     masters["bought"] = sales.groupby("master_id")["m_vin"].nunique()
     masters["last_purchase"] = sales.groupby("master_id")["seen_at"].max()
     masters["last_service"] = service.groupby("master_id")["seen_at"].max()
-    owned = pd.DataFrame(conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin)).all(),
-                         columns=["master_id", "vin"])
+    owned = pd.DataFrame(customers.vehicles(conn), columns=["master_id", "vin"])
     masters["vehicles"] = owned.groupby("master_id")["vin"].nunique()
-    leads = pd.DataFrame(conn.execute(select(customer_record.c.master_id, crm_lead.c.status)
-                                      .join(crm_lead, customer_record.c.source_id == "LEAD:" + crm_lead.c.lead_id)
-                                      .where(customer_record.c.source == "CRM")).all(), columns=["master_id", "status"])
+    leads = pd.DataFrame(customers.lead_statuses(conn), columns=["master_id", "status"])
     masters["lead_open"] = leads[leads["status"] != "DEFEATED"].groupby("master_id").size()
     masters["lead_defeated"] = leads[leads["status"] == "DEFEATED"].groupby("master_id").size()
     return masters.fillna({"bought": 0, "vehicles": 0, "lead_open": 0, "lead_defeated": 0})
@@ -119,29 +113,20 @@ def segments(facts: pd.DataFrame, today: date, rules: Rules) -> pd.Series:
 # ------------------------------------------------------------------------------------ tasks
 
 def _record_map(conn: Connection, source: str) -> dict[str, tuple[int, str]]:
-    return {sid: (rid, mid) for rid, sid, mid in conn.execute(
-        select(customer_record.c.id, customer_record.c.source_id, customer_record.c.master_id)
-        .where(customer_record.c.source == source, customer_record.c.master_id.is_not(None)))}
+    return customers.record_map(conn, source)
 
 
 def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
     """The tasks due for ``day`` (and the reminders that fall due within the lead time), as dicts for
     ``followup_task``. Pure computation: nothing is written."""
     tasks: list[dict] = []
-    masters = pd.DataFrame(conn.execute(select(master_customer.c.master_id, master_customer.c.marketing_consent,
-                                               master_customer.c.birth_date, master_customer.c.name)
-                                        .where(master_customer.c.status == "ACTIVE")).all(),
+    masters = pd.DataFrame(customers.active_profiles(conn),
                            columns=["master_id", "consent", "birth", "name"]).set_index("master_id")
-    ro = FEED_TABLES["repair_orders"]
     service = _record_map(conn, "SERVICE")
-    ros = pd.DataFrame(conn.execute(select(ro.c.dealer_code, ro.c.ro_number, ro.c.vin, ro.c.opened_at, ro.c.closed_at,
-                                           ro.c.mileage_km, ro.c.status, ro.c.advisor, ro.c.repair_type, ro.c.complaint))
-                       .mappings().all(),
-                       columns=["dealer_code", "ro_number", "vin", "opened_at", "closed_at", "mileage_km", "status",
-                                "advisor", "repair_type", "complaint"])
-    calls = {r[0] for r in conn.execute(select(crm_activity.c.related_document)
-                                        .where(crm_activity.c.type == "RETURN_VISIT_CALL",
-                                               crm_activity.c.outcome == "REACHED"))}
+    ro_columns = ["dealer_code", "ro_number", "vin", "opened_at", "closed_at", "mileage_km", "status", "advisor",
+                  "repair_type", "complaint"]
+    ros = pd.DataFrame(dms.repair_orders(conn, *ro_columns), columns=ro_columns)
+    calls = store_crm.reached_calls(conn)
     t_day = pd.Timestamp(day)
 
     def add(ext, ttype, key_record, due, subject, related=None, assignee=None, status="OPEN", master=None):
@@ -182,11 +167,9 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
                     service.get(f"{last['dealer_code']}:{last['ro_number']}"), due,
                     f"{SUBJECTS['MAINTENANCE_REMINDER']} {vin}：{due} 到期（日均约 {per_day:.0f} 公里）", vin, last["advisor"])
     # FIRST_SERVICE_REMINDER: delivered vehicles with no service visit since
-    vs = FEED_TABLES["vehicle_sales"]
     sales_map = _record_map(conn, "SALES")
-    sold = pd.DataFrame(conn.execute(select(vs.c.dealer_code, vs.c.sale_no, vs.c.vin, vs.c.delivery_date,
-                                            vs.c.salesperson)).all(),
-                        columns=["dealer_code", "sale_no", "vin", "delivery_date", "salesperson"]).dropna(subset=["delivery_date"])
+    sale_columns = ["dealer_code", "sale_no", "vin", "delivery_date", "salesperson"]
+    sold = pd.DataFrame(dms.vehicle_sales(conn, *sale_columns), columns=sale_columns).dropna(subset=["delivery_date"])
     serviced = set(ros["vin"]) if len(ros) else set()
     for r in sold.itertuples(index=False):
         due = _months(r.delivery_date, rules.first_service_months)
@@ -202,7 +185,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         add(f"LC-{mid}-{tag}", "LOST_CUSTOMER_RECOVERY", None, day,
             f"{SUBJECTS['LOST_CUSTOMER_RECOVERY']}：" + ("从未进厂" if tag == "never" else f"自 {pd.Timestamp(last):%Y-%m-%d} 起未进厂"), None, master=mid)
     # COMPLAINT_FOLLOW_UP: respond within 24 h, resolve within 48 h, overdue flagged
-    for a in conn.execute(select(crm_activity).where(crm_activity.c.type == "COMPLAINT")).mappings():
+    for a in store_crm.activities(conn, "COMPLAINT"):
         c = json.loads(a["complaint"] or "{}")
         raw = c.get("openedAt") or a["occurred_at"]
         if not raw:
@@ -221,7 +204,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
             tasks[-1]["overdue"] = overdue
     # THREE_GUARANTEE_ALERT: from the 三包 monitor
     from dealersync.services.sanbao import alerts
-    vin_owner = {v: m for m, v in conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin))}
+    vin_owner = {v: m for m, v in customers.vehicles(conn)}
     for al in alerts(conn, day):
         mid = vin_owner.get(al["vin"])
         if mid:
@@ -246,19 +229,17 @@ def save_tasks(conn: Connection, tasks: list[dict], day: date) -> dict:
     """Insert new tasks; an existing task keeps its status once DONE or CANCELLED (never reopened),
     follows its customer to the surviving master, and takes a new due date or subject."""
     now = datetime.now().replace(microsecond=0)
-    have = {r["external_id"]: r for r in conn.execute(select(followup_task)).mappings()}
+    have = {r["external_id"]: r for r in store_followups.all_tasks(conn)}
     created = updated = 0
     for t in tasks:
         old = have.get(t["external_id"])
         if old is None:
-            conn.execute(insert(followup_task).values(**t, created_for=day, created_at=now, updated_at=now))
-            created += 1
+            created += store_followups.add_task(conn, **t, created_for=day, created_at=now, updated_at=now)
             continue
         status = old["status"] if old["status"] in ("DONE", "CANCELLED") else t["status"]
         new = {k: t[k] for k in ("master_id", "due_date", "subject", "overdue")} | {"status": status}
         if any(old[k] != v for k, v in new.items()):
-            conn.execute(update(followup_task).where(followup_task.c.external_id == t["external_id"])
-                         .values(**new, updated_at=now))
+            store_followups.update_task(conn, t["external_id"], **new)
             updated += 1
     repointed = repoint_tasks(conn)
     return {"created": created, "updated": updated, "repointed": repointed}
@@ -267,19 +248,16 @@ def save_tasks(conn: Connection, tasks: list[dict], day: date) -> dict:
 def repoint_tasks(conn: Connection) -> int:
     """Tasks whose master was merged or split follow their customer: the master of the record the task
     came from, or the survivor of a merge."""
-    active = select(master_customer.c.master_id).where(master_customer.c.status == "ACTIVE")
-    stale = conn.execute(select(followup_task.c.external_id, followup_task.c.master_id, followup_task.c.record_id)
-                         .where(followup_task.c.master_id.not_in(active))).all()
+    stale = store_followups.tasks_of_inactive_masters(conn)
     n = 0
     for ext, mid, rid in stale:
         new = None
         if rid is not None:
-            new = conn.execute(select(customer_record.c.master_id).where(customer_record.c.id == rid)).scalar()
+            new = customers.master_of_record(conn, rid)
         new = resolve_master_id(conn, new or mid)
-        status = conn.execute(select(master_customer.c.status).where(master_customer.c.master_id == new)).scalar()
+        status = customers.status(conn, new)
         if new != mid and status == "ACTIVE":
-            conn.execute(update(followup_task).where(followup_task.c.external_id == ext)
-                         .values(master_id=new, updated_at=datetime.now().replace(microsecond=0)))
+            store_followups.update_task(conn, ext, master_id=new)
             n += 1
     return n
 
@@ -287,14 +265,7 @@ def repoint_tasks(conn: Connection) -> int:
 def due_list(conn: Connection, day: date) -> pd.DataFrame:
     """The day's work: open tasks created up to ``day`` (reminders are created when their reminder day
     comes), with the customer's golden name and primary mobile (in clear: the caller masks)."""
-    q = (select(followup_task.c.type, followup_task.c.due_date, followup_task.c.overdue, followup_task.c.external_id,
-                followup_task.c.master_id, master_customer.c.name, master_customer.c.company,
-                master_customer.c.primary_mobile, followup_task.c.related_document, followup_task.c.subject,
-                followup_task.c.assignee)
-         .join(master_customer, master_customer.c.master_id == followup_task.c.master_id)
-         .where(followup_task.c.status == "OPEN", followup_task.c.created_for <= day)
-         .order_by(followup_task.c.type, followup_task.c.due_date, followup_task.c.external_id))
-    df = pd.DataFrame(conn.execute(q).mappings().all(),
+    df = pd.DataFrame(store_followups.due(conn, day),
                       columns=["type", "due_date", "overdue", "external_id", "master_id", "name", "company",
                                "primary_mobile", "related_document", "subject", "assignee"])
     df["overdue"] = df["overdue"].astype(bool) | (pd.to_datetime(df["due_date"]) < pd.Timestamp(day))
