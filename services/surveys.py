@@ -19,13 +19,15 @@ from datetime import date, datetime
 from pathlib import Path
 
 import pandas as pd
-from sqlalchemy import Connection, Engine, insert, select, update
+from sqlalchemy import Connection, Engine
 
 from dealersync.connectors.oem import OemClient
 from dealersync.resolution.service import resolve_master_id
 from dealersync.services.xlsx import Chart, Col, Sheet, workbook_bytes
-from dealersync.store.tables import (FEED_TABLES, crm_activity, followup_task, master_customer, master_vehicle, report_upload,
-                          survey_push)
+from dealersync.store import dms
+from dealersync.store import followups as store_followups
+from dealersync.store import masters as store_masters
+from dealersync.store import surveys as store_surveys
 
 from dealersync.errors import TransientError
 from dealersync.privacy import consented, mask_name, mask_text, scrub_fields
@@ -80,26 +82,25 @@ def _masked(mobile: str | None) -> str | None:
 def _trigger(conn: Connection, master_id: str, related: str | None, occurred: str) -> dict:
     """The RO the survey is about: the related document if it is one, else the master's latest closed
     RO before the survey."""
-    ro = FEED_TABLES["repair_orders"]
     if related:
-        r = conn.execute(select(ro.c.ro_number, ro.c.closed_at).where(ro.c.ro_number == related)).first()
+        r = dms.repair_order(conn, related)
         if r:
-            return {"EventTypeCode": "RO_CLOSED", "DocumentID": r[0], "EventDateTime": _iso_z(r[1] or occurred)}
-    vins = [v for (v,) in conn.execute(select(master_vehicle.c.vin).where(master_vehicle.c.master_id == master_id))]
+            return {"EventTypeCode": "RO_CLOSED", "DocumentID": r["ro_number"],
+                    "EventDateTime": _iso_z(r["closed_at"] or occurred)}
+    vins = store_masters.vins_of(conn, master_id)
     if related and related not in vins:
         vins.append(related)
     if vins:
-        r = conn.execute(select(ro.c.ro_number, ro.c.closed_at).where(ro.c.vin.in_(vins), ro.c.closed_at.is_not(None))
-                         .order_by(ro.c.closed_at.desc()).limit(1)).first()
+        r = dms.last_closed_ro(conn, vins)
         if r:
-            return {"EventTypeCode": "RO_CLOSED", "DocumentID": r[0], "EventDateTime": _iso_z(r[1])}
+            return {"EventTypeCode": "RO_CLOSED", "DocumentID": r["ro_number"], "EventDateTime": _iso_z(r["closed_at"])}
     return {"EventTypeCode": "RO_CLOSED", "DocumentID": related or "UNKNOWN", "EventDateTime": occurred}
 
 
 def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict | None, str | None, str | None]:
     """(payload, master id, reason not sent)."""
     mid = resolve_master_id(conn, act["contact_external_id"]) if act["contact_external_id"] else None
-    m = conn.execute(select(master_customer).where(master_customer.c.master_id == mid)).mappings().first() if mid else None
+    m = store_masters.get(conn, mid) if mid else None
     if m is None:
         return None, mid, "UNKNOWN_CUSTOMER"
     if not consented(m["marketing_consent"]):
@@ -115,7 +116,7 @@ def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict |
     masked = _masked(m["primary_mobile"])
     if masked:
         respondent["MaskedMobile"] = masked
-    vins = [v for (v,) in conn.execute(select(master_vehicle.c.vin).where(master_vehicle.c.master_id == mid).limit(1))]
+    vins = store_masters.vins_of(conn, mid, limit=1)
     payload = {"ApplicationArea": client.application_area(b, _iso_z(act["occurred_at"])),
                "CustomerSurveyResult": {
                    "DocumentID": act["activity_id"], "SurveyTypeCode": act["survey_type"] or "CSI",
@@ -128,14 +129,10 @@ def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict |
 def push_surveys(engine: Engine, client: OemClient) -> dict:
     out = {"sent": 0, "replayed": 0, "skipped": 0, "rejected": 0, "failed": 0}
     with engine.begin() as conn:
-        done = {d for (d,) in conn.execute(select(survey_push.c.document_id).where(
-            survey_push.c.status.in_(("SENT", "SKIPPED", "REJECTED"))))}
-        acts = [dict(a) for a in conn.execute(select(crm_activity).where(crm_activity.c.type == "SURVEY")
-                                             .order_by(crm_activity.c.occurred_at)).mappings()
-                if a["activity_id"] not in done]
+        acts = store_surveys.unsent_surveys(conn)
     for act in acts:
         with engine.begin() as conn:   # the key and payload are on disk before the request
-            prior = conn.execute(select(survey_push).where(survey_push.c.document_id == act["activity_id"])).mappings().first()
+            prior = store_surveys.survey(conn, act["activity_id"])
             if prior is not None and prior["payload"]:
                 payload, mid, why = json.loads(prior["payload"]), prior["master_id"], None
                 scrubbed = prior["scrubbed"]
@@ -143,14 +140,11 @@ def push_surveys(engine: Engine, client: OemClient) -> dict:
                 payload, mid, why = build_survey(conn, act, client)
                 # a verbatim answer leaves without the phone, ID or e-mail the customer said (issue #16 item 2)
                 scrubbed = scrub_fields(payload, {"TextValue"}) if payload else None
-            row = dict(document_id=act["activity_id"], master_id=mid,
+            row = dict(master_id=mid,
                        bodid=payload["ApplicationArea"]["BODID"] if payload else str(uuid.uuid5(NS, act["activity_id"])),
                        payload=json.dumps(payload, ensure_ascii=False) if payload else None,
                        status="SKIPPED" if why else "PREPARED", reason=why, updated_at=_now(), scrubbed=scrubbed)
-            if prior is None:
-                conn.execute(insert(survey_push).values(**row))
-            else:
-                conn.execute(update(survey_push).where(survey_push.c.document_id == act["activity_id"]).values(**row))
+            store_surveys.save_survey(conn, document_id=act["activity_id"], **row)
         if why:
             out["skipped"] += 1
             continue
@@ -162,18 +156,14 @@ def push_surveys(engine: Engine, client: OemClient) -> dict:
         status = "SENT" if ans.status in (200, 202) else "REJECTED"
         out["sent" if ans.status == 202 else "replayed" if ans.status == 200 else "rejected"] += 1
         with engine.begin() as conn:
-            conn.execute(update(survey_push).where(survey_push.c.document_id == act["activity_id"]).values(
-                status=status, answer=json.dumps(ans.body, ensure_ascii=False)[:2000],
-                reason=",".join(ans.error_codes) or None, updated_at=_now()))
+            store_surveys.survey_answered(conn, act["activity_id"], status, ans.body, ans.error_codes)
     return out
 
 
 # ------------------------------------------------------------------------------------ monthly CSI report
 
 def _surveys_frame(conn: Connection) -> pd.DataFrame:
-    rows = conn.execute(select(crm_activity.c.activity_id, crm_activity.c.contact_external_id,
-                               crm_activity.c.occurred_at, crm_activity.c.answers)
-                        .where(crm_activity.c.type == "SURVEY")).mappings().all()
+    rows = store_surveys.survey_answers(conn)
     recs = []
     for r in rows:
         for a in json.loads(r["answers"] or "[]"):
@@ -191,11 +181,10 @@ def _customers(conn: Connection, contacts) -> dict[str, dict]:
     out = {}
     for c in {c for c in contacts if isinstance(c, str) and c}:
         mid = resolve_master_id(conn, c)
-        m = conn.execute(select(master_customer.c.name, master_customer.c.primary_mobile,
-                                master_customer.c.marketing_consent)
-                         .where(master_customer.c.master_id == mid)).first()
+        m = store_masters.contact_card(conn, mid)
         if m is not None:
-            out[c] = {"master_id": mid, "name": m[0], "mobile": m[1], "consent": consented(m[2])}
+            out[c] = {"master_id": mid, "name": m["name"], "mobile": m["primary_mobile"],
+                      "consent": consented(m["marketing_consent"])}
     return out
 
 
@@ -226,8 +215,7 @@ def csi_figures(conn: Connection, month: str, today: date | None = None) -> dict
     for r in dis.itertuples(index=False):
         k = known[r.contact]
         mid = k["master_id"]
-        t = conn.execute(select(followup_task.c.status).where(followup_task.c.master_id == mid,
-                                                              followup_task.c.type == "COMPLAINT_FOLLOW_UP")).scalars().all()
+        t = store_followups.complaint_statuses(conn, mid)
         status = "已解决 RESOLVED" if t and all(x == "DONE" for x in t) else "处理中 OPEN" if t else "待回访 TO CALL"
         shared = k["consent"]
         dissatisfied.append({"survey": r.activity_id, "master_id": mid if shared else None,
@@ -297,22 +285,15 @@ def monthly_csi(engine: Engine, client: OemClient | None, month: str, out_dir: P
     tmp.replace(path)
     key = str(uuid.uuid5(NS, f"report:CSI_MONTHLY:{dealer}:{month}:{sha}"))
     with engine.begin() as conn:
-        row = conn.execute(select(report_upload).where(report_upload.c.report_type == "CSI_MONTHLY",
-                                                       report_upload.c.period == month, report_upload.c.sha256 == sha)
-                           ).mappings().first()
-        if row is None:
-            conn.execute(insert(report_upload).values(report_type="CSI_MONTHLY", period=month, sha256=sha, path=str(path),
-                                                      bodid=key, status="PREPARED", created_at=_now()))
-            row = {"status": "PREPARED", "receipt": None}
+        row = store_surveys.add_upload(conn, report_type="CSI_MONTHLY", period=month, sha256=sha, path=str(path),
+                                       bodid=key, status="PREPARED", created_at=_now())
     result = {"month": month, "file": str(path), "sha256": sha, "responses": fig["responses"],
               "overall": fig["overall"], "dissatisfied": len(fig["dissatisfied"]), "lost_rate": fig["lost_rate"]}
     if client is not None and row["status"] != "UPLOADED":
         ans = client.upload_report("CSI_MONTHLY", month, path.name, data, key)
         with engine.begin() as conn:
-            conn.execute(update(report_upload).where(report_upload.c.report_type == "CSI_MONTHLY",
-                                                     report_upload.c.period == month, report_upload.c.sha256 == sha)
-                         .values(status="UPLOADED" if ans.status in (200, 201) else "REJECTED",
-                                 receipt=json.dumps(ans.body, ensure_ascii=False), uploaded_at=_now()))
+            store_surveys.set_upload(conn, row["id"], status="UPLOADED" if ans.status in (200, 201) else "REJECTED",
+                                     receipt=json.dumps(ans.body, ensure_ascii=False), uploaded_at=_now())
         result["upload"] = {"status": ans.status, **{k: ans.body.get(k) for k in ("reportId", "supersedes")}}
     elif row["status"] == "UPLOADED":
         result["upload"] = {"status": "already uploaded", **json.loads(row["receipt"] or "{}")}

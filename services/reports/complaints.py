@@ -12,11 +12,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from dealersync.services.surveys import is_dissatisfied, overall_score
 from dealersync.services.xlsx import Col, Sheet
-from dealersync.store.tables import FEED_TABLES
+from dealersync.store import dms
 
 from . import people
 from .periods import Period, local
@@ -27,10 +27,9 @@ OUTCOMES = {"REACHED": "已回访，客户接受", "NOT_REACHED": "回访未接�
 def _department(conn: Connection, doc: str | None) -> str:
     if not doc:
         return "客户服务部"
-    ro, vs = FEED_TABLES["repair_orders"], FEED_TABLES["vehicle_sales"]
-    if conn.execute(select(ro.c.ro_number).where((ro.c.ro_number == doc) | (ro.c.vin == doc)).limit(1)).first():
+    if dms.is_service_document(conn, doc):
         return "售后服务部"
-    if conn.execute(select(vs.c.sale_no).where((vs.c.sale_no == doc) | (vs.c.vin == doc)).limit(1)).first():
+    if dms.is_sales_document(conn, doc):
         return "销售部"
     return "客户服务部"
 

@@ -18,12 +18,14 @@ from collections import defaultdict
 from datetime import timedelta
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from dealersync.privacy import mask_text
 from dealersync.services.followups import Rules, _months, km_per_day
 from dealersync.services.xlsx import Col, Sheet
-from dealersync.store.tables import FEED_TABLES, crm_lead, master_customer, master_vehicle
+from dealersync.store import crm as store_crm
+from dealersync.store import dms
+from dealersync.store import masters as store_masters
 
 from .people import masked_name
 from .periods import Period, local
@@ -35,15 +37,12 @@ SOURCES = ["展厅", "电话", "网络", "车展"]
 
 def maintenance_due(conn: Connection, month: Period, rules: Rules | None = None) -> dict:
     rules = rules or Rules()
-    ro, veh = FEED_TABLES["repair_orders"], FEED_TABLES["vehicles"]
-    ros = pd.DataFrame(conn.execute(select(ro.c.vin, ro.c.opened_at, ro.c.mileage_km, ro.c.advisor)
-                                    .where(ro.c.status != "作废")).all(), columns=["vin", "opened_at", "km", "advisor"])
-    owners = {v: m for m, v in conn.execute(select(master_vehicle.c.master_id, master_vehicle.c.vin))}
-    cars = {r.vin: r for r in conn.execute(select(veh.c.vin, veh.c.plate, veh.c.model))}
-    masters = {r.master_id: r for r in conn.execute(select(master_customer.c.master_id, master_customer.c.name,
-                                                           master_customer.c.company, master_customer.c.customer_type,
-                                                           master_customer.c.primary_mobile,
-                                                           master_customer.c.marketing_consent))}
+    ros = pd.DataFrame([(r["vin"], r["opened_at"], r["mileage_km"], r["advisor"])
+                        for r in dms.repair_orders(conn, "vin", "opened_at", "mileage_km", "advisor", valid_only=True)],
+                       columns=["vin", "opened_at", "km", "advisor"])
+    owners = {v: m for m, v in store_masters.vehicles(conn)}
+    cars = {r["vin"]: r for r in dms.vehicles(conn, "vin", "plate", "model")}
+    masters = store_masters.contact_cards(conn)
     items, no_consent = [], 0
     earliest = month.start - timedelta(days=90)
     for vin, g in ros.dropna(subset=["opened_at"]).sort_values("opened_at").groupby("vin"):
@@ -55,14 +54,15 @@ def maintenance_due(conn: Connection, month: Period, rules: Rules | None = None)
         if not earliest <= due <= month.end:
             continue
         m = masters.get(owners.get(vin))
-        if m is None or m.marketing_consent is not True:
+        if m is None or m["marketing_consent"] is not True:
             no_consent += 1
             continue
         car = cars.get(vin)
         last_km = None if pd.isna(last["km"]) else int(last["km"])
-        items.append({"due": due, "overdue": due < month.start, "vin": vin, "plate": car.plate if car else None,
-                      "model": car.model if car else None, "name": masked_name(m.name, m.company, m.customer_type),
-                      "mobile": mask_text(m.primary_mobile) if m.primary_mobile else None, "last_visit": last_day,
+        items.append({"due": due, "overdue": due < month.start, "vin": vin, "plate": car["plate"] if car else None,
+                      "model": car["model"] if car else None,
+                      "name": masked_name(m["name"], m["company"], m["customer_type"]),
+                      "mobile": mask_text(m["primary_mobile"]) if m["primary_mobile"] else None, "last_visit": last_day,
                       "last_km": last_km, "per_day": round(per_day), "advisor": last["advisor"],
                       "est_km": None if last_km is None else int(last_km + per_day * (month.start - last_day).days)})
     items.sort(key=lambda x: (x["due"], x["vin"]))
@@ -87,10 +87,7 @@ def maintenance_sheets(fig: dict, dealer: str) -> list[Sheet]:
 
 
 def showroom(conn: Connection, period: Period) -> dict:
-    leads = [dict(r) for r in conn.execute(select(crm_lead.c.lead_id, crm_lead.c.name, crm_lead.c.mobile,
-                                                  crm_lead.c.status, crm_lead.c.intent_level, crm_lead.c.interested_model,
-                                                  crm_lead.c.salesperson, crm_lead.c.lead_source, crm_lead.c.created_at,
-                                                  crm_lead.c.modified_at).order_by(crm_lead.c.lead_id)).mappings()]
+    leads = store_crm.leads(conn)
     by_source: dict[str, dict] = defaultdict(lambda: {"new": 0, **dict.fromkeys(LEVELS, 0), "won": 0, "defeated": 0})
     by_person: dict[str, dict] = defaultdict(lambda: {"new": 0, "open": 0, "won": 0, "defeated": 0, "overdue": 0})
     overdue = []

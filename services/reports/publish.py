@@ -22,11 +22,10 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Callable
 
-from sqlalchemy import Engine, insert, select, update
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy import Engine
 
 from dealersync.connectors.oem import OemClient
-from dealersync.store.tables import report_upload
+from dealersync.store import surveys as store_uploads
 
 NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")   # the CSI report's namespace: one key space
 PORTAL_TYPES = {"CSIMONTH": "CSI_MONTHLY", "SALESDAY": "SALES_DAILY"}
@@ -49,22 +48,11 @@ def write_atomic(path: Path, data: bytes) -> Path:
 
 
 def _row(engine: Engine, kind: str, period: str, sha: str, path: Path, dealer: str, portal: bool, sftp: bool) -> dict:
-    where = (report_upload.c.report_type == kind, report_upload.c.period == period, report_upload.c.sha256 == sha)
-    for _ in range(2):
-        with engine.begin() as conn:
-            row = conn.execute(select(report_upload).where(*where)).mappings().first()
-            if row is not None:
-                return dict(row)
-        try:
-            with engine.begin() as conn:
-                conn.execute(insert(report_upload).values(
-                    report_type=kind, period=period, sha256=sha, path=str(path),
-                    bodid=str(uuid.uuid5(NS, f"report:{kind}:{dealer}:{period}:{sha}")),
-                    status="PREPARED" if portal else "NO_PORTAL", sftp="QUEUED" if sftp else None, created_at=_now()))
-        except IntegrityError:   # another run wrote it first: read theirs
-            continue
-    with engine.begin() as conn:
-        return dict(conn.execute(select(report_upload).where(*where)).mappings().one())
+    with engine.begin() as conn:   # idempotent: the row another run wrote first is read, not overwritten
+        return store_uploads.add_upload(
+            conn, report_type=kind, period=period, sha256=sha, path=str(path),
+            bodid=str(uuid.uuid5(NS, f"report:{kind}:{dealer}:{period}:{sha}")),
+            status="PREPARED" if portal else "NO_PORTAL", sftp="QUEUED" if sftp else None, created_at=_now())
 
 
 def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes, out_dir: Path, filename: str,
@@ -80,15 +68,14 @@ def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes,
     sha = hashlib.sha256(data).hexdigest()
     portal_type = PORTAL_TYPES.get(kind)
     row = _row(engine, kind, period, sha, path, dealer, bool(portal_type), outbox is not None)
-    where = (report_upload.c.id == row["id"],)
     sent: list[str] = []
     if client is not None and portal_type and row["status"] not in ("UPLOADED",):
         ans = client.upload_report(portal_type, period, filename, data, row["bodid"],
                                    content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
         status = "UPLOADED" if ans.status in (200, 201) else "REJECTED"
         with engine.begin() as conn:
-            conn.execute(update(report_upload).where(*where).values(
-                status=status, receipt=json.dumps(ans.body, ensure_ascii=False), uploaded_at=_now()))
+            store_uploads.set_upload(conn, row["id"], status=status, receipt=json.dumps(ans.body, ensure_ascii=False),
+                                     uploaded_at=_now())
         row["status"] = status
         sent.append("portal")
     if outbox is not None and row["sftp"] != "SENT":
@@ -99,6 +86,6 @@ def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes,
             status = "SENT"
             sent.append("sftp")
         with engine.begin() as conn:
-            conn.execute(update(report_upload).where(*where).values(sftp=status))
+            store_uploads.set_upload(conn, row["id"], sftp=status)
         row["sftp"] = status
     return {"file": str(path), "sha256": sha, "portal": row["status"], "sftp": row["sftp"], "sent_now": sent}

@@ -13,11 +13,11 @@ from __future__ import annotations
 
 from collections import defaultdict
 
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
 from dealersync.services.surveys import DEFINITION, DISSATISFIED_AT, FACTOR_NAMES, is_dissatisfied, overall_score
 from dealersync.services.xlsx import Col, Sheet
-from dealersync.store.tables import followup_task
+from dealersync.store import followups as store_followups
 
 from . import people
 from .periods import Period, local
@@ -27,9 +27,7 @@ FIELDS = ["due", "calls", "reached", "not_reached", "satisfied", "dissatisfied"]
 
 def figures(conn: Connection, week: Period) -> dict:
     per: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(FIELDS, 0))
-    for a, in conn.execute(select(followup_task.c.assignee).where(
-            followup_task.c.type == "RETURN_VISIT", followup_task.c.due_date >= week.start,
-            followup_task.c.due_date <= week.end)):
+    for a in store_followups.return_visit_assignees(conn, week.start, week.end):
         per[a or people.UNKNOWN]["due"] += 1
     for act in people.activities(conn, "RETURN_VISIT_CALL"):
         at = local(act["occurred_at"])

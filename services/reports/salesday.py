@@ -18,10 +18,10 @@ from __future__ import annotations
 from collections import defaultdict
 from datetime import date
 
-from sqlalchemy import Connection, func, or_, select
+from sqlalchemy import Connection
 
 from dealersync.services.xlsx import Col, Sheet
-from dealersync.store.tables import FEED_TABLES
+from dealersync.store import dms
 from dealersync.textsafe import csv_bytes
 
 HEADER = ["report_date", "dealer_code", "model", "orders", "invoiced", "delivered", "in_stock", "in_transit", "reserved",
@@ -40,28 +40,22 @@ def _bucket(age: int) -> str:
 def figures(conn: Connection, day: date, dealer: str) -> dict:
     """``{"rows": [dict per model in HEADER order], "snapshot": date | None, "totals": dict}``."""
     counts: dict[str, dict[str, int]] = defaultdict(lambda: dict.fromkeys(HEADER[3:], 0))
-    vs = FEED_TABLES["vehicle_sales"]
-    for r in conn.execute(select(vs.c.model, vs.c.order_date, vs.c.invoice_date, vs.c.delivery_date).where(
-            vs.c.dealer_code == dealer, or_(vs.c.order_date == day, vs.c.invoice_date == day, vs.c.delivery_date == day))):
-        c = counts[r.model or NO_MODEL]
-        c["orders"] += r.order_date == day
-        c["invoiced"] += r.invoice_date == day
-        c["delivered"] += r.delivery_date == day
-    st = FEED_TABLES["stock"]
-    snapshot = conn.execute(select(func.max(st.c.business_date)).where(st.c.dealer_code == dealer,
-                                                                       st.c.business_date <= day)).scalar()
-    if snapshot is not None:
-        for r in conn.execute(select(st.c.model, st.c.stock_status, st.c.arrival_date, st.c.certificate_status).where(
-                st.c.dealer_code == dealer, st.c.business_date == snapshot)):
-            if r.stock_status == "调出":
-                continue
-            c = counts[r.model or NO_MODEL]
-            key = {"在库": "in_stock", "在途": "in_transit", "已订": "reserved"}.get(r.stock_status)
-            if key:
-                c[key] += 1
-            if r.arrival_date is not None and r.stock_status in ON_HAND:
-                c[_bucket(max((day - r.arrival_date).days, 0))] += 1
-            c["certificates_pledged"] += r.certificate_status == "抵押"
+    for r in dms.sales_on(conn, dealer, day):
+        c = counts[r["model"] or NO_MODEL]
+        c["orders"] += r["order_date"] == day
+        c["invoiced"] += r["invoice_date"] == day
+        c["delivered"] += r["delivery_date"] == day
+    snapshot, stock = dms.stock_snapshot(conn, dealer, day)
+    for r in stock:
+        if r["stock_status"] == "调出":
+            continue
+        c = counts[r["model"] or NO_MODEL]
+        key = {"在库": "in_stock", "在途": "in_transit", "已订": "reserved"}.get(r["stock_status"])
+        if key:
+            c[key] += 1
+        if r["arrival_date"] is not None and r["stock_status"] in ON_HAND:
+            c[_bucket(max((day - r["arrival_date"]).days, 0))] += 1
+        c["certificates_pledged"] += r["certificate_status"] == "抵押"
     rows = [{"report_date": day.isoformat(), "dealer_code": dealer, "model": m, **counts[m]} for m in sorted(counts)]
     totals = {k: sum(r[k] for r in rows) for k in HEADER[3:]}
     return {"rows": rows, "snapshot": snapshot, "totals": totals}
