@@ -6,13 +6,13 @@ import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 
-from sqlalchemy import Connection, func, select
+from sqlalchemy import Connection
 
-from dealersync.store import ledger
 from dealersync.errors import ConfigurationError
+from dealersync.store import claims as store_claims
+from dealersync.store import followups as store_followups
+from dealersync.store import ledger, overview
 from dealersync.store import retention as retention_store
-from dealersync.store.tables import (claim_submission, crm_cursor, crm_push, customer_record, followup_task, ingest_file,
-                                     oem_cursor, quarantine, sftp_transfer, warranty_claim_job)
 
 log = logging.getLogger(__name__)
 
@@ -21,37 +21,16 @@ log = logging.getLogger(__name__)
 
 def status(conn: Connection, today: date, pending_files: int | None = None, warning_days: int = 5) -> dict:
     """What an IT person asks first: when did each job last do something, what is waiting, what is wrong."""
-    def one(q):
-        return conn.execute(q).scalar()
-    last = {
-        "ingest_dms_exports": one(select(func.max(ingest_file.c.finished_at)).where(ingest_file.c.source == "DMS")),
-        "pull_sftp_drops": one(select(func.max(sftp_transfer.c.finished_at)).where(sftp_transfer.c.direction == "PULL")),
-        "push_sftp_reports": one(select(func.max(sftp_transfer.c.finished_at)).where(sftp_transfer.c.direction == "PUSH")),
-        "resolve_customers": one(select(func.max(customer_record.c.decided_at))),
-        "pull_crm": one(select(func.max(crm_cursor.c.updated_at))),
-        "push_crm": one(select(func.max(crm_push.c.pushed_at))),
-        "push_warranty_claims": one(select(func.max(claim_submission.c.sent_at))),
-        "poll_claim_status": one(select(func.max(oem_cursor.c.updated_at))),
-    }
-    files = dict(conn.execute(select(ingest_file.c.status, func.count()).group_by(ingest_file.c.status)).all())
-    claims_local = dict(conn.execute(select(warranty_claim_job.c.local_status, func.count())
-                                     .group_by(warranty_claim_job.c.local_status)).all())
-    claims_oem = dict(conn.execute(select(warranty_claim_job.c.oem_status, func.count())
-                                   .where(warranty_claim_job.c.oem_status.is_not(None))
-                                   .group_by(warranty_claim_job.c.oem_status)).all())
-    near = conn.execute(select(func.count()).select_from(warranty_claim_job).where(
-        warranty_claim_job.c.local_status != "SUBMITTED", warranty_claim_job.c.deadline >= today,
-        warranty_claim_job.c.deadline <= today + timedelta(days=warning_days))).scalar()
-    tasks = dict(conn.execute(select(followup_task.c.type, func.count()).where(
-        followup_task.c.status == "OPEN", followup_task.c.created_for <= today).group_by(followup_task.c.type)).all())
-    overdue = conn.execute(select(func.count()).select_from(followup_task).where(
-        followup_task.c.status == "OPEN", followup_task.c.due_date < today)).scalar()
+    last = overview.last_activity(conn)
+    files = overview.file_counts(conn)
+    claims = store_claims.status_counts(conn, today, warning_days)
+    tasks, overdue = store_followups.open_counts(conn, today)
     return {"today": today.isoformat(),
             "last_activity": {k: v.isoformat(sep=" ") if v else None for k, v in last.items()},
             "files": {"pending": pending_files, **{str(k).lower(): v for k, v in files.items()}},
             "quarantine": ledger.quarantine_counts(conn),   # rows of replaced loads apart (issue #17 item 9)
-            "claims": {"local": claims_local, "oem": claims_oem, "deadline_within_days": warning_days,
-                       "approaching_deadline": near},
+            "claims": {"local": claims["local"], "oem": claims["oem"], "deadline_within_days": warning_days,
+                       "approaching_deadline": claims["approaching_deadline"]},
             "tasks_due": {"open": tasks, "overdue": overdue}}
 
 

@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 from openpyxl import load_workbook
-from sqlalchemy import Engine, select, update
+from sqlalchemy import Engine
 
 from dealersync.connectors.files import sha256_of
 from dealersync.errors import BadSourceData
@@ -28,7 +28,6 @@ from dealersync.privacy import mask_text
 from dealersync.services.worklists import mask_value
 from dealersync.store import ledger
 from dealersync.store import repository as repo
-from dealersync.store.tables import ingest_file, quarantine
 
 LINEAGE_HEADERS = 4
 
@@ -89,10 +88,7 @@ def replay_workbook(engine: Engine, path: str | Path, profiles: dict | None = No
         fd = FEEDS[feed_name]
         with engine.begin() as conn:
             ids = [it["id"] for it in items]
-            origin = {r["id"]: r for r in conn.execute(
-                select(quarantine, ingest_file.c.dealer_code, ingest_file.c.business_date, ingest_file.c.profile)
-                .join(ingest_file, ingest_file.c.id == quarantine.c.load_id)
-                .where(quarantine.c.id.in_(ids))).mappings()}
+            origin = ledger.quarantine_origin(conn, ids)
             missing = [it for it in items if it["id"] not in origin]
             if missing:
                 raise BadSourceData(f"quarantine record {missing[0]['id']} does not exist", file=path.name,
@@ -131,8 +127,7 @@ def replay_workbook(engine: Engine, path: str | Path, profiles: dict | None = No
                                                          or stage[0]))
                 if stage:
                     repo.drop_stage(conn, stage[0])
-                conn.execute(update(quarantine).where(quarantine.c.id.in_([it["id"] for it in its]))
-                             .values(resolved_by=load_id))
+                ledger.resolve_quarantine(conn, [it["id"] for it in its], load_id)
                 loaded = len(its) - len(out.quarantine)
                 ledger.finish_load(conn, load_id, "LOADED", sha256=sha if seq == 1 else f"{sha[:56]}{seq:08x}",
                                    profile=prof.name, encoding=None, rows_read=len(its),

@@ -15,9 +15,9 @@ from __future__ import annotations
 from datetime import date
 
 import pandas as pd
-from sqlalchemy import Connection, select
+from sqlalchemy import Connection
 
-from dealersync.store.tables import FEED_TABLES
+from dealersync.store import dms
 
 SERIOUS = r"发动机|引擎|变速箱|变速器|波箱|动力电池|驱动电机"
 MAJOR = r"转向|方向机|制动|刹车|车身开裂|车身裂|燃油泄漏|漏油|燃油泄露|电池起火|起火|自燃"
@@ -26,16 +26,13 @@ VALIDITY_DAYS, VALIDITY_KM = 730, 50_000
 
 
 def counters(conn: Connection, day: date) -> pd.DataFrame:
-    ro, veh, vs = FEED_TABLES["repair_orders"], FEED_TABLES["vehicles"], FEED_TABLES["vehicle_sales"]
-    ros = pd.DataFrame(conn.execute(select(ro.c.vin, ro.c.ro_number, ro.c.opened_at, ro.c.closed_at, ro.c.mileage_km,
-                                           ro.c.repair_type, ro.c.complaint, ro.c.status)).mappings().all(),
-                       columns=["vin", "ro_number", "opened_at", "closed_at", "mileage_km", "repair_type",
-                                "complaint", "status"])
+    ro_columns = ["vin", "ro_number", "opened_at", "closed_at", "mileage_km", "repair_type", "complaint", "status"]
+    ros = pd.DataFrame(dms.repair_orders(conn, *ro_columns), columns=ro_columns)
     if ros.empty:
         return pd.DataFrame(columns=["vin", "sale_date", "days_since_sale", "km", "repairs", "repair_days",
                                      "max_same_fault", "same_fault", "serious_7d", "major_60d"])
-    sale = pd.DataFrame(conn.execute(select(veh.c.vin, veh.c.sale_date)).all(), columns=["vin", "sale_date"])
-    sale2 = pd.DataFrame(conn.execute(select(vs.c.vin, vs.c.delivery_date, vs.c.invoice_date)).all(),
+    sale = pd.DataFrame(dms.vehicles(conn, "vin", "sale_date"), columns=["vin", "sale_date"])
+    sale2 = pd.DataFrame(dms.vehicle_sales(conn, "vin", "delivery_date", "invoice_date"),
                          columns=["vin", "delivery_date", "invoice_date"])
     sale2["sale_date"] = sale2["delivery_date"].fillna(sale2["invoice_date"])
     sales = pd.concat([sale.dropna(), sale2[["vin", "sale_date"]].dropna()]).groupby("vin")["sale_date"].min()

@@ -10,13 +10,14 @@ from __future__ import annotations
 import json
 from functools import lru_cache
 
-from sqlalchemy import Connection, and_, select
+from sqlalchemy import Connection
 
 from dealersync.privacy import mask_text
 from dealersync.schemas.feeds import FEEDS
 from dealersync.schemas.profiles import header_key, load_profiles
 from dealersync.services.xlsx import Col, Sheet
-from dealersync.store.tables import FEED_TABLES, ingest_file, quarantine, value_issue, warranty_claim_job
+from dealersync.store import claims as store_claims
+from dealersync.store import ledger
 
 REASONS_ZH = {
     "MISSING_REQUIRED": "必填项为空", "BAD_ENUM": "不在允许的取值范围内", "BAD_DATE": "日期格式无法识别",
@@ -80,35 +81,17 @@ def quarantine_rows(conn: Connection, file: str | None = None, limit: int | None
                     profiles: dict | None = None, include_resolved: bool = False) -> list[dict]:
     """Open quarantine records (not replayed, not of a replaced load) with the Chinese reason; ``raw_row`` stays raw (the
     caller masks it) for the correction sheet."""
-    q = (select(quarantine, ingest_file.c.feed, ingest_file.c.dealer_code, ingest_file.c.profile,
-                ingest_file.c.business_date)
-         .join(ingest_file, ingest_file.c.id == quarantine.c.load_id)
-         .order_by(quarantine.c.load_id, quarantine.c.row_number))
-    if not include_resolved:   # replayed rows, and rows of a load a corrected export of the day replaced
-        q = q.where(quarantine.c.resolved_by.is_(None), ingest_file.c.status != "REPLACED")
-    if file:
-        q = q.where((quarantine.c.source_file == file) | (ingest_file.c.path == file))
-    if limit:
-        q = q.limit(limit)
+    # without include_resolved: no replayed rows, no rows of a load a corrected export of the day replaced
     return [_shown(dict(r, column=column_zh(r["feed"], r["column_name"], profiles)), unmasked)
-            for r in conn.execute(q).mappings()]
+            for r in ledger.open_quarantine(conn, file, limit, include_resolved)]
 
 
 def value_issue_rows(conn: Connection, file: str | None = None, limit: int | None = None, unmasked: bool = False,
                      profiles: dict | None = None, warnings: bool = True) -> list[dict]:
     """Value issues (blanked optional values) and row-rule warnings of loads still in force, with the
     Chinese reason."""
-    q = (select(value_issue).join(ingest_file, ingest_file.c.id == value_issue.c.load_id)
-         .where(ingest_file.c.status != "REPLACED")
-         .order_by(value_issue.c.load_id, value_issue.c.source_row, value_issue.c.id))
-    if not warnings:
-        q = q.where(value_issue.c.severity == "ISSUE")
-    if file:
-        q = q.where(value_issue.c.source_file == file)
-    if limit:
-        q = q.limit(limit)
     return [_shown(dict(r, row_number=r["source_row"], column=column_zh(r["feed"], r["column_name"], profiles)), unmasked)
-            for r in conn.execute(q).mappings()]
+            for r in ledger.value_issues(conn, file, limit, warnings)]
 
 
 def _shown(row: dict, unmasked: bool) -> dict:
@@ -123,14 +106,8 @@ def _shown(row: dict, unmasked: bool) -> dict:
 def failed_claim_rows(conn: Connection, status: str = "VALIDATION_FAILED", profiles: dict | None = None) -> list[dict]:
     """One row per error of each claim in ``status``, located in the DMS claim file (file, row) with the
     claim's value for the field when it maps to a DMS column."""
-    dc = FEED_TABLES["warranty_claims"]
-    q = (select(warranty_claim_job.c.claim_no, warranty_claim_job.c.errors, warranty_claim_job.c.last_error, dc)
-         .join(dc, and_(dc.c.dealer_code == warranty_claim_job.c.dealer_code, dc.c.claim_no == warranty_claim_job.c.claim_no),
-               isouter=True)
-         .where((warranty_claim_job.c.local_status == status.upper()) | (warranty_claim_job.c.oem_status == status.upper()))
-         .order_by(warranty_claim_job.c.claim_no))
     out = []
-    for r in conn.execute(q).mappings():
+    for r in store_claims.failed(conn, status):
         errs = json.loads(r["errors"] or "null") or [{"ErrorCode": None, "FieldPath": None,
                                                        "Message": r["last_error"] or ""}]
         for e in errs:

@@ -26,7 +26,7 @@ from sqlalchemy import Connection, Engine, delete, func, or_, select, text, upda
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
-from .tables import FEED_TABLES, LoadStatus, ingest_file, quarantine
+from .tables import FEED_TABLES, LoadStatus, ingest_file, quarantine, value_issue
 
 DONE_STATUSES = (LoadStatus.LOADED.value, LoadStatus.REPLACED.value)
 NAME_REASONS = ("UNKNOWN_FEED", "BAD_NAME")   # rejections about the file's name, not its content
@@ -312,3 +312,49 @@ def quarantine_counts(conn: Connection, top: int = 10) -> dict:
     return {"rows": int(by.get(False, 0) or by.get(0, 0)), "rows_of_replaced_loads": int(by.get(True, 0) or by.get(1, 0)),
             "top_reasons": reasons}
 
+
+
+def open_quarantine(conn: Connection, file: str | None = None, limit: int | None = None,
+                    include_resolved: bool = False) -> list[dict]:
+    """Quarantined rows, all columns, with their load's feed, dealer, profile and business day, by load
+    and row. Without ``include_resolved``: only rows still open (not replayed, not of a REPLACED load).
+    ``file``: the source file's name or the load's path."""
+    q = (select(quarantine, ingest_file.c.feed, ingest_file.c.dealer_code, ingest_file.c.profile,
+                ingest_file.c.business_date)
+         .join(ingest_file, ingest_file.c.id == quarantine.c.load_id)
+         .order_by(quarantine.c.load_id, quarantine.c.row_number))
+    if not include_resolved:
+        q = q.where(quarantine.c.resolved_by.is_(None), ingest_file.c.status != LoadStatus.REPLACED.value)
+    if file:
+        q = q.where((quarantine.c.source_file == file) | (ingest_file.c.path == file))
+    if limit:
+        q = q.limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
+
+
+def quarantine_origin(conn: Connection, ids: list[int]) -> dict[int, dict]:
+    """{quarantine id: the row, with its load's dealer, business day and profile} of ``ids`` that exist."""
+    return {r["id"]: dict(r) for r in conn.execute(
+        select(quarantine, ingest_file.c.dealer_code, ingest_file.c.business_date, ingest_file.c.profile)
+        .join(ingest_file, ingest_file.c.id == quarantine.c.load_id)
+        .where(quarantine.c.id.in_(ids))).mappings()}
+
+
+def resolve_quarantine(conn: Connection, ids: list[int], load_id: int) -> int:
+    """Quarantined rows ``ids`` resolved by the replay load ``load_id``; returns the rows marked."""
+    return conn.execute(update(quarantine).where(quarantine.c.id.in_(ids)).values(resolved_by=load_id)).rowcount
+
+
+def value_issues(conn: Connection, file: str | None = None, limit: int | None = None,
+                 warnings: bool = True) -> list[dict]:
+    """Value issues (and, with ``warnings``, row-rule warnings) of loads not REPLACED, by load, row, id."""
+    q = (select(value_issue).join(ingest_file, ingest_file.c.id == value_issue.c.load_id)
+         .where(ingest_file.c.status != LoadStatus.REPLACED.value)
+         .order_by(value_issue.c.load_id, value_issue.c.source_row, value_issue.c.id))
+    if not warnings:
+        q = q.where(value_issue.c.severity == "ISSUE")
+    if file:
+        q = q.where(value_issue.c.source_file == file)
+    if limit:
+        q = q.limit(limit)
+    return [dict(r) for r in conn.execute(q).mappings()]
