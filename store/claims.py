@@ -244,7 +244,8 @@ def add_snapshot(conn: Connection, **values) -> bool:
     Returns:
         True when new; False when the same snapshot was stored already."""
     ins = _insert(conn, claim_status_snapshot).values(**values).on_conflict_do_nothing()
-    return conn.execute(ins).rowcount > 0
+    # RETURNING, not rowcount: psycopg answers -1 for this INSERT on PostgreSQL (every snapshot counted old)
+    return conn.execute(ins.returning(claim_status_snapshot.c.id)).first() is not None
 
 
 def job(conn: Connection, dealer_code: str, claim_no: str) -> dict | None:
