@@ -11,6 +11,9 @@ Fault knobs (``FaultConfig``): a token-bucket rate limit answering 429 with ``Re
 random 503s, a share of dropped connections, latency. Sandbox-only endpoints live under ``/_sandbox``
 (not part of the contract): counters for tests and benchmarks.
 
+The rooms: this module is the app (routes, the fault and auth gate, answers); ``crm_state.py`` holds
+the state (SQLite, seeded leads, the call centre); ``crm_rules.py`` the contract's checks and merges.
+
     dealersync sandbox crm [--port 8720] [--db PATH]
 """
 from __future__ import annotations
@@ -19,29 +22,19 @@ import base64
 import hashlib
 import json
 import random
-import re
-import sqlite3
-import threading
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
+from . import crm_rules as rules
 from .common import DroppedResponse, Quota
+from .crm_rules import CONTACT_FIELDS, MAX_BATCH
+from . import crm_state as state
+from .crm_state import Store  # noqa: F401  (the sandbox's public names)
 
 BASE = "/crm/v1"
-MAX_BATCH = 100
-MOBILE = re.compile(r"^1[3-9][0-9]{9}$")
-SEGMENTS = {"POTENTIAL", "NEW", "BASE", "VIP", "DEFEATED", "LOST"}
-TASK_TYPES = {"RETURN_VISIT", "MAINTENANCE_REMINDER", "FIRST_SERVICE_REMINDER", "LOST_CUSTOMER_RECOVERY",
-              "COMPLAINT_FOLLOW_UP", "THREE_GUARANTEE_ALERT", "BIRTHDAY_GREETING"}
-MARKETING_TASKS = {"MAINTENANCE_REMINDER", "FIRST_SERVICE_REMINDER", "LOST_CUSTOMER_RECOVERY", "BIRTHDAY_GREETING"}
-CONTACT_FIELDS = ["externalId", "name", "customerType", "mobile", "phone", "email", "address", "segment",
-                  "marketingConsent", "vins", "ownerAdvisor", "lastServiceDate"]
-TASK_FIELDS = ["externalId", "contactExternalId", "type", "dueDate", "subject", "relatedDocument", "assignee", "status"]
-CSI_FACTORS = ["SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP", "SERVICE_QUALITY"]
 
 
 @dataclass
@@ -63,82 +56,6 @@ class Counters:
     dropped: int = 0
 
 
-def _now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def _iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _parse_time(v: str | None) -> datetime | None:
-    if not v:
-        return None
-    try:
-        t = datetime.fromisoformat(v.replace("Z", "+00:00").replace(" ", "+") if "T" in v else v)
-    except ValueError:
-        return None
-    return t if t.tzinfo else t.replace(tzinfo=timezone.utc)
-
-
-class Store:
-    """The CRM's state in SQLite: one table per object, each change bumping a global sequence."""
-
-    def __init__(self, path: str | Path):
-        self.path = str(path)
-        self.lock = threading.RLock()
-        self.db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        for t in ("contacts", "tasks", "leads", "activities"):
-            self.db.execute(f"CREATE TABLE IF NOT EXISTS {t} (id TEXT PRIMARY KEY, crm_id TEXT, data TEXT NOT NULL, "
-                            f"hash TEXT, modified_at TEXT NOT NULL, seq INTEGER NOT NULL)")
-            self.db.execute(f"CREATE INDEX IF NOT EXISTS {t}_seq ON {t}(seq)")
-        self.db.execute("CREATE TABLE IF NOT EXISTS meta (k TEXT PRIMARY KEY, v TEXT)")
-
-    def _next_seq(self) -> int:
-        row = self.db.execute("SELECT v FROM meta WHERE k='seq'").fetchone()
-        n = int(row[0]) + 1 if row else 1
-        self.db.execute("INSERT OR REPLACE INTO meta VALUES ('seq', ?)", (str(n),))
-        return n
-
-    def get(self, table: str, key: str):
-        row = self.db.execute(f"SELECT crm_id, data, hash, modified_at FROM {table} WHERE id=?", (key,)).fetchone()
-        if row is None:
-            return None
-        return {"crm_id": row[0], "data": json.loads(row[1]), "hash": row[2], "modified_at": row[3]}
-
-    def put(self, table: str, key: str, data: dict, crm_id: str, h: str | None = None,
-            modified: datetime | None = None) -> str:
-        t = _iso(modified or _now())
-        self.db.execute(f"INSERT OR REPLACE INTO {table} VALUES (?, ?, ?, ?, ?, ?)",
-                        (key, crm_id, json.dumps(data, ensure_ascii=False), h, t, self._next_seq()))
-        return t
-
-    def delete(self, table: str, key: str) -> bool:
-        return self.db.execute(f"DELETE FROM {table} WHERE id=?", (key,)).rowcount > 0
-
-    def feed(self, table: str, since: datetime | None, after_seq: int, limit: int):
-        rows = self.db.execute(f"SELECT crm_id, data, modified_at, seq FROM {table} WHERE seq > ? ORDER BY seq LIMIT ?",
-                               (after_seq, limit * 4 + 10)).fetchall()
-        out, last = [], after_seq
-        for crm_id, data, mod, seq in rows:
-            last = seq
-            if since is not None and _parse_time(mod) < since:
-                continue
-            out.append((crm_id, json.loads(data), mod, seq))
-            if len(out) >= limit:
-                break
-        more = self.db.execute(f"SELECT 1 FROM {table} WHERE seq > ? LIMIT 1", (last,)).fetchone() is not None
-        return out, last, more
-
-    def count(self, table: str) -> int:
-        return self.db.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
-
-
-def _hash(d: dict) -> str:
-    return hashlib.sha256(json.dumps(d, sort_keys=True, ensure_ascii=False).encode()).hexdigest()
-
-
 def _err(status: int, code: str, message: str, headers: dict | None = None) -> JSONResponse:
     return JSONResponse({"code": code, "message": message}, status_code=status, headers=headers)
 
@@ -155,62 +72,11 @@ def _uncursor(c: str) -> tuple[int, str | None] | None:
         return None
 
 
-# ------------------------------------------------------------------------------------ validation
-
-def _check_contact(r: dict) -> tuple[str, str] | None:
-    if not isinstance(r, dict):
-        return "INVALID_FIELD", "a contact must be an object"
-    for f in ("externalId", "name"):
-        if not isinstance(r.get(f), str) or not r.get(f):
-            return "MISSING_FIELD", f"{f} is required"
-    if r.get("customerType") not in (None, "PERSON", "ORGANISATION"):
-        return "INVALID_FIELD", "customerType must be PERSON or ORGANISATION"
-    m = r.get("mobile")
-    if m is not None and (not isinstance(m, str) or not MOBILE.match(m)):
-        return "INVALID_FIELD", "mobile must be 11 digits starting 13-19"
-    if r.get("segment") is not None and r.get("segment") not in SEGMENTS:
-        return "INVALID_FIELD", "segment unknown"
-    for f in ("phone", "email", "address", "ownerAdvisor"):
-        if r.get(f) is not None and not isinstance(r.get(f), str):
-            return "INVALID_FIELD", f"{f} must be a string"
-    if r.get("marketingConsent") is not None and not isinstance(r.get("marketingConsent"), bool):
-        return "INVALID_FIELD", "marketingConsent must be true, false or null"
-    if r.get("vins") is not None and (not isinstance(r["vins"], list) or not all(isinstance(v, str) for v in r["vins"])):
-        return "INVALID_FIELD", "vins must be a list of strings"
-    d = r.get("lastServiceDate")
-    if d is not None and (not isinstance(d, str) or not re.match(r"^\d{4}-\d{2}-\d{2}$", d)):
-        return "INVALID_FIELD", "lastServiceDate must be YYYY-MM-DD"
-    return None
-
-
-def _check_task(r: dict, store: Store) -> tuple[str, str] | None:
-    if not isinstance(r, dict):
-        return "INVALID_FIELD", "a task must be an object"
-    for f in ("externalId", "contactExternalId", "type", "dueDate"):
-        if not isinstance(r.get(f), str) or not r.get(f):
-            return "MISSING_FIELD", f"{f} is required"
-    if r["type"] not in TASK_TYPES:
-        return "INVALID_FIELD", "type unknown"
-    if not re.match(r"^\d{4}-\d{2}-\d{2}$", r["dueDate"]):
-        return "INVALID_FIELD", "dueDate must be YYYY-MM-DD"
-    if r.get("status") not in (None, "OPEN", "DONE", "CANCELLED"):
-        return "INVALID_FIELD", "status must be OPEN, DONE or CANCELLED"
-    for f in ("subject", "relatedDocument", "assignee"):
-        if r.get(f) is not None and not isinstance(r.get(f), str):
-            return "INVALID_FIELD", f"{f} must be a string"
-    contact = store.get("contacts", r["contactExternalId"])
-    if contact is None:
-        return "UNKNOWN_CONTACT", f"no contact {r['contactExternalId']}"
-    if r["type"] in MARKETING_TASKS and contact["data"].get("marketingConsent") is not True:
-        return "CONSENT_REQUIRED", f"{r['type']} needs the contact's marketing consent"
-    return None
-
-
 # ------------------------------------------------------------------------------------ the app
 
 def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultConfig | None = None,
                seed_leads: int = 50) -> FastAPI:
-    store = Store(db_path)
+    store = state.Store(db_path)
     faults = faults or FaultConfig()
     counters = Counters()
     rng = random.Random(faults.seed)
@@ -219,7 +85,7 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
     app.state.store, app.state.faults, app.state.counters = store, faults, counters
     with store.lock:
         if store.count("leads") == 0 and seed_leads:
-            _seed_leads(store, seed_leads, faults.seed)
+            state.seed_leads(store, seed_leads, faults.seed)
 
     @app.middleware("http")
     async def _faults(request: Request, call_next):
@@ -268,12 +134,12 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
             store.db.execute("BEGIN")
             for r in records:
                 ext = r.get("externalId") if isinstance(r, dict) and isinstance(r.get("externalId"), str) else ""
-                bad = _check_contact(r)
+                bad = rules.check_contact(r)
                 if bad:
                     results.append({"externalId": ext, "status": "error", "errorCode": bad[0], "message": bad[1]})
                     continue
                 data = {k: r.get(k) for k in CONTACT_FIELDS if k in r}
-                h = _hash(data)
+                h = rules.content_hash(data)
                 old = store.get("contacts", ext)
                 if old and old["hash"] == h:
                     results.append({"externalId": ext, "crmId": old["crm_id"], "status": "unchanged"})
@@ -283,7 +149,7 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
                 store.put("contacts", ext, merged, crm_id, h)
                 results.append({"externalId": ext, "crmId": crm_id, "status": "updated" if old else "created"})
                 if not old:
-                    _call_centre(store, ext, merged)
+                    state.call_centre(store, ext, merged)
             store.db.execute("COMMIT")
         return {"results": results}
 
@@ -297,18 +163,13 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
             store.db.execute("BEGIN")
             for r in records:
                 ext = r.get("externalId") if isinstance(r, dict) and isinstance(r.get("externalId"), str) else ""
-                bad = _check_task(r, store)
+                bad = rules.check_task(r, lambda ext: store.get("contacts", ext))
                 if bad:
                     results.append({"externalId": ext, "status": "error", "errorCode": bad[0], "message": bad[1]})
                     continue
                 old = store.get("tasks", ext)
-                data = {k: r.get(k) for k in TASK_FIELDS if k in r}
-                if old is None:
-                    data.setdefault("status", "OPEN")
-                elif old["data"].get("status") == "DONE" and data.get("status", "OPEN") == "OPEN":
-                    data["status"] = "DONE"   # a task done in the CRM is not reopened by an upsert
-                merged = {**(old["data"] if old else {}), **data}
-                h = _hash(merged)
+                merged = rules.merge_task(old, r)
+                h = rules.content_hash(merged)
                 if old and old["hash"] == h:
                     results.append({"externalId": ext, "crmId": old["crm_id"], "status": "unchanged"})
                     continue
@@ -333,7 +194,7 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
                 after, since_raw = 0, since_raw
             else:
                 after, since_raw = c[0], c[1] if c[1] is not None else since_raw
-        since = _parse_time(since_raw)
+        since = rules.parse_time(since_raw)
         with store.lock:
             rows, last, more = store.feed(table, since, after, limit)
         items = [shape(crm_id, data, mod) for crm_id, data, mod, _ in rows]
@@ -389,7 +250,7 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
             if t is None:
                 return _err(404, "NOT_FOUND", external_id)
             data = {**t["data"], "status": "DONE"}
-            store.put("tasks", external_id, data, t["crm_id"], _hash(data))
+            store.put("tasks", external_id, data, t["crm_id"], rules.content_hash(data))
         return data
 
     @app.post("/_sandbox/leads")
@@ -398,68 +259,11 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
         lead = await request.json()
         with store.lock:
             old = store.get("leads", lead["leadId"])
-            data = {**(old["data"] if old else {"createdAt": _iso(_now())}), **lead}
+            data = {**(old["data"] if old else {"createdAt": rules.iso(rules.now())}), **lead}
             store.put("leads", lead["leadId"], data, lead["leadId"])
         return data
 
     return app
-
-
-# ------------------------------------------------------------------------------------ seeded data
-
-SURNAMES = "王李张刘陈杨黄赵吴周徐孙马朱胡郭何高林罗"
-GIVEN = "伟芳娜敏静丽强磊军洋勇艳杰娟涛明超秀霞平刚桂英华"
-MODELS = ["朗逸", "帕萨特", "途观L", "速腾", "迈腾", "探岳", "宝来", "ID.4"]
-
-
-def _seed_leads(store: Store, n: int, seed: int) -> None:
-    rng = random.Random(seed)
-    start = _now() - timedelta(days=30)
-    store.db.execute("BEGIN")
-    for i in range(n):
-        name = rng.choice(SURNAMES) + "".join(rng.choice(GIVEN) for _ in range(rng.choice([1, 2])))
-        if rng.random() < 0.1:
-            name = name[0] + rng.choice(["先生", "女士"])
-        created = start + timedelta(hours=rng.randrange(0, 30 * 24))
-        status = rng.choices(["OPEN", "WON", "DEFEATED"], [0.7, 0.15, 0.15])[0]
-        lead = {"leadId": f"L{seed:02d}{i:06d}", "name": name, "mobile": f"1{rng.choice('35789')}{rng.randrange(10 ** 9):09d}",
-                "intentLevel": rng.choice("OHABC"), "status": status, "interestedModel": rng.choice(MODELS),
-                "salesperson": rng.choice(["李明", "王静", "陈强"]), "source": rng.choice(["展厅", "电话", "网络", "车展"]),
-                "createdAt": _iso(created)}
-        store.put("leads", lead["leadId"], lead, lead["leadId"], modified=created)
-    store.db.execute("COMMIT")
-
-
-def _call_centre(store: Store, ext: str, contact: dict) -> None:
-    """The call centre's work on a new contact, deterministic per externalId: about one in three gets
-    a return-visit call, one in four a CSI survey (five factors and the overall question, 1-10), one in
-    twenty a complaint."""
-    h = int(hashlib.sha256(ext.encode()).hexdigest()[:8], 16)
-    rng = random.Random(h)
-    at = _now() - timedelta(hours=rng.randrange(1, 72))
-    acts = []
-    if h % 3 == 0:
-        acts.append({"type": "RETURN_VISIT_CALL", "outcome": rng.choice(["REACHED", "REACHED", "NOT_REACHED"])})
-    if h % 4 == 1:
-        # about one respondent in eight is unhappy overall; a happy one may still score a factor 6
-        pool = [3, 4, 5, 6, 6, 7] if rng.random() < 0.125 else [6, 7, 8, 9, 10, 10]
-        scores = [rng.choice(pool) for _ in CSI_FACTORS]
-        overall = min(10, max(1, round(sum(scores) / len(scores)) + rng.choice([-1, 0, 0, 1])))
-        acts.append({"type": "SURVEY", "surveyType": "CSI", "outcome": "REACHED",
-                     "answers": [{"questionId": f"Q{i + 1}", "factorCode": f, "numericValue": v, "textValue": None}
-                                 for i, (f, v) in enumerate(zip(CSI_FACTORS, scores))]
-                     + [{"questionId": f"Q{len(CSI_FACTORS) + 1}", "factorCode": "OVERALL", "numericValue": overall,
-                         "textValue": None}]})
-    if h % 20 == 7:
-        acts.append({"type": "COMPLAINT", "outcome": "REACHED",
-                     "complaint": {"category": rng.choice(["维修质量", "服务态度", "等待时间", "价格"]),
-                                   "openedAt": _iso(at), "resolvedAt": None}})
-    for i, a in enumerate(acts):
-        aid = f"A{h:08x}{i}"
-        vins = contact.get("vins") or []
-        store.put("activities", aid, {"activityId": aid, "contactExternalId": ext, "occurredAt": _iso(at),
-                                      "relatedDocument": vins[0] if vins else None, "outcome": a.pop("outcome"),
-                                      "surveyType": None, **a}, aid)
 
 
 def serve(port: int = 8720, db: str | Path = ".data/sandbox-crm.db", token: str = "sandbox-token",
