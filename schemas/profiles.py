@@ -22,7 +22,7 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from dealersync.errors import ConfigurationError
+from dealersync.errors import BadSourceData, ConfigurationError
 
 from .feeds import FEEDS
 
@@ -140,3 +140,91 @@ def load_profiles(extra_files: list[Path] | tuple = ()) -> dict[str, Profile]:
     for p in extra_files:
         _load_file(Path(p), known)
     return known
+
+
+# ------------------------------------------------------------------------------------ matching a header
+
+@dataclass
+class HeaderMatch:
+    """What a file's header says under the profile it matches best: that profile, the position of each
+    canonical column in the file's rows, the warnings (unknown, duplicated, optional columns absent) and
+    the required columns it lacks (the file is rejected when any)."""
+    profile: Profile
+    positions: dict[str, int]
+    warnings: list[str]
+    missing: list[str]
+
+    def missing_error(self, feed_name: str, file_name: str) -> BadSourceData | None:
+        """The rejection of a header without a required column (None when it has them all)."""
+        if not self.missing:
+            return None
+        col = self.missing[0]
+        names = self.profile.columns.get(feed_name, {}).get(col, []) or [col]
+        return BadSourceData(f"missing required column {col} (header {' / '.join(names)}); "
+                             f"the file is rejected, nothing was loaded",
+                             file=file_name, row=None, column=names[0], reason="MISSING_COLUMN")
+
+
+class HeaderMatcher:
+    """Matches header rows of one feed's file against the profiles' column aliases, in one place: the
+    reader asks :meth:`score` of each candidate row to find the header, and :meth:`match` of the header
+    found gives the profile and the column map from the same overlap (each row's overlap with every
+    profile is computed once). ``wanted``: the profile named by the operator (``--profile``)."""
+
+    def __init__(self, feed, profiles: dict[str, Profile], wanted: str | None = None):
+        self.feed, self.profiles, self.wanted = feed, profiles, wanted
+        self.candidates = [profiles[wanted]] if wanted and wanted in profiles else list(profiles.values())
+        self._aliases = {name: p.aliases(feed.name) for name, p in profiles.items()}
+        self._overlaps: dict[frozenset, dict[str, int]] = {}
+
+    def _overlap(self, keys: frozenset) -> dict[str, int]:
+        """{profile name: how many of the row's header keys are its aliases}."""
+        if keys not in self._overlaps:
+            self._overlaps[keys] = {name: len(keys & a.keys()) for name, a in self._aliases.items()}
+        return self._overlaps[keys]
+
+    def score(self, cells: list[str]) -> int:
+        """How well a row reads as this feed's header: its best overlap among the candidate profiles
+        (0 for a row of fewer than two distinct cells)."""
+        keys = frozenset(header_key(c) for c in cells)
+        if len(keys) <= 1:
+            return 0
+        overlap = self._overlap(keys)
+        return max(overlap[p.name] for p in self.candidates)
+
+    def choose(self, header: list[str]) -> Profile:
+        """The profile of a header: the one wanted, else ``oem`` for an OEM feed, else the best overlap
+        (the first declared on a tie)."""
+        if self.wanted:
+            if self.wanted not in self.profiles:
+                raise ConfigurationError(f"unknown profile {self.wanted!r}; known: {', '.join(sorted(self.profiles))}")
+            return self.profiles[self.wanted]
+        if self.feed.source == "OEM" and "oem" in self.profiles:
+            return self.profiles["oem"]
+        overlap = self._overlap(frozenset(header_key(h) for h in header))
+        return max(self.profiles.values(), key=lambda p: overlap[p.name])
+
+    def match(self, header: list[str]) -> HeaderMatch:
+        """The header's profile (:meth:`choose`) and its column map under that profile: the first column
+        of each canonical name counts; an unknown or repeated header is a warning."""
+        profile = self.choose(header)
+        aliases = self._aliases[profile.name]
+        positions: dict[str, int] = {}
+        warnings: list[str] = []
+        for i, h in enumerate(header):
+            key = header_key(h)
+            if not key:
+                continue
+            canonical = aliases.get(key)
+            if canonical is None:
+                warnings.append(f"unknown column {h!r} (column {i + 1}) ignored")
+            elif canonical in positions:
+                warnings.append(f"duplicated header {h!r}: column {i + 1} ignored, column "
+                                f"{positions[canonical] + 1} used for {canonical}")
+            else:
+                positions[canonical] = i
+        missing = [c for c in self.feed.required if c not in positions]
+        absent = [c for c in self.feed.columns if c not in positions]
+        if absent and not missing:
+            warnings.append(f"optional columns absent: {', '.join(absent)}")
+        return HeaderMatch(profile, positions, warnings, missing)

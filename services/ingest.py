@@ -8,104 +8,29 @@ import json
 import logging
 import time
 from collections import Counter
-from dataclasses import asdict, dataclass, field
 from datetime import date
 from pathlib import Path
 
 import polars as pl
 from sqlalchemy.engine import Engine
 
-from dealersync.connectors.files import EXPORT_SUFFIXES, Batch, ReadLimits, open_table, parse_file_name
-from dealersync.schemas.feeds import FEEDS, FeedDef, get_feed
-from dealersync.schemas.profiles import Profile, header_key, load_profiles
+from dealersync.connectors.files import Batch, ReadLimits, open_table, parse_file_name
+from dealersync.schemas.feeds import FeedDef, get_feed
+from dealersync.schemas.profiles import HeaderMatcher, Profile, load_profiles
 from dealersync.schemas.validate import validate_chunk
 from dealersync.store import ledger
 from dealersync.store import repository as repo
 
 from dealersync.config import get_settings
 from dealersync.errors import BadSourceData, ConfigurationError, ValueRefused
-from dealersync.names import check_name, inside, printable, unsafe_reason
-from dealersync.privacy import render_exception
 from dealersync.runtime import tune_memory
+# the files to ingest and the result of one live beside this module; importable from here too
+from dealersync.services.ingest_paths import FEED_ORDER, done_marker_required, expand_paths  # noqa: F401
+from dealersync.services.ingest_paths import load_order, pending_files  # noqa: F401
+from dealersync.services.ingest_result import FileResult, busy, fail, reject
 from dealersync.services.pipeline import ChunkWriter, Phases, Prefetch  # noqa: F401  (importable from here too)
 
 log = logging.getLogger("dealersync.services.ingest")
-
-
-@dataclass
-class FileResult:
-    file: str
-    path: str
-    feed: str | None = None
-    dealer: str | None = None
-    business_date: str | None = None
-    profile: str | None = None
-    encoding: str | None = None
-    sheet: str | None = None   # workbooks: the sheet read
-    status: str = "pending"   # loaded, skipped, rejected, replaced (a later export of the day holds it), failed, busy
-    rows_read: int = 0
-    rows_loaded: int = 0
-    rows_quarantined: int = 0
-    rows_superseded: int = 0
-    value_issues: int = 0
-    warnings: int = 0
-    replaced_loads: list[int] = field(default_factory=list)
-    load_id: int | None = None
-    message: str | None = None
-    seconds: float = 0.0
-    top_reasons: dict[str, int] = field(default_factory=dict)
-    file_warnings: list[str] = field(default_factory=list)
-    timings: dict[str, float] = field(default_factory=dict)   # seconds per phase
-
-    def to_json(self) -> dict:
-        return asdict(self)
-
-
-@dataclass
-class ColumnMap:
-    positions: dict[str, int]         # canonical column -> position in the file's rows
-    warnings: list[str]
-
-
-def map_columns(header: list[str], feed: FeedDef, profile: Profile, file_name: str) -> ColumnMap:
-    aliases = profile.aliases(feed.name)
-    positions: dict[str, int] = {}
-    warnings: list[str] = []
-    for i, h in enumerate(header):
-        key = header_key(h)
-        if not key:
-            continue
-        canonical = aliases.get(key)
-        if canonical is None:
-            warnings.append(f"unknown column {h!r} (column {i + 1}) ignored")
-        elif canonical in positions:
-            warnings.append(f"duplicated header {h!r}: column {i + 1} ignored, column "
-                            f"{positions[canonical] + 1} used for {canonical}")
-        else:
-            positions[canonical] = i
-    missing = [c for c in feed.required if c not in positions]
-    if missing:
-        names = {c: [n for n in profile.columns.get(feed.name, {}).get(c, [])] or [c] for c in missing}
-        col = missing[0]
-        raise BadSourceData(f"missing required column {col} (header {' / '.join(names[col])}); "
-                            f"the file is rejected, nothing was loaded",
-                            file=file_name, row=None, column=names[col][0], reason="MISSING_COLUMN")
-    absent = [c for c in feed.columns if c not in positions]
-    if absent:
-        warnings.append(f"optional columns absent: {', '.join(absent)}")
-    return ColumnMap(positions, warnings)
-
-
-def choose_profile(header: list[str], feed: FeedDef, profiles: dict[str, Profile],
-                   wanted: str | None) -> Profile:
-    if wanted:
-        if wanted not in profiles:
-            raise ConfigurationError(f"unknown profile {wanted!r}; known: {', '.join(sorted(profiles))}")
-        return profiles[wanted]
-    if feed.source == "OEM" and "oem" in profiles:
-        return profiles["oem"]
-    keys = {header_key(h) for h in header}
-    return max(profiles.values(), key=lambda p: len(keys & set(p.aliases(feed.name))))
 
 
 def read_limits() -> ReadLimits:
@@ -114,17 +39,8 @@ def read_limits() -> ReadLimits:
     return ReadLimits(s.max_workbook_bytes, s.max_workbook_cells, s.max_line_bytes)
 
 
-def _header_score(feed: FeedDef, profiles: list[Profile]):
-    alias_sets = [set(p.aliases(feed.name)) for p in profiles]
-
-    def score(cells: list[str]) -> int:
-        keys = {header_key(c) for c in cells}
-        return max(len(keys & a) for a in alias_sets) if len(keys) > 1 else 0
-    return score
-
-
-def _process_chunk(batch: Batch, table, feed, profile, cmap, file_name):
-    raw = pl.DataFrame([pl.Series(col, batch.columns[pos]) for col, pos in cmap.positions.items()])
+def _process_chunk(batch: Batch, table, feed, profile, positions: dict[str, int], file_name):
+    raw = pl.DataFrame([pl.Series(col, batch.columns[pos]) for col, pos in positions.items()])
     return validate_chunk(raw, batch.rownums, feed, profile, source_file=file_name, header=table.header,
                           raw_cells=batch.cells_of, bad_structure=batch.bad,
                           undecodable=table.is_workbook or table.stats.undecodable_lines > 0)
@@ -169,7 +85,7 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
     retry_rejected = force or bool(feed) or bool(profile)
     with ledger.load_lock(engine, key) as free:
         if free is False:
-            return _busy(res, "another process", None, t0)
+            return busy(res, "another process", None, t0)
         with engine.begin() as conn:
             prior = _settled(conn, res, path, rpath, st, force, retry_rejected)
             if res.status != "pending":
@@ -183,19 +99,19 @@ def ingest_file(engine: Engine, path: str | Path, *, feed: str | None = None, pr
                                       feed=res.feed, dealer_code=res.dealer if len(res.dealer) <= MAX_DEALER else None,
                                       business_date=bdate, export_seq=fname.seq)
         if claim.load_id is None:
-            return _busy(res, claim.holder, claim.since, t0)
+            return busy(res, claim.holder, claim.since, t0)
         res.load_id = claim.load_id
         also = (prior["id"],) if prior is not None and prior["status"] == "LOADED" else ()
         try:
             return _ingest_claimed(engine, res, path, st, fd, bdate, fname.seq, profiles, profile, chunk_rows,
                                    progress, force, also, t0, limits)
         except ValueRefused as e:
-            return _fail(engine, res, e.reason, str(e), t0)
+            return fail(engine, res, e.reason, str(e), t0)
         except BaseException as e:   # never left LOADING; a refusal outside a chunk's write fails the file only
             err = repo.refused(e, path.name) if isinstance(e, Exception) else e
             if isinstance(err, ValueRefused):
-                return _fail(engine, res, err.reason, str(err), t0)
-            _fail(engine, res, "ERROR", f"{type(e).__name__} while loading {path.name}", t0)
+                return fail(engine, res, err.reason, str(err), t0)
+            fail(engine, res, "ERROR", f"{type(e).__name__} while loading {path.name}", t0)
             raise
 
 
@@ -243,61 +159,54 @@ def _settled(conn, res: FileResult, path: Path, rpath: str, st, force: bool, ret
     return prior
 
 
-def _busy(res: FileResult, holder: str | None, since, t0: float) -> FileResult:
-    res.status = "busy"
-    res.message = (f"being loaded by {holder}" + (f" since {since:%Y-%m-%d %H:%M:%S}" if since else "")
-                   + "; left to it")
-    res.seconds = round(time.monotonic() - t0, 3)
-    log.info("%s: %s", res.file, res.message)
-    return res
-
-
 def _ingest_claimed(engine: Engine, res: FileResult, path: Path, st, fd: FeedDef | None, bdate: date | None,
                     seq: int | None, profiles: dict[str, Profile], profile: str | None, chunk_rows: int, progress,
                     force: bool, also: tuple[int, ...], t0: float, limits: ReadLimits | None = None) -> FileResult:
     load_id = res.load_id
     if fd is None:
-        return _reject(engine, res, BadSourceData(
+        return reject(engine, res, BadSourceData(
             "cannot tell the feed from the file name (<Dealer>_<FEED>_<YYYYMMDD>.csv); give --feed",
             file=path.name, reason="UNKNOWN_FEED"), t0)
     if len(res.dealer) > MAX_DEALER:
-        return _reject(engine, res, BadSourceData(
+        return reject(engine, res, BadSourceData(
             f"the dealer code is {len(res.dealer)} characters long; at most {MAX_DEALER} are stored "
             "(rename the file or give --dealer)", file=path.name, column="dealer_code", reason="BAD_NAME"), t0)
     if fd.dated and bdate is None:
-        return _reject(engine, res, BadSourceData(
+        return reject(engine, res, BadSourceData(
             f"a {fd.token} file is a daily snapshot: its name must carry the business day "
             f"(<Dealer>_{fd.token}_<YYYYMMDD>.csv)", file=path.name, reason="NO_BUSINESS_DATE"), t0)
 
     try:
-        candidates = [profiles[profile]] if profile and profile in profiles else list(profiles.values())
-        sheets = [p.sheet for p in candidates if p.sheet]
-        table = open_table(path, _header_score(fd, candidates), sheets=sheets, limits=limits or read_limits())
+        # the header is matched to the profiles once: the reader finds the header row by its score, and the
+        # same match gives the profile and the column map
+        matcher = HeaderMatcher(fd, profiles, profile)
+        sheets = [p.sheet for p in matcher.candidates if p.sheet]
+        table = open_table(path, matcher.score, sheets=sheets, limits=limits or read_limits())
     except BadSourceData as e:
-        return _reject(engine, res, e, t0)
+        return reject(engine, res, e, t0)
     try:
-        prof = choose_profile(table.header, fd, profiles, profile)
+        match = matcher.match(table.header)
+        prof = match.profile
         res.profile, res.encoding, res.sheet = prof.name, table.encoding, table.sheet
-        try:
-            cmap = map_columns(table.header, fd, prof, path.name)
-        except BadSourceData as e:
-            e.row, e.file = table.header_row, table.where
-            return _reject(engine, res, e, t0)
-        file_warnings = list(table.notes) + list(cmap.warnings)
+        missing = match.missing_error(fd.name, path.name)
+        if missing is not None:
+            missing.row, missing.file = table.header_row, table.where
+            return reject(engine, res, missing, t0)
+        file_warnings = list(table.notes) + list(match.warnings)
         if table.title_rows:
             file_warnings.append(f"title row(s) {', '.join(map(str, table.title_rows))} above the header skipped")
         if table.encoding and prof.encoding and table.encoding.replace("-sig", "") != prof.encoding.lower():
             file_warnings.append(f"profile {prof.name} says {prof.encoding}, content is {table.encoding}")
         read = ReadCheck(path, st, table, force)
         try:
-            _load(engine, res, table, fd, prof, cmap, path, bdate, load_id, chunk_rows, progress, file_warnings, t0,
+            _load(engine, res, table, fd, prof, match.positions, path, bdate, load_id, chunk_rows, progress, file_warnings, t0,
                   seq=seq, mtime_ns=st.st_mtime_ns, also=also, read=read)
         except BadSourceData as e:  # structure broken mid-file: the transaction rolled back, nothing loaded
             if isinstance(e, ValueRefused):
                 raise
-            return _reject(engine, res, e, t0)
+            return reject(engine, res, e, t0)
         except _Changed as e:
-            return _fail(engine, res, "CHANGED_DURING_READ", f"{path.name}: {e}; nothing was loaded, the file is "
+            return fail(engine, res, "CHANGED_DURING_READ", f"{path.name}: {e}; nothing was loaded, the file is "
                          "tried again once it is stable", t0)
         except _Duplicate as e:
             res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
@@ -348,7 +257,7 @@ class ReadCheck:
         return sha
 
 
-def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: ColumnMap, path: Path,
+def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, positions: dict[str, int], path: Path,
           bdate: date | None, load_id: int, chunk_rows: int, progress, file_warnings: list[str], t0: float, *,
           seq: int | None, mtime_ns: int | None, also: tuple[int, ...], read: "ReadCheck") -> None:
     """Stream, validate and write the file in one transaction; fills ``res``.
@@ -396,7 +305,7 @@ def _load(engine, res: FileResult, table, fd: FeedDef, prof: Profile, cmap: Colu
                 Prefetch(table.batches(chunk_rows)) as batches:
             for batch in phase.timed(batches, "read"):
                 with phase("validate"):
-                    out = _process_chunk(batch, table, fd, prof, cmap, path.name)
+                    out = _process_chunk(batch, table, fd, prof, positions, path.name)
                 res.rows_read += len(batch)
                 res.rows_quarantined += len(out.quarantine)
                 res.value_issues += len(out.issues)
@@ -443,105 +352,3 @@ def _decode_warnings(table) -> list[str]:
         out.append(f"{st.undecodable_lines} line(s) hold bytes that are neither UTF-8 nor GB18030 "
                    "(see ENCODING_ERROR issues)")
     return out
-
-
-def _reject(engine: Engine, res: FileResult, e: BadSourceData, t0: float) -> FileResult:
-    res.status = "rejected"
-    res.message = render_exception(e)   # the ledger and every listing show it: masked
-    # nothing of a rejected file is loaded, whatever was read before the fault showed
-    res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
-    res.warnings = 0
-    res.seconds = round(time.monotonic() - t0, 3)
-    with engine.begin() as conn:
-        ledger.finish_load(conn, res.load_id, "REJECTED", message=res.message, reason=(e.reason or "BAD_SOURCE")[:32],
-                           duration_ms=int(res.seconds * 1000), profile=res.profile, encoding=res.encoding)
-    log.warning("%s rejected: %s", res.file, e)
-    return res
-
-
-def _fail(engine: Engine, res: FileResult, reason: str, message: str, t0: float) -> FileResult:
-    """The load failed (nothing of it stays): ledger FAILED with the reason, tried again on a later run."""
-    res.status = "failed"
-    res.message = message
-    res.rows_read = res.rows_loaded = res.rows_quarantined = res.rows_superseded = res.value_issues = 0
-    res.warnings = 0
-    res.replaced_loads = []
-    res.seconds = round(time.monotonic() - t0, 3)
-    with engine.begin() as conn:
-        ledger.finish_load(conn, res.load_id, "FAILED", message=message, reason=reason[:32],
-                           duration_ms=int(res.seconds * 1000), profile=res.profile, encoding=res.encoding)
-    log.warning("%s failed: %s", res.file, message)
-    return res
-
-
-FEED_ORDER = [f.token for f in FEEDS.values()]  # FEEDS is declared in load order
-
-
-def load_order(path: Path):
-    """Business day first, then parents before children (customers ... repair orders, lines, claims)."""
-    fn = parse_file_name(path.name)
-    rank = FEED_ORDER.index(fn.feed_token) if fn.feed_token in FEED_ORDER else len(FEED_ORDER)
-    return (fn.business_date or date.min, rank, fn.seq or 0, path.name)
-
-
-def expand_paths(paths: list[str | Path]) -> list[Path]:
-    """Files as given, and the export files inside given folders (in load order). In a folder, an entry
-    whose name carries a control character or a symlink leading out of the folder is refused (a
-    warning naming it, escaped); a file given by name with such a name, or a symlink leading out of its own
-    folder, raises ``BadSourceData``."""
-    out: list[Path] = []
-    for p in map(Path, paths):
-        if p.is_dir():
-            out.extend(sorted((f for f in p.iterdir() if f.name.lower().endswith(EXPORT_SUFFIXES)
-                               and not f.name.startswith(".") and "_truth_" not in f.name
-                               and _acceptable(p, f)), key=load_order))
-        else:
-            f = p.with_name(check_name(p.name)) if p.name else p
-            if f.is_symlink() and not inside(f.parent, f):
-                raise BadSourceData(f"refusing {printable(f.name)}: a symbolic link leading out of its folder",
-                                    file=printable(f.name), reason="SYMLINK_OUTSIDE")
-            out.append(f)
-    return out
-
-
-def _acceptable(folder: Path, f: Path) -> bool:
-    if unsafe_reason(f.name):
-        log.warning("%s: refusing file %s: %s", folder, printable(f.name), unsafe_reason(f.name))
-        return False
-    if f.is_symlink() and not inside(folder, f):
-        log.warning("%s: refusing %s: a symbolic link leading out of the drop folder", folder, printable(f.name))
-        return False
-    return f.is_file()
-
-
-def pending_files(engine: Engine, folders: list[str | Path], *, stable_seconds: float = 10.0,
-                  require_done_marker: bool = False) -> list[Path]:
-    """Export files in ``folders`` that are complete and not in the ledger yet at this size and mtime.
-
-    Complete: its ``<name>.done`` marker exists when ``require_done_marker`` (the profile's
-    ``require_done_marker``), and unchanged for ``stable_seconds`` (the ``stable_seconds`` setting). No
-    file is hashed here: the load hashes the bytes it reads (issue #15)."""
-    now = time.time()
-    out = []
-    with engine.connect() as conn:
-        for f in expand_paths([d for d in folders if Path(d).is_dir()]):
-            if require_done_marker and not f.with_name(f.name + ".done").exists():
-                continue
-            st = f.stat()
-            if stable_seconds and now - st.st_mtime < stable_seconds:
-                continue  # still being written
-            if ledger.prior_unchanged(conn, str(f.resolve()), st.st_size, st.st_mtime_ns) is not None:
-                continue  # same path, size and mtime as a file done or rejected
-            if not _named_rejected(conn, f):
-                out.append(f)
-    return out
-
-
-def _named_rejected(conn, f: Path) -> bool:
-    return ledger.rejected_name(conn, f.name) is not None
-
-
-def done_marker_required(profiles: dict[str, Profile], profile: str | None) -> bool:
-    """Whether local drops wait for their ``.done`` marker: the configured profile says so."""
-    prof = profiles.get(profile) if profile else None
-    return bool(prof and prof.require_done_marker)

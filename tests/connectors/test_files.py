@@ -200,21 +200,20 @@ def test_last_line_without_a_line_end(tmp_path):
 @pytest.mark.parametrize("profile", ["dms_a", "dms_b"])
 def test_sample_exports_read_the_same_by_both_readers(tmp_path, profile):
     """Every feed of the sample generator (the spec's dirt included), both readers, row for row."""
-    from dealersync.services.ingest import _header_score
     from dealersync.services.sample import generate
     from dealersync.schemas.feeds import FEEDS_BY_TOKEN
-    from dealersync.schemas.profiles import load_profiles
+    from dealersync.schemas.profiles import HeaderMatcher, load_profiles
     generate(tmp_path, rows=400, seed=3, profile=profile)
-    profiles = list(load_profiles().values())
+    profiles = load_profiles()
     files_seen = 0
     for p in sorted(tmp_path.glob("*.csv")):
         if "_truth_" in p.name:
             continue
         feed = FEEDS_BY_TOKEN[files.parse_file_name(p.name).feed_token]
-        t = open_table(p, _header_score(feed, profiles))
+        t = open_table(p, HeaderMatcher(feed, profiles).score)
         fast = flat(t.batches(97))
         t.close()
-        t = open_table(p, _header_score(feed, profiles))
+        t = open_table(p, HeaderMatcher(feed, profiles).score)
         slow = flat(_batched(t.records(), 97, len(t.header)))
         t.close()
         assert fast == slow, p.name
