@@ -57,9 +57,10 @@ def add_jobs_from_dms(conn: Connection, window_days: int) -> int:
                         created_at=stamp, updated_at=stamp))
     n = 0
     for i in range(0, len(new), 5000):
+        # RETURNING, not rowcount: psycopg answers -1 for an executemany INSERT on PostgreSQL
         res = conn.execute(_insert(conn, warranty_claim_job).on_conflict_do_nothing(
-            index_elements=["dealer_code", "claim_no"]), new[i:i + 5000])
-        n += max(res.rowcount, 0)
+            index_elements=["dealer_code", "claim_no"]).returning(warranty_claim_job.c.id), new[i:i + 5000])
+        n += len(res.all())
     return n
 
 

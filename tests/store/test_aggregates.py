@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from dealersync.store import claims, crm, followups, surveys
-from dealersync.store.tables import (claim_status_snapshot, crm_cursor, crm_lead, crm_push, crm_quarantine,
+from dealersync.store.tables import (FEED_TABLES, claim_status_snapshot, crm_cursor, crm_lead, crm_push, crm_quarantine,
                                      followup_task, oem_cursor, report_upload, survey_push)
 
 T0, T1 = datetime(2026, 11, 1, 9, 0), datetime(2026, 11, 2, 9, 0)
@@ -120,3 +120,17 @@ def test_two_runs_create_one_report_row_at_the_same_time(engine):
     assert not t.is_alive()
     assert out["first"]["id"] == out["second"]["id"] and out["second"]["path"] == "/first"
     assert _count(engine, report_upload) == 1
+
+
+def test_claim_jobs_from_the_dms_counted_as_created(engine):
+    """add_jobs_from_dms answers how many jobs it created (push's ``new_jobs``), on both backends; a
+    job that exists is left alone and not counted."""
+    wc = FEED_TABLES["warranty_claims"]
+    lineage = dict(dealer_code="D1", source_file="D1_CLAIM_20261101.csv", load_id=1, ingested_at=T0)
+    with engine.begin() as conn:
+        conn.execute(wc.insert(), [dict(lineage, claim_no=f"C{i}", ro_number=f"RO{i}", source_row=i + 2)
+                                   for i in range(3)])
+        assert claims.add_jobs_from_dms(conn, 30) == 3
+        conn.execute(wc.insert(), [dict(lineage, claim_no="C9", ro_number="RO9", source_row=9)])
+        assert claims.add_jobs_from_dms(conn, 30) == 1
+        assert claims.add_jobs_from_dms(conn, 30) == 0
