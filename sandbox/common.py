@@ -1,9 +1,20 @@
-"""Pieces both sandboxes use: the rate-limit quota and the dropped-connection response."""
+"""Pieces both sandboxes use: the clock in the contracts' time format, the rate-limit quota and the
+dropped-connection response."""
 from __future__ import annotations
 
 import time
+from datetime import datetime, timezone
 
 from fastapi.responses import Response
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+def iso(t: datetime) -> str:
+    """A time as the contracts write it: UTC, microseconds, ``Z``."""
+    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Quota:

@@ -29,7 +29,7 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 
 from . import crm_rules as rules
-from .common import DroppedResponse, Quota
+from .common import DroppedResponse, Quota, iso, now
 from .crm_rules import CONTACT_FIELDS, MAX_BATCH
 from . import crm_state as state
 from .crm_state import Store  # noqa: F401  (the sandbox's public names)
@@ -259,7 +259,7 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
         lead = await request.json()
         with store.lock:
             old = store.get("leads", lead["leadId"])
-            data = {**(old["data"] if old else {"createdAt": rules.iso(rules.now())}), **lead}
+            data = {**(old["data"] if old else {"createdAt": iso(now())}), **lead}
             store.put("leads", lead["leadId"], data, lead["leadId"])
         return data
 

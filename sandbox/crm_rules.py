@@ -22,14 +22,6 @@ TASK_FIELDS = ["externalId", "contactExternalId", "type", "dueDate", "subject", 
 CSI_FACTORS = ["SERVICE_INITIATION", "SERVICE_ADVISOR", "SERVICE_FACILITY", "VEHICLE_PICKUP", "SERVICE_QUALITY"]
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def parse_time(v: str | None) -> datetime | None:
     if not v:
         return None

@@ -12,7 +12,8 @@ import threading
 from datetime import datetime, timedelta
 from pathlib import Path
 
-from .crm_rules import CSI_FACTORS, iso as _iso, now as _now, parse_time as _parse_time
+from .common import iso as _iso, now as _now
+from .crm_rules import CSI_FACTORS, parse_time as _parse_time
 
 
 class Store:

@@ -48,14 +48,6 @@ class Clock:
                 "PARTIALLY_APPROVED": self.settle_after}.get(status)
 
 
-def now() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-def iso(t: datetime) -> str:
-    return t.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
 def parse_time(v: str | None) -> datetime | None:
     if not v:
         return None

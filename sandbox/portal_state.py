@@ -12,6 +12,7 @@ import threading
 import time
 
 from . import portal_rules as rules
+from .common import iso, now
 
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS tokens (token TEXT PRIMARY KEY, client TEXT, expires REAL);
@@ -88,7 +89,7 @@ class Db:
     def _record(self, dealer, claim, count, status, extra=None) -> dict:
         row = self.one("SELECT oem_no, amount FROM claims WHERE dealer=? AND claim=? AND count=?", dealer, claim, count)
         rec = {"ClaimNumberString": claim, "ClaimSubmissionCountNumeric": count, "OEMClaimNumberString": row[0],
-               "ClaimStatusCode": status, "OEMStatusRaw": rules.RAW_WORDS[status], "UpdatedDateTime": rules.iso(rules.now())}
+               "ClaimStatusCode": status, "OEMStatusRaw": rules.RAW_WORDS[status], "UpdatedDateTime": iso(now())}
         if extra:
             rec.update(extra)
         return rec
@@ -152,7 +153,7 @@ class Db:
 
     def add_survey(self, doc: str, dealer: str, ack: dict, payload: str) -> None:
         self.run("INSERT INTO surveys VALUES (?, ?, ?, ?, ?)", doc, dealer, json.dumps(ack, ensure_ascii=False),
-                 payload, rules.iso(rules.now()))
+                 payload, iso(now()))
 
     # ------------------------------------------------------------------ reports
     def current_report(self, dealer: str, report_type: str, period: str) -> tuple[str, str, str | None] | None:
@@ -166,7 +167,7 @@ class Db:
         if supersedes:
             self.run("UPDATE reports SET current=0 WHERE id=?", supersedes)
         self.run("INSERT INTO reports VALUES (?, ?, ?, ?, ?, ?, ?, 1, ?)", rid, dealer, report_type, period, sha, size,
-                 supersedes, rules.iso(rules.now()))
+                 supersedes, iso(now()))
 
     def counts(self) -> dict:
         return {"claims": self.one("SELECT count(*) FROM claims")[0],
