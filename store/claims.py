@@ -16,17 +16,13 @@ from __future__ import annotations
 from datetime import date, datetime, timedelta
 
 from sqlalchemy import Connection, and_, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .db import dialect_insert, upsert
 from .ledger import holder_alive, now
 from .tables import (FEED_TABLES, JobStatus, SubmissionState, claim_status_snapshot, claim_submission, customer_record,
                      oem_cursor, warranty_claim_job)
 
 PREPARABLE = (JobStatus.DRAFT.value, JobStatus.VALIDATION_FAILED.value)
-
-
-def _insert(conn: Connection, table):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 # ------------------------------------------------------------------------------------ jobs
@@ -58,7 +54,7 @@ def add_jobs_from_dms(conn: Connection, window_days: int) -> int:
     n = 0
     for i in range(0, len(new), 5000):
         # RETURNING, not rowcount: psycopg answers -1 for an executemany INSERT on PostgreSQL
-        res = conn.execute(_insert(conn, warranty_claim_job).on_conflict_do_nothing(
+        res = conn.execute(dialect_insert(conn, warranty_claim_job).on_conflict_do_nothing(
             index_elements=["dealer_code", "claim_no"]).returning(warranty_claim_job.c.id), new[i:i + 5000])
         n += len(res.all())
     return n
@@ -146,7 +142,7 @@ def add_submission(conn: Connection, **values) -> bool:
     Returns:
         True when stored; False when the same submission was stored already (by another process)."""
     row = dict(values, state=SubmissionState.PREPARED.value, attempts=0, prepared_at=now())
-    ins = _insert(conn, claim_submission).values(**row).on_conflict_do_nothing()
+    ins = dialect_insert(conn, claim_submission).values(**row).on_conflict_do_nothing()
     return conn.execute(ins.returning(claim_submission.c.id)).first() is not None
 
 
@@ -244,7 +240,7 @@ def add_snapshot(conn: Connection, **values) -> bool:
 
     Returns:
         True when new; False when the same snapshot was stored already."""
-    ins = _insert(conn, claim_status_snapshot).values(**values).on_conflict_do_nothing()
+    ins = dialect_insert(conn, claim_status_snapshot).values(**values).on_conflict_do_nothing()
     # RETURNING, not rowcount: psycopg answers -1 for this INSERT on PostgreSQL (every snapshot counted old)
     return conn.execute(ins.returning(claim_status_snapshot.c.id)).first() is not None
 
@@ -272,10 +268,7 @@ def cursor(conn: Connection, feed: str = "claims") -> dict | None:
 
 def save_cursor(conn: Connection, cursor: str | None, watermark: str | None, feed: str = "claims") -> None:
     """Upsert the change feed's cursor and watermark (natural key: the feed)."""
-    values = dict(feed=feed, cursor=cursor, watermark=watermark, updated_at=now())
-    ins = _insert(conn, oem_cursor).values(**values)
-    conn.execute(ins.on_conflict_do_update(index_elements=["feed"],
-                                           set_={k: v for k, v in values.items() if k != "feed"}))
+    upsert(conn, oem_cursor, dict(feed=feed, cursor=cursor, watermark=watermark, updated_at=now()), ["feed"])
 
 
 def count_by_oem_status(conn: Connection) -> dict:

@@ -11,29 +11,19 @@ from __future__ import annotations
 import json
 from datetime import datetime
 
-from sqlalchemy import Connection, Table, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Connection, select, update
 
+from .db import upsert
 from .ledger import now
 from .tables import (CRM_DELETE_QUEUED, crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, crm_quarantine,
                      master_customer)
-
-
-def _upsert(conn: Connection, table: Table, values: dict, key: list[str], where_newer: str | None = None,
-            keep: tuple[str, ...] = ()) -> None:
-    """Insert or update on the natural ``key``; ``where_newer``: a column whose newer value is never
-    overwritten by an older one; ``keep``: columns an update leaves as they are."""
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table).values(**values)
-    where = getattr(table.c, where_newer) <= getattr(ins.excluded, where_newer) if where_newer else None
-    conn.execute(ins.on_conflict_do_update(index_elements=key, where=where,
-                                           set_={k: v for k, v in values.items() if k not in key and k not in keep}))
 
 
 # ------------------------------------------------------------------------------------ pulled records
 
 def save_lead(conn: Connection, it: dict, pulled_at: datetime) -> None:
     """Upsert a lead (contract Lead) by its id; an older version never overwrites a newer one."""
-    _upsert(conn, crm_lead, dict(
+    upsert(conn, crm_lead, dict(
         lead_id=it["leadId"], name=it.get("name"), mobile=it.get("mobile"), status=it.get("status"),
         intent_level=it.get("intentLevel"), interested_model=it.get("interestedModel"),
         salesperson=it.get("salesperson"), lead_source=it.get("source"), created_at=it.get("createdAt"),
@@ -43,14 +33,14 @@ def save_lead(conn: Connection, it: dict, pulled_at: datetime) -> None:
 
 def save_contact(conn: Connection, it: dict, pulled_at: datetime) -> None:
     """Upsert a contact (contract Contact) by its external id; the newer version wins."""
-    _upsert(conn, crm_contact, dict(external_id=it["externalId"], crm_id=it.get("crmId"), modified_at=it["modifiedAt"],
+    upsert(conn, crm_contact, dict(external_id=it["externalId"], crm_id=it.get("crmId"), modified_at=it["modifiedAt"],
                                     data=json.dumps(it, ensure_ascii=False), pulled_at=pulled_at),
             ["external_id"], where_newer="modified_at")
 
 
 def save_activity(conn: Connection, it: dict, pulled_at: datetime) -> None:
     """Upsert an activity (contract Activity) by its id; the newer version wins."""
-    _upsert(conn, crm_activity, dict(
+    upsert(conn, crm_activity, dict(
         activity_id=it["activityId"], type=it["type"], contact_external_id=it.get("contactExternalId"),
         related_document=it.get("relatedDocument"), occurred_at=it.get("occurredAt"), modified_at=it["modifiedAt"],
         outcome=it.get("outcome"), survey_type=it.get("surveyType"),
@@ -67,7 +57,7 @@ def quarantine(conn: Connection, *, feed: str, item_key: str, reason_code: str, 
     """Record a pulled record outside the contract, once per (feed, item key, reason): seen again, its
     message, data and ``last_seen`` are updated and ``first_seen`` kept (an upsert: two pulls at the
     same time write one row)."""
-    _upsert(conn, crm_quarantine, dict(feed=feed, item_key=item_key, reason_code=reason_code, message=message,
+    upsert(conn, crm_quarantine, dict(feed=feed, item_key=item_key, reason_code=reason_code, message=message,
                                        data=data, first_seen=seen_at, last_seen=seen_at),
             ["feed", "item_key", "reason_code"], keep=("first_seen",))
 
@@ -80,7 +70,7 @@ def cursor(conn: Connection, feed: str) -> dict | None:
 
 def save_cursor(conn: Connection, feed: str, cursor: str | None, watermark: str | None, at: datetime) -> None:
     """Upsert a feed's cursor and watermark."""
-    _upsert(conn, crm_cursor, dict(feed=feed, cursor=cursor, watermark=watermark, updated_at=at), ["feed"])
+    upsert(conn, crm_cursor, dict(feed=feed, cursor=cursor, watermark=watermark, updated_at=at), ["feed"])
 
 
 def leads(conn: Connection) -> list[dict]:
@@ -114,7 +104,7 @@ def pushed(conn: Connection, kind: str) -> dict[str, dict]:
 
 def record_push(conn: Connection, *, kind: str, external_id: str, **values) -> None:
     """Upsert the ledger row of one pushed record (natural key: kind, external id)."""
-    _upsert(conn, crm_push, dict(kind=kind, external_id=external_id, **values), ["kind", "external_id"])
+    upsert(conn, crm_push, dict(kind=kind, external_id=external_id, **values), ["kind", "external_id"])
 
 
 def contacts_to_delete(conn: Connection) -> list[str]:

@@ -1,11 +1,13 @@
-"""Engine creation and migrations."""
+"""Engine creation, migrations, and the two statements every store module builds the same way: an
+INSERT with the dialect's ON CONFLICT support and an upsert on a natural key."""
 from __future__ import annotations
 
 from pathlib import Path
 
 from alembic import command
 from alembic.config import Config
-from sqlalchemy import create_engine, event, text
+from sqlalchemy import Connection, Table, create_engine, event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Engine
 
 _MIGRATIONS = Path(__file__).parent / "migrations"
@@ -66,3 +68,21 @@ def upgrade(engine: Engine, revision: str = "head") -> None:
             conn.execute(text(MIGRATION_LOCK_SQL))
         cfg.attributes["connection"] = conn
         command.upgrade(cfg, revision)
+
+
+def dialect_insert(conn: Connection, table: Table):
+    """INSERT with the dialect's ON CONFLICT support (PostgreSQL or SQLite)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+
+
+def upsert(conn: Connection, table: Table, values: dict, key: list[str], where_newer: str | None = None,
+           keep: tuple[str, ...] = ()) -> None:
+    """Insert or update on the natural ``key``. ``where_newer``: a column whose newer value must never be
+    overwritten by an older one (the latest version wins); ``keep``: columns an update leaves as they are
+    (``first_seen``)."""
+    ins = dialect_insert(conn, table).values(**values)
+    where = None
+    if where_newer:
+        where = getattr(table.c, where_newer) <= getattr(ins.excluded, where_newer)
+    conn.execute(ins.on_conflict_do_update(index_elements=key, where=where,
+                                           set_={k: v for k, v in values.items() if k not in key and k not in keep}))

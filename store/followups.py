@@ -9,8 +9,8 @@ from __future__ import annotations
 from datetime import date
 
 from sqlalchemy import Connection, func, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .db import dialect_insert
 from .ledger import now
 from .tables import followup_task, master_customer
 
@@ -27,7 +27,7 @@ def add_task(conn: Connection, **values) -> bool:
 
     Returns:
         True when created; False when a task of that external id exists already."""
-    ins = (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(followup_task)
+    ins = dialect_insert(conn, followup_task)
     # RETURNING, not rowcount: psycopg answers -1 for this INSERT on PostgreSQL
     ins = ins.values(**values).on_conflict_do_nothing(index_elements=["external_id"])
     return conn.execute(ins.returning(followup_task.c.external_id)).first() is not None

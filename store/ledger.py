@@ -23,9 +23,9 @@ from pathlib import Path
 from typing import Iterator
 
 from sqlalchemy import Connection, Engine, delete, func, or_, select, text, update
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import IntegrityError
 
+from .db import dialect_insert
 from .tables import FEED_TABLES, LoadStatus, ingest_file, quarantine, value_issue
 
 DONE_STATUSES = (LoadStatus.LOADED.value, LoadStatus.REPLACED.value)
@@ -153,7 +153,7 @@ class Claim:
 
 
 def _insert(conn: Connection):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(ingest_file)
+    return dialect_insert(conn, ingest_file)
 
 
 def claim_load(conn: Connection, *, key: str, alive, **values) -> Claim:

@@ -14,31 +14,15 @@ from typing import Callable
 
 from sqlalchemy import (Column, Connection, Date, DateTime, Integer, MetaData, String, Table, Text,
                         and_, cast, delete, func, literal, or_, select, text)
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 
 from dealersync.errors import ValueRefused
 from dealersync.schemas.feeds import FeedDef
 
 from .bulk import sqlite_iso_text, write_arrow, write_records
+from .db import dialect_insert, upsert  # noqa: F401  (importable from here too)
 from .ledger import DONE_STATUSES, find_by_sha, ledger, list_quarantine, now  # noqa: F401  (re-exported)
 from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue
-
-
-def dialect_insert(conn: Connection, table: Table):
-    """INSERT with the dialect's ON CONFLICT support (PostgreSQL or SQLite)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
-
-
-def upsert(conn: Connection, table: Table, values: dict, key: list[str], where_newer: str | None = None) -> None:
-    """Insert or update on the natural ``key``. ``where_newer``: a column whose newer value must never be
-    overwritten by an older one (the latest version wins)."""
-    ins = dialect_insert(conn, table).values(**values)
-    where = None
-    if where_newer:
-        where = getattr(table.c, where_newer) <= getattr(ins.excluded, where_newer)
-    conn.execute(ins.on_conflict_do_update(index_elements=key, set_={k: v for k, v in values.items() if k not in key},
-                                           where=where))
 
 
 # ------------------------------------------------------------------------------------ ledger

@@ -11,16 +11,12 @@ from __future__ import annotations
 import json
 
 from sqlalchemy import Connection, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
+from .db import dialect_insert, upsert
 from .ledger import now
 from .tables import crm_activity, report_upload, survey_push
 
 FINISHED = ("SENT", "SKIPPED", "REJECTED")
-
-
-def _insert(conn: Connection, table):
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 # ------------------------------------------------------------------------------------ survey results
@@ -40,10 +36,7 @@ def survey(conn: Connection, document_id: str) -> dict | None:
 
 def save_survey(conn: Connection, *, document_id: str, **values) -> None:
     """Upsert a survey's push row (natural key: its document id)."""
-    row = dict(document_id=document_id, **values)
-    ins = _insert(conn, survey_push).values(**row)
-    conn.execute(ins.on_conflict_do_update(index_elements=["document_id"],
-                                           set_={k: v for k, v in row.items() if k != "document_id"}))
+    upsert(conn, survey_push, dict(document_id=document_id, **values), ["document_id"])
 
 
 def survey_answered(conn: Connection, document_id: str, status: str, answer: dict, reasons: list[str]) -> bool:
@@ -76,7 +69,7 @@ def upload(conn: Connection, report_type: str, period: str, sha256: str) -> dict
 def add_upload(conn: Connection, *, report_type: str, period: str, sha256: str, **values) -> dict:
     """The ledger row of one report content, created (``values``) unless it exists: idempotent on
     (type, period, SHA-256); the row another process wrote first is returned as it is."""
-    ins = _insert(conn, report_upload).values(report_type=report_type, period=period, sha256=sha256, **values)
+    ins = dialect_insert(conn, report_upload).values(report_type=report_type, period=period, sha256=sha256, **values)
     conn.execute(ins.on_conflict_do_nothing(index_elements=["report_type", "period", "sha256"]))
     return upload(conn, report_type, period, sha256)
 
