@@ -26,7 +26,7 @@ from dealersync.resolution.service import resolve_master_id
 from dealersync.services.xlsx import Chart, Col, Sheet, workbook_bytes
 from dealersync.store import dms
 from dealersync.store import followups as store_followups
-from dealersync.store import masters as store_masters
+from dealersync.store import customers
 from dealersync.store import surveys as store_surveys
 
 from dealersync.errors import TransientError
@@ -87,7 +87,7 @@ def _trigger(conn: Connection, master_id: str, related: str | None, occurred: st
         if r:
             return {"EventTypeCode": "RO_CLOSED", "DocumentID": r["ro_number"],
                     "EventDateTime": _iso_z(r["closed_at"] or occurred)}
-    vins = store_masters.vins_of(conn, master_id)
+    vins = customers.vins_of(conn, master_id)
     if related and related not in vins:
         vins.append(related)
     if vins:
@@ -100,7 +100,7 @@ def _trigger(conn: Connection, master_id: str, related: str | None, occurred: st
 def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict | None, str | None, str | None]:
     """(payload, master id, reason not sent)."""
     mid = resolve_master_id(conn, act["contact_external_id"]) if act["contact_external_id"] else None
-    m = store_masters.get(conn, mid) if mid else None
+    m = customers.get(conn, mid) if mid else None
     if m is None:
         return None, mid, "UNKNOWN_CUSTOMER"
     if not consented(m["marketing_consent"]):
@@ -116,7 +116,7 @@ def build_survey(conn: Connection, act: dict, client: OemClient) -> tuple[dict |
     masked = _masked(m["primary_mobile"])
     if masked:
         respondent["MaskedMobile"] = masked
-    vins = store_masters.vins_of(conn, mid, limit=1)
+    vins = customers.vins_of(conn, mid, limit=1)
     payload = {"ApplicationArea": client.application_area(b, _iso_z(act["occurred_at"])),
                "CustomerSurveyResult": {
                    "DocumentID": act["activity_id"], "SurveyTypeCode": act["survey_type"] or "CSI",
@@ -181,7 +181,7 @@ def _customers(conn: Connection, contacts) -> dict[str, dict]:
     out = {}
     for c in {c for c in contacts if isinstance(c, str) and c}:
         mid = resolve_master_id(conn, c)
-        m = store_masters.contact_card(conn, mid)
+        m = customers.contact_card(conn, mid)
         if m is not None:
             out[c] = {"master_id": mid, "name": m["name"], "mobile": m["primary_mobile"],
                       "consent": consented(m["marketing_consent"])}

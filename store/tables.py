@@ -5,7 +5,7 @@ every row carries its lineage: dealer_code, business_date, source_file, source_r
 
 Over 400 lines on purpose: table definitions only, one declaration per table, all in one place so that
 Alembic's autogenerate and a reader see the whole schema at once (the SQL itself lives in the store
-module of each aggregate: ledger, claims, crm, followups, masters, surveys, dms, overview, retention).
+module of each aggregate: ledger, claims, crm, followups, customers, surveys, dms, overview, retention).
 """
 from __future__ import annotations
 

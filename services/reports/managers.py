@@ -25,7 +25,7 @@ from dealersync.services.followups import Rules, _months, km_per_day
 from dealersync.services.xlsx import Col, Sheet
 from dealersync.store import crm as store_crm
 from dealersync.store import dms
-from dealersync.store import masters as store_masters
+from dealersync.store import customers
 
 from .people import masked_name
 from .periods import Period, local
@@ -40,9 +40,9 @@ def maintenance_due(conn: Connection, month: Period, rules: Rules | None = None)
     ros = pd.DataFrame([(r["vin"], r["opened_at"], r["mileage_km"], r["advisor"])
                         for r in dms.repair_orders(conn, "vin", "opened_at", "mileage_km", "advisor", valid_only=True)],
                        columns=["vin", "opened_at", "km", "advisor"])
-    owners = {v: m for m, v in store_masters.vehicles(conn)}
+    owners = {v: m for m, v in customers.vehicles(conn)}
     cars = {r["vin"]: r for r in dms.vehicles(conn, "vin", "plate", "model")}
-    masters = store_masters.contact_cards(conn)
+    masters = customers.contact_cards(conn)
     items, no_consent = [], 0
     earliest = month.start - timedelta(days=90)
     for vin, g in ros.dropna(subset=["opened_at"]).sort_values("opened_at").groupby("vin"):

@@ -13,7 +13,7 @@ from dealersync.resolution.service import resolve_master_id
 from dealersync.store import crm as store_crm
 from dealersync.store import dms
 from dealersync.store import followups as store_followups
-from dealersync.store import masters as store_masters
+from dealersync.store import customers
 
 UNKNOWN = "（未知）"
 
@@ -32,7 +32,7 @@ def customer(conn: Connection, contact: str | None) -> dict:
     if not contact:
         return {"master_id": None, "name": UNKNOWN, "mobile": None}
     mid = resolve_master_id(conn, contact)
-    m = store_masters.contact_card(conn, mid)
+    m = customers.contact_card(conn, mid)
     if m is None:
         return {"master_id": mid, "name": UNKNOWN, "mobile": None}
     return {"master_id": mid, "name": masked_name(m["name"], m["company"], m["customer_type"]),
