@@ -247,6 +247,19 @@ class Clusters:
         self.genders = self._sets(genders)
         self.cannot: dict[int, set[int]] = {}
 
+    def start_from(self, labels: np.ndarray) -> None:
+        """Start from existing clusters (``labels``: a root position per record, e.g. the records of
+        one existing master pointing at its first): each root holds the IDs, names and genders of its
+        records, so the constraints see the whole existing cluster."""
+        labels = np.asarray(labels, dtype=np.int64)
+        self.parent = labels.copy()
+        roots = self.labels()
+        for attr in (self.ids, self.names, self.genders):
+            held = list(attr.items())
+            attr.clear()
+            for i, vals in held:
+                attr.setdefault(int(roots[i]), set()).update(vals)
+
     @staticmethod
     def _sets(values) -> dict[int, set]:
         if values is None:
@@ -326,28 +339,50 @@ def best_first(pairs: pd.DataFrame) -> pd.DataFrame:
     return pairs.sort_values(["weight", "l", "r"], ascending=[False, True, True], kind="stable")
 
 
-def merge_pairs(cl: Clusters, pairs: pd.DataFrame, scored: "Scored | None" = None) -> None:
-    """Join the MERGE pairs best-first (highest weight first) under ``cl``'s constraints."""
+def merge_pairs(cl: Clusters, pairs: pd.DataFrame, scored: "Scored | None" = None,
+                on_progress: Callable[[int], None] | None = None, step: int = 100_000) -> None:
+    """Join the MERGE pairs best-first (highest weight first) under ``cl``'s constraints;
+    ``on_progress(k)`` after each ``step`` pairs (k pairs done since the last call)."""
     merge = best_first(pairs[pairs["decision"] == MERGE])
-    for a, b, e in zip(merge["l"].to_numpy(), merge["r"].to_numpy(), name_edges(merge, scored)):
-        cl.union(int(a), int(b), name_edge=bool(e))
+    ls, rs, es = merge["l"].to_numpy(), merge["r"].to_numpy(), name_edges(merge, scored)
+    for i in range(0, len(ls), step):
+        for a, b, e in zip(ls[i:i + step], rs[i:i + step], es[i:i + step]):
+            cl.union(int(a), int(b), name_edge=bool(e))
+        if on_progress is not None:
+            on_progress(len(ls[i:i + step]))
+
+
+def cluster_into(cl: Clusters, pairs: pd.DataFrame, keys: dict[str, np.ndarray] | None = None,
+                 on_progress: Callable[[int], None] | None = None) -> np.ndarray:
+    """The clustering every path runs (``resolve-file``, ``resolve`` on the store, increments, the
+    bench): the MERGE pairs best-first under ``cl``'s constraints, then the REVIEW pairs whose
+    clusters share a full name (``join_on_cluster_names``), then clusters joined on their added-up
+    evidence (``join_on_cluster_evidence``, ``keys``: the identifiers two masters compare). ``cl``
+    carries what the caller starts from (existing masters, manual splits and links). Returns the
+    cluster label (root position) per record."""
+    merge_pairs(cl, pairs, on_progress=on_progress)
+    join_on_cluster_names(cl, pairs)
+    join_on_cluster_evidence(cl, pairs, keys)
+    return cl.labels()
 
 
 def cluster(n: int, pairs: pd.DataFrame, ids: np.ndarray | None = None, names: np.ndarray | None = None,
             genders: np.ndarray | None = None, force_link: list[tuple[int, int]] = (),
-            force_split: list[tuple[int, int]] = (), keys: dict[str, np.ndarray] | None = None) -> np.ndarray:
+            force_split: list[tuple[int, int]] = (), keys: dict[str, np.ndarray] | None = None,
+            start: np.ndarray | None = None, on_progress: Callable[[int], None] | None = None) -> np.ndarray:
     """Cluster label (smallest member position) for each of n records, from MERGE pairs best-first, then
     the REVIEW pairs whose masters share a full name, then masters joined on their added-up evidence
-    (``keys``: record values compared between two masters, see ``join_on_cluster_evidence``)."""
+    (``keys``: record values compared between two masters, see ``join_on_cluster_evidence``).
+    ``start``: existing clusters to start from (a root position per record, see
+    ``Clusters.start_from``); ``force_split`` pairs are never joined, ``force_link`` pairs always."""
     cl = Clusters(n, ids, names, genders)
+    if start is not None:
+        cl.start_from(start)
     for a, b in force_split:
         cl.forbid(a, b)
     for a, b in force_link:
         cl.union(a, b, force=True)
-    merge_pairs(cl, pairs)
-    join_on_cluster_names(cl, pairs)
-    join_on_cluster_evidence(cl, pairs, keys)
-    return cl.labels()
+    return cluster_into(cl, pairs, keys, on_progress)
 
 
 def join_on_cluster_names(cl: Clusters, pairs: pd.DataFrame) -> int:
