@@ -15,6 +15,7 @@ from dealersync.store import masters as store
 from . import engine
 from .models import DEALER
 from .progress import NO_PROGRESS, Progress
+from .resolve import identities
 
 
 def audit(conn: Connection, action: str, master_id: str | None, *, now: datetime, **kw) -> None:
@@ -44,35 +45,25 @@ def decision_pairs(conn: Connection) -> tuple[list[tuple[int, int]], list[tuple[
 
 def cluster_records(conn: Connection, df: pd.DataFrame, scored: engine.Scored, *, full: bool,
                     progress: Progress = NO_PROGRESS) -> tuple[np.ndarray, pd.Series]:
-    """Cluster labels per record (position in ``df``) and each record's best MERGE weight: existing
-    masters stay together (unless ``full``), manual splits are never joined, manual links always."""
+    """Cluster labels per record (position in ``df``) and each record's best MERGE weight, by the
+    clustering ``resolve-file`` runs (``engine.cluster``: one valid ID, one full name, one gender per
+    cluster; the name and evidence passes) on the records' stored normalised columns
+    (``resolve.identities``), with what the store adds: existing masters stay together (unless
+    ``full``), manual splits are never joined, manual links always."""
     links, splits = decision_pairs(conn)
     pos = pd.Series(np.arange(len(df)), index=df["id"].to_numpy())
-    cl = engine.Clusters(len(df))
-    existing = df["master_id"].to_numpy(dtype=object)
+    start = None
     if not full:  # existing masters stay together: start from them
+        existing = df["master_id"].to_numpy(dtype=object)
         first = pd.Series(np.arange(len(df))).groupby(pd.Series(existing).fillna("")).transform("min").to_numpy()
-        cl.parent = np.where(pd.isna(existing), np.arange(len(df)), first)
-    ids = df["id_valid"].to_numpy(dtype=object, na_value=None)
-    labels0 = cl.labels()
-    has = np.flatnonzero(pd.notna(ids))
-    for root, grp in pd.Series(ids[has]).groupby(labels0[has]):
-        cl.ids[int(root)] = set(grp)
-    for a, b in splits:
-        if a in pos.index and b in pos.index:
-            cl.forbid(int(pos[a]), int(pos[b]))
-    for a, b in links:
-        if a in pos.index and b in pos.index:
-            cl.union(int(pos[a]), int(pos[b]), force=True)
+        start = np.where(pd.isna(existing), np.arange(len(df)), first)
+    known = lambda a, b: a in pos.index and b in pos.index  # noqa: E731
     merges = engine.best_first(scored.pairs[scored.pairs["decision"] == engine.MERGE])
     progress.start("cluster", len(merges))
-    step = 100_000
-    ls, rs = merges["l"].to_numpy(), merges["r"].to_numpy()
-    for i in range(0, len(ls), step):
-        for a, b in zip(ls[i:i + step], rs[i:i + step]):
-            cl.union(int(a), int(b))
-        progress.advance("cluster", len(ls[i:i + step]))
-    labels = cl.labels()
+    labels = engine.cluster(len(df), scored.pairs, **identities(df), start=start,
+                            force_split=[(int(pos[a]), int(pos[b])) for a, b in splits if known(a, b)],
+                            force_link=[(int(pos[a]), int(pos[b])) for a, b in links if known(a, b)],
+                            on_progress=lambda k: progress.advance("cluster", k))
     # the weight that put each record where it is: its best MERGE edge
     w = pd.concat([merges[["l", "weight"]].rename(columns={"l": "p"}), merges[["r", "weight"]].rename(columns={"r": "p"})])
     best = w.groupby("p")["weight"].max()

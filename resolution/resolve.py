@@ -192,17 +192,8 @@ def resolve_increment(existing: pd.DataFrame, existing_labels: np.ndarray, new: 
     scored = engine.score(con, model, params=params, only_new=True)
     t.update({k: v for k, v in scored.timings.items() if k != "candidates"})
     t0 = time.perf_counter()
-    labels = np.r_[np.asarray(existing_labels, dtype=np.int64), np.arange(len(existing), len(both))]
-    cl = engine.Clusters(len(both))
-    cl.parent = labels.copy()
-    ids = both["id_valid"].to_numpy(dtype=object, na_value=None)
-    has = np.flatnonzero(pd.notna(ids))
-    for root, grp in pd.Series(ids[has]).groupby(labels[has]):
-        cl.ids[int(root)] = set(grp)
-    merge = engine.best_first(scored.pairs[scored.pairs["decision"] == engine.MERGE])
-    for a, b in zip(merge["l"].to_numpy(), merge["r"].to_numpy()):
-        cl.union(int(a), int(b))
-    out = cl.labels()
+    start = np.r_[np.asarray(existing_labels, dtype=np.int64), np.arange(len(existing), len(both))]
+    out = engine.cluster(len(both), scored.pairs, **identities(both), start=start)
     t["cluster"] = time.perf_counter() - t0
     con.close()
     return Result(out, scored, both, t)
