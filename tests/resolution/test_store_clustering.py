@@ -12,7 +12,7 @@ from sqlalchemy import select
 
 from dealersync.resolution import service
 from dealersync.resolution.filemode import FILE_HEADER
-from dealersync.resolution.resolve import resolve_frame
+from dealersync.resolution.resolve import resolve_frame, resolve_increment
 from dealersync.store.tables import customer_record
 
 from .test_field_cases import CASES, read, resolve as resolve_file, wrong_groups
@@ -86,3 +86,18 @@ def test_store_joins_a_nameless_master_on_two_strong_identifiers_of_a_named_one(
     m, as_file = masters_of(sqlite_engine, ROWS[3:], full)
     assert m["D1"] == m["E1"] == m["E2"], "the nameless record with two of 王芳's identifiers stays apart"
     assert as_file
+
+
+def test_an_increment_clusters_as_one_pass_does():
+    """``resolve_increment`` (new records against clustered ones, the bench's increment) runs the same
+    constraints and passes: 张伟 and 李娜 stay apart when the nameless record comes later, and the
+    nameless record with two of 王芳's identifiers joins her."""
+    frame = pd.DataFrame(ROWS, columns=HEADER).replace("", pd.NA)
+    old, new = frame[frame["source_id"].isin(["A1", "B1", "E1", "E2"])], frame[frame["source_id"].isin(["C1", "D1"])]
+    first = resolve_frame(old.reset_index(drop=True))
+    inc = resolve_increment(first.norm, first.labels, new.reset_index(drop=True), first.scored.params,
+                            normalised=False)
+    m = dict(zip(list(old["source_id"]) + list(new["source_id"]), inc.labels))
+    assert m["A1"] != m["B1"]
+    assert m["C1"] in (m["A1"], m["B1"])
+    assert m["D1"] == m["E1"] == m["E2"]
