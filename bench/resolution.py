@@ -169,6 +169,46 @@ def w_increment(n: int, new: int) -> dict:
             "candidates": len(res.scored.pairs), "false_merges": {}, "review": 0, "new_records": new}
 
 
+def w_store(n: int) -> dict:
+    """The product's main job on the same records: ``resolve`` over a fresh SQLite store (records synced
+    as the feeds would put them), with whether it gives the same partition as ``resolve-file``."""
+    import tempfile
+    from datetime import datetime
+
+    import pandas as pd
+    from sqlalchemy import select
+
+    from dealersync.resolution import resolve, service
+    from dealersync.resolution.filemode import FILE_HEADER
+    from dealersync.store.db import make_engine, upgrade
+    from dealersync.store.tables import customer_record
+    df = pd.read_parquet(dataset(n)).drop_duplicates(["source", "source_id"]).reset_index(drop=True)
+    rec = df[FILE_HEADER]
+    file_labels = resolve.resolve_frame(rec).labels
+    f = rec.astype(object).where(rec.notna(), None)
+    f = f.assign(dealer_code="GZ0012", marketing_consent=None, seen_at=datetime(2026, 11, 1), source_table="bench",
+                 source_file="bench", load_id=0, source_row=range(1, len(f) + 1))
+    with tempfile.TemporaryDirectory() as tmp:
+        eng = make_engine(f"sqlite:///{tmp}/store.db")
+        upgrade(eng)
+        t0, c0 = time.perf_counter(), time.process_time()
+        with eng.begin() as c:
+            service.sync_records(c, f)
+            service.resolve(c)
+            got = {(s, i): m for s, i, m in c.execute(select(customer_record.c.source, customer_record.c.source_id,
+                                                             customer_record.c.master_id))}
+        secs, cpu = time.perf_counter() - t0, time.process_time() - c0
+        eng.dispose()
+    labels = [got[(s, i)] for s, i in zip(df["source"], df["source_id"])]
+    x = pd.DataFrame({"store": labels, "file": file_labels})
+    same = x["store"].nunique() == x["file"].nunique() == len(x.drop_duplicates())
+    m = resolve.pairwise_metrics(labels, df["truth"])
+    return {**m, "seconds": secs, "cpu_seconds": cpu, "stages": {}, "peak_mb": _peak_mb(),
+            "false_merges": resolve.false_merges_by_kind(labels, df["truth"], df), "candidates": 0, "review": 0,
+            "masters": int(x["store"].nunique()), "file_masters": int(x["file"].nunique()),
+            "same_partition_as_file": bool(same)}
+
+
 def w_ours_febrl(which: str) -> dict:
     import pandas as pd
 
@@ -339,7 +379,8 @@ def train_defaults(records: int, seed: int = 20261130) -> Path:
     return path
 
 
-WORKERS = {"ours_faker": w_ours_faker, "ours": w_ours, "splink": w_splink, "increment": w_increment, "ours_febrl": w_ours_febrl}
+WORKERS = {"ours_faker": w_ours_faker, "ours": w_ours, "splink": w_splink, "increment": w_increment, "ours_febrl": w_ours_febrl,
+           "store": w_store}
 
 
 def run(kind: str, *args) -> dict:
