@@ -18,6 +18,9 @@ One logical call (``send``) is bounded and retried by one policy (``RetryPolicy`
   token is obtained when missing or expired as each request is prepared, and one refused as expired
   is dropped, so a retry never carries an expired token;
 - a client-side token-bucket rate limiter.
+
+Over 400 lines on purpose: the one place every outbound HTTP call is bounded (retry policy, deadline
+watchdog, redirects, size limits, error mapping); the rules depend on each other and are read together.
 """
 from __future__ import annotations
 

@@ -8,6 +8,9 @@ maximisation over the distinct level patterns. The match weight is the sum of lo
 ``decide`` turns levels and weight into MERGE / REVIEW / HOUSEHOLD / NONE; clustering then joins MERGE
 pairs best-first, refusing any join that would put conflicting identities (two valid IDs, a manual
 split) into one cluster.
+
+Over 400 lines on purpose: the matching engine (blocking, scoring, EM, constrained clustering and its
+three passes) kept with the data structures they share; the store and file paths call into it.
 """
 from __future__ import annotations
 

@@ -5,6 +5,9 @@ Every function takes the connection first and never commits (one resolution run 
 transaction). Writes are idempotent where the table has a natural key: source records upsert on
 (source, source_id), links are inserted once per (kind, record_a, record_b). Rows go in and come out
 as plain dicts and tuples (no pandas here: ``dealersync.resolution`` builds its frames).
+
+Over 400 lines on purpose: one aggregate (the master records), whose writes share one run's
+transaction and its id/lineage conventions; splitting it by table would spread one invariant over files.
 """
 from __future__ import annotations
 

@@ -1,6 +1,10 @@
 """Repository functions. Each takes a SQLAlchemy ``Connection`` and never commits: the caller
 owns the transaction, so a file's whole load (rows, quarantine, issues, ledger) commits or rolls
-back as one. Same behaviour on SQLite and PostgreSQL."""
+back as one. Same behaviour on SQLite and PostgreSQL.
+
+Over 400 lines on purpose: one aggregate (a file's load: rows by COPY or stage-and-upsert, quarantine,
+value issues, the ledger row), whose pieces commit or roll back together and share the write-path state.
+"""
 from __future__ import annotations
 
 import json
