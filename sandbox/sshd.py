@@ -2,6 +2,7 @@
 connection after N bytes. With ``CI=true`` a missing sshd fails the tests instead of skipping."""
 from __future__ import annotations
 
+import fcntl
 import os
 import pwd
 import shutil
@@ -49,9 +50,16 @@ def ensure_user() -> pwd.struct_passwd:
         pass
     if os.geteuid() != 0:
         _need("the SFTP tests create a local user and need root")
-    subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True, capture_output=True)
-    subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}", text=True, check=True, capture_output=True)
-    return pwd.getpwnam(USER)
+    # parallel test workers each start an sshd: one of them creates the user, the others wait for it
+    with open(os.path.join(tempfile.gettempdir(), "dealersync-sshd-user.lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            return pwd.getpwnam(USER)
+        except KeyError:
+            pass
+        subprocess.run(["useradd", "--create-home", "--shell", "/bin/sh", USER], check=True, capture_output=True)
+        subprocess.run(["chpasswd"], input=f"{USER}:{PASSWORD}", text=True, check=True, capture_output=True)
+        return pwd.getpwnam(USER)
 
 
 @dataclass
@@ -76,23 +84,8 @@ class Sshd:
         return p
 
 
-def start_sshd() -> Sshd:
-    binary = shutil.which("sshd") or "/usr/sbin/sshd"
-    if not os.path.exists(binary):
-        _need("OpenSSH sshd is not installed (.ci/run installs Debian's openssh-server)")
-    u = ensure_user()
-    base = Path(tempfile.mkdtemp(prefix="dealersync-sshd-", dir="/tmp"))
-    os.chmod(base, 0o755)
-    host_key = keygen(base / "host_ed25519")
-    user_key = keygen(base / "user_ed25519")
-    user_rsa = keygen(base / "user_rsa", "rsa")
-    auth = base / "authorized_keys"
-    auth.write_text(Path(f"{user_key}.pub").read_text() + Path(f"{user_rsa}.pub").read_text())
-    os.chmod(auth, 0o644)
-    root = base / "root"
-    root.mkdir()
-    os.chown(root, u.pw_uid, u.pw_gid)
-    port = free_port()
+def _spawn(binary: str, base: Path, port: int, host_key: Path, auth: Path) -> subprocess.Popen | None:
+    """sshd on ``port``, once it accepts connections; None when the port was taken meanwhile."""
     cfg = base / "sshd_config"
     cfg.write_text(f"""Port {port}
 ListenAddress 127.0.0.1
@@ -113,12 +106,41 @@ LogLevel ERROR
     proc = subprocess.Popen([binary, "-D", "-e", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     for _ in range(100):
         if proc.poll() is not None:
-            raise RuntimeError(f"sshd exited: {proc.stdout.read().decode(errors='replace')}")
+            out = proc.stdout.read().decode(errors="replace")
+            if "Address already in use" in out:
+                return None
+            raise RuntimeError(f"sshd exited: {out}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
             break
         except OSError:
             time.sleep(0.05)
+    return proc
+
+
+def start_sshd() -> Sshd:
+    binary = shutil.which("sshd") or "/usr/sbin/sshd"
+    if not os.path.exists(binary):
+        _need("OpenSSH sshd is not installed (.ci/run installs Debian's openssh-server)")
+    u = ensure_user()
+    base = Path(tempfile.mkdtemp(prefix="dealersync-sshd-", dir="/tmp"))
+    os.chmod(base, 0o755)
+    host_key = keygen(base / "host_ed25519")
+    user_key = keygen(base / "user_ed25519")
+    user_rsa = keygen(base / "user_rsa", "rsa")
+    auth = base / "authorized_keys"
+    auth.write_text(Path(f"{user_key}.pub").read_text() + Path(f"{user_rsa}.pub").read_text())
+    os.chmod(auth, 0o644)
+    root = base / "root"
+    root.mkdir()
+    os.chown(root, u.pw_uid, u.pw_gid)
+    for _ in range(5):   # the free port can be taken by another process before sshd binds it
+        port = free_port()
+        proc = _spawn(binary, base, port, host_key, auth)
+        if proc is not None:
+            break
+    else:
+        raise RuntimeError("sshd could not bind a free loopback port in 5 attempts")
     host_pub = Path(f"{host_key}.pub").read_text().split()[:2]
     kh = base / "known_hosts"
     kh.write_text(f"[127.0.0.1]:{port} {host_pub[0]} {host_pub[1]}\n")

@@ -1,17 +1,77 @@
 """Shared fixtures. Store tests run on SQLite and on PostgreSQL (``DEALERSYNC_TEST_POSTGRES_URL``,
-default 127.0.0.1:5432/test). With ``CI=true`` a missing PostgreSQL fails the run, never skips."""
+default 127.0.0.1:5432/test). With ``CI=true`` a missing PostgreSQL fails the run, never skips.
+
+The suite runs on pytest-xdist workers (``DEALERSYNC_TEST_WORKERS``, default ``auto``: one per CPU);
+``-n 0`` or ``-p no:xdist`` runs it in one process. What a worker starts is its own: PostgreSQL schemas
+have random names, servers bind port 0, each sshd and LibreOffice run has its own folder, and each
+worker has its own PREFECT_HOME (set below, before anything imports Prefect)."""
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
 import uuid
 
-import pytest
-import sqlalchemy as sa
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+WORKER = os.environ.get("PYTEST_XDIST_WORKER", "main")
+# Prefect keeps profiles, results and its ephemeral database under PREFECT_HOME: one per worker, never the
+# user's ~/.prefect (tests that start Prefect in a subprocess give it a home of their own as well)
+_PREFECT_HOME = tempfile.mkdtemp(prefix=f"dealersync-prefect-{WORKER}-")
+os.environ["PREFECT_HOME"] = _PREFECT_HOME
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from dealersync.store.db import make_engine, upgrade
+import pytest  # noqa: E402
+import sqlalchemy as sa  # noqa: E402
+from hypothesis import HealthCheck, settings  # noqa: E402
+
+from dealersync.store.db import make_engine, upgrade  # noqa: E402
 
 PG_URL = os.environ.get("DEALERSYNC_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test")
-IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+# CI replays the same Hypothesis examples every run (a landing must not depend on the draw) and keeps
+# no example database; elsewhere each run draws new ones. Example counts stay as each test sets them.
+settings.register_profile("ci", derandomize=True, database=None, deadline=None,
+                          suppress_health_check=[HealthCheck.too_slow])
+if IN_CI:
+    settings.load_profile("ci")
+
+# The slowest tests (a real Prefect server, a wheel in a fresh venv, process races, the load matrix,
+# the contract conformance runs) are handed out first, so no worker is left with a long one at the end.
+SLOW_FIRST = ("tests/flows/test_topology.py", "tests/test_main_job.py", "tests/flows/test_deployments.py",
+              "tests/flows/test_children.py", "tests/flows/test_privacy_prefect.py", "tests/test_wheel.py",
+              "tests/store/test_concurrency.py", "tests/flows/test_flows.py", "tests/store/test_matrix.py",
+              "tests/sandbox/")
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_cmdline_main(config):
+    """The whole suite (no test path given: ``pytest``, ``./scripts/test``, CI) runs on xdist workers
+    unless ``-n`` says otherwise (``-n 0``: one process) or xdist is off (``-p no:xdist``). A run of named
+    tests (``pytest tests/x/test_y.py``) stays in one process; add ``-n 2`` to spread it."""
+    if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
+        return
+    whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
+    if whole_suite and config.option.numprocesses is None and not config.option.tx \
+            and not config.getoption("usepdb", False):
+        config.option.numprocesses = os.environ.get("DEALERSYNC_TEST_WORKERS", "auto")
+    if config.option.numprocesses and config.option.dist == "no":
+        config.option.dist = "loadgroup"   # keeps the xdist_group marks below (plain -n would be "load")
+
+
+def pytest_collection_modifyitems(config, items):
+    # the flow tests share the worker's ephemeral Prefect server (15-25 s to start): on one worker
+    for item in items:
+        if "prefect_server" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.xdist_group("prefect-ephemeral"))
+
+    def rank(item):
+        path = item.nodeid.split("::", 1)[0]
+        return next((i for i, p in enumerate(SLOW_FIRST) if path.startswith(p)), len(SLOW_FIRST))
+    items.sort(key=rank)   # stable: the order inside each rank is the collection order
+
+
+def pytest_unconfigure(config):
+    shutil.rmtree(_PREFECT_HOME, ignore_errors=True)
 
 
 def _pg_available() -> str | None:
