@@ -43,11 +43,17 @@ SLOW_FIRST = ("tests/flows/test_topology.py", "tests/test_main_job.py", "tests/f
               "tests/sandbox/")
 
 
+# Modules whose tests share one expensive session fixture run on one worker: the flow tests share the
+# worker's ephemeral Prefect server (15-25 s to start). Every other test is handed out on its own.
+ONE_WORKER = ("tests/flows/test_flows.py",)
+
+
 @pytest.hookimpl(tryfirst=True)
 def pytest_cmdline_main(config):
     """The whole suite (no test path given: ``pytest``, ``./scripts/test``, CI) runs on xdist workers
     unless ``-n`` says otherwise (``-n 0``: one process) or xdist is off (``-p no:xdist``). A run of named
-    tests (``pytest tests/x/test_y.py``) stays in one process; add ``-n 2`` to spread it."""
+    tests (``pytest tests/x/test_y.py``) stays in one process; add ``-n 2`` to spread it. Without a
+    ``--dist`` of its own, the run uses the scheduler below."""
     if not config.pluginmanager.hasplugin("xdist") or hasattr(config, "workerinput"):
         return
     whole_suite = config.args_source == pytest.Config.ArgsSource.TESTPATHS
@@ -55,15 +61,30 @@ def pytest_cmdline_main(config):
             and not config.getoption("usepdb", False):
         config.option.numprocesses = os.environ.get("DEALERSYNC_TEST_WORKERS", "auto")
     if config.option.numprocesses and config.option.dist == "no":
-        config.option.dist = "loadgroup"   # keeps the xdist_group marks below (plain -n would be "load")
+        config.option.dist = "load"
+        config.pluginmanager.register(_Scheduler(), "dealersync-scheduler")
+
+
+class _Scheduler:
+    """xdist's load-scope scheduling with one test a scope, but a module of ``ONE_WORKER`` one scope,
+    in collection order (slowest first, below). Not xdist's ``loadgroup``: with pytest 9 its
+    ``xdist_group`` marks do not reach the scheduler (it renames ``item._nodeid``, which the node id no
+    longer reads)."""
+
+    @staticmethod
+    def pytest_xdist_make_scheduler(config, log):
+        from xdist.scheduler import LoadScopeScheduling
+
+        class Scheduling(LoadScopeScheduling):
+            def _split_scope(self, nodeid: str) -> str:
+                path = nodeid.split("::", 1)[0]
+                return path if path in ONE_WORKER else nodeid
+
+        config.option.loadscopereorder = False   # keep the slowest-first order
+        return Scheduling(config, log)
 
 
 def pytest_collection_modifyitems(config, items):
-    # the flow tests share the worker's ephemeral Prefect server (15-25 s to start): on one worker
-    for item in items:
-        if "prefect_server" in getattr(item, "fixturenames", ()):
-            item.add_marker(pytest.mark.xdist_group("prefect-ephemeral"))
-
     def rank(item):
         path = item.nodeid.split("::", 1)[0]
         return next((i for i, p in enumerate(SLOW_FIRST) if path.startswith(p)), len(SLOW_FIRST))
