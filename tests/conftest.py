@@ -115,12 +115,29 @@ def require_postgres():
         pytest.skip(msg)
 
 
+@pytest.fixture(scope="session")
+def migrated_sqlite(tmp_path_factory):
+    """A migrated, empty SQLite store file, made once a worker: each test gets a copy of it instead of
+    running the migrations again (tests/test_fixtures.py checks the copy is the store ``upgrade`` makes)."""
+    path = tmp_path_factory.mktemp("migrated") / "store.db"
+    eng = make_engine(f"sqlite:///{path}")
+    upgrade(eng)
+    eng.dispose()   # the last connection closed: the WAL is checkpointed into the file and removed
+    assert not path.with_name("store.db-wal").exists()
+    return path
+
+
+def sqlite_store(template, tmp_path):
+    target = tmp_path / "store.db"
+    shutil.copyfile(template, target)
+    return make_engine(f"sqlite:///{target}")
+
+
 @pytest.fixture(params=["sqlite", "postgresql"])
 def engine(request, tmp_path):
     """A migrated, empty store on each backend."""
     if request.param == "sqlite":
-        eng = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-        upgrade(eng)
+        eng = sqlite_store(request.getfixturevalue("migrated_sqlite"), tmp_path)
         yield eng
         eng.dispose()
         return
@@ -139,8 +156,7 @@ def engine(request, tmp_path):
 
 
 @pytest.fixture
-def sqlite_engine(tmp_path):
-    eng = make_engine(f"sqlite:///{tmp_path / 'store.db'}")
-    upgrade(eng)
+def sqlite_engine(tmp_path, migrated_sqlite):
+    eng = sqlite_store(migrated_sqlite, tmp_path)
     yield eng
     eng.dispose()
