@@ -69,7 +69,7 @@ def race(target, *calls) -> list:
     return [got[i][1] for i in range(len(calls))]
 
 
-def ingest_in_child(url, schema, path, chunk_rows=1000):
+def ingest_in_child(url, schema, path, chunk_rows=250):
     engine = engine_for(url, schema)
     try:
         r = ingest_file(engine, path, chunk_rows=chunk_rows)
@@ -103,7 +103,7 @@ def _die(res):
 
 def ingest_and_die(url, schema, path):
     engine = engine_for(url, schema)
-    ingest_file(engine, path, chunk_rows=1000, progress=_die)
+    ingest_file(engine, path, chunk_rows=250, progress=_die)
 
 
 # ------------------------------------------------------------------------------------ stores
@@ -149,13 +149,13 @@ def customers(n: int, prefix: str = "C", name: str = "张伟", bad_every: int = 
 
 def test_the_same_file_by_two_processes_loads_once(store, tmp_path):
     url, schema, engine = store
-    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(6000)))
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(1500)))   # 6 chunks of 250
     a, b = race(ingest_in_child, (url, schema, str(p)), (url, schema, str(p)))
     assert sorted([a["status"], b["status"]])[0] == "busy" or {a["status"], b["status"]} == {"loaded", "skipped"}
     done = a if a["status"] == "loaded" else b
-    assert done["status"] == "loaded" and done["rows_loaded"] == 6000
+    assert done["status"] == "loaded" and done["rows_loaded"] == 1500
     assert [r["status"] for r in q(engine, "select status from ingest_file")] == ["LOADED"]
-    assert q(engine, "select count(*) n from dms_customer")[0]["n"] == 6000
+    assert q(engine, "select count(*) n from dms_customer")[0]["n"] == 1500
     # issues counted once, no false "superseded" warnings
     assert q(engine, "select count(*) n from value_issue where reason_code = 'SUPERSEDED'")[0]["n"] == 0
     assert q(engine, "select count(*) n from value_issue")[0]["n"] == done["value_issues"]
@@ -164,15 +164,15 @@ def test_the_same_file_by_two_processes_loads_once(store, tmp_path):
 def test_an_original_and_its_correction_at_once_leave_the_correction(store, tmp_path):
     url, schema, engine = store
     (tmp_path / "a").mkdir()
-    orig = write(tmp_path / "a", "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(6000)))
+    orig = write(tmp_path / "a", "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(1500)))
     fix = write(tmp_path / "a", "GZ0012_CUSTOMER_20261103_2.csv",
-                csv_bytes(CUST_A, customers(4000, name="张伟(更正)")))
+                csv_bytes(CUST_A, customers(1000, name="张伟(更正)")))   # 6 and 4 chunks
     a, b = race(ingest_in_child, (url, schema, str(orig)), (url, schema, str(fix)))
     ledger = {r["file_name"]: r for r in q(engine, "select * from ingest_file")}
     assert ledger[fix.name]["status"] == "LOADED"
     assert ledger[orig.name]["status"] == "REPLACED"
     got = q(engine, "select name, load_id, count(*) n from dms_customer group by name, load_id")
-    assert got == [{"name": "张伟(更正)", "load_id": ledger[fix.name]["id"], "n": 4000}]
+    assert got == [{"name": "张伟(更正)", "load_id": ledger[fix.name]["id"], "n": 1000}]
 
 
 def test_a_correction_before_its_original_is_not_undone(store, tmp_path):
@@ -190,15 +190,15 @@ def test_a_correction_before_its_original_is_not_undone(store, tmp_path):
 
 def test_a_killed_loader_s_claim_is_taken_over(store, tmp_path):
     url, schema, engine = store
-    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(3000)))
+    p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(750)))   # killed after its first chunk of 3
     ctx = mp.get_context("spawn")
     child = ctx.Process(target=ingest_and_die, args=(url, schema, str(p)))
     child.start()
     child.join(300)
     assert child.exitcode == 9
     assert [r["status"] for r in q(engine, "select status from ingest_file")] == ["LOADING"]
-    res = ingest_file(engine, p, chunk_rows=1000)
-    assert res.status == "loaded" and res.rows_loaded == 3000
+    res = ingest_file(engine, p, chunk_rows=250)
+    assert res.status == "loaded" and res.rows_loaded == 750
     assert [(r["id"], r["status"]) for r in q(engine, "select id, status from ingest_file")] == [(res.load_id, "LOADED")]
 
 
