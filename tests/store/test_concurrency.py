@@ -1,5 +1,5 @@
 """One process per load, per claim submission, per migration (issue #15): two real processes started
-together (spawned, released by one barrier) on SQLite and on PostgreSQL, for each case of the issue."""
+together (fresh forkserver children, released by one barrier) on SQLite and on PostgreSQL, for each case of the issue."""
 from __future__ import annotations
 
 import multiprocessing as mp
@@ -44,10 +44,19 @@ def _child(target, barrier, results, i, args):
         results.put((i, "error", f"{type(e).__name__}: {e}\n{traceback.format_exc()}"))
 
 
+def fresh_processes():
+    """Children that share nothing with the test process (no engine, no connection, no thread): the
+    forkserver's, which forks them from a clean process that imported this module once (with spawn,
+    each child imported it again: most of a race's seconds)."""
+    ctx = mp.get_context("forkserver")
+    ctx.set_forkserver_preload([__name__])
+    return ctx
+
+
 def race(target, *calls) -> list:
-    """Run ``target(*args)`` for each ``args`` in its own spawned process, all released by one barrier
+    """Run ``target(*args)`` for each ``args`` in its own fresh process, all released by one barrier
     once they are up; returns what each returned (in call order); an error in a child fails the test."""
-    ctx = mp.get_context("spawn")
+    ctx = fresh_processes()
     barrier, results = ctx.Barrier(len(calls)), ctx.Queue()
     procs = [ctx.Process(target=_child, args=(target, barrier, results, i, args)) for i, args in enumerate(calls)]
     for p in procs:
@@ -191,7 +200,7 @@ def test_a_correction_before_its_original_is_not_undone(store, tmp_path):
 def test_a_killed_loader_s_claim_is_taken_over(store, tmp_path):
     url, schema, engine = store
     p = write(tmp_path, "GZ0012_CUSTOMER_20261103.csv", csv_bytes(CUST_A, customers(750)))   # killed after its first chunk of 3
-    ctx = mp.get_context("spawn")
+    ctx = fresh_processes()
     child = ctx.Process(target=ingest_and_die, args=(url, schema, str(p)))
     child.start()
     child.join(300)
