@@ -39,13 +39,15 @@ if IN_CI:
 # the contract conformance runs) are handed out first, so no worker is left with a long one at the end.
 SLOW_FIRST = ("tests/flows/test_topology.py", "tests/test_main_job.py", "tests/flows/test_deployments.py",
               "tests/flows/test_children.py", "tests/flows/test_privacy_prefect.py", "tests/test_wheel.py",
-              "tests/store/test_concurrency.py", "tests/flows/test_flows.py", "tests/store/test_matrix.py",
+              "tests/store/test_concurrency.py", "tests/flows/test_flows.py", "tests/flows/test_front_doors.py",
+              "tests/store/test_matrix.py",
               "tests/sandbox/")
 
 
-# Modules whose tests share one expensive session fixture run on one worker: the flow tests share the
-# worker's ephemeral Prefect server (15-25 s to start). Every other test is handed out on its own.
-ONE_WORKER = ("tests/flows/test_flows.py",)
+# Modules whose tests share one expensive session fixture run on one worker: the tests that use the
+# ``prefect_server`` fixture share the worker's ephemeral Prefect server (15-25 s to start). Every other
+# test is handed out on its own.
+ONE_WORKER = {"tests/flows/test_flows.py": "prefect-ephemeral", "tests/flows/test_front_doors.py": "prefect-ephemeral"}
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -66,7 +68,7 @@ def pytest_cmdline_main(config):
 
 
 class _Scheduler:
-    """xdist's load-scope scheduling with one test a scope, but a module of ``ONE_WORKER`` one scope,
+    """xdist's load-scope scheduling with one test a scope, but the modules of ``ONE_WORKER`` in theirs,
     in collection order (slowest first, below). Not xdist's ``loadgroup``: with pytest 9 its
     ``xdist_group`` marks do not reach the scheduler (it renames ``item._nodeid``, which the node id no
     longer reads)."""
@@ -77,8 +79,7 @@ class _Scheduler:
 
         class Scheduling(LoadScopeScheduling):
             def _split_scope(self, nodeid: str) -> str:
-                path = nodeid.split("::", 1)[0]
-                return path if path in ONE_WORKER else nodeid
+                return ONE_WORKER.get(nodeid.split("::", 1)[0], nodeid)
 
         config.option.loadscopereorder = False   # keep the slowest-first order
         return Scheduling(config, log)
