@@ -145,7 +145,9 @@ def engine(request, tmp_path):
     require_postgres()
     pool = request.getfixturevalue("pg_schemas")
     schema = pool.take()
-    eng = make_engine(PG_URL, connect_args={"options": f"-csearch_path={schema}"})
+    # the search_path in the URL, not in connect_args: a test handing engine.url to the CLI or a child
+    # process must reach this schema, not public (which other runs on the server may have migrated)
+    eng = make_engine(PG_URL + ("&" if "?" in PG_URL else "?") + f"options=-csearch_path%3D{schema}")
     yield eng
     eng.dispose()
     pool.give_back(schema)
