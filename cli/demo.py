@@ -146,12 +146,26 @@ def print_next_steps(settings, folder: Path, reports: dict[str, Path], stages: l
     print("\nOpen next:")
     for what, p in reports.items():
         print(f"  {what}: {p}")
-    print(f"  customers the matcher was unsure of:  {env} dealersync master review")
-    print(f"  claims and their OEM status:          {env} dealersync claims list")
-    print(f"  rejected rows and their reasons:      {env} dealersync quarantine list")
-    print("  the flow runs in the Prefect UI:      prefect server start   (then http://127.0.0.1:4200/runs)")
+    ds, prefect = _command("dealersync"), _command("prefect")
+    print(f"  customers the matcher was unsure of:  {env} {ds} master review")
+    print(f"  claims and their OEM status:          {env} {ds} claims list")
+    print(f"  rejected rows and their reasons:      {env} {ds} quarantine list")
+    print(f"  the flow runs in the Prefect UI:      {prefect} server start   (then http://127.0.0.1:4200/runs)")
     print("\nThis was the demo, on sample data in its own folder. For the real thing: `dealersync config show`, "
           "`dealersync check`, then `dealersync run`.")
+
+
+def _command(name: str) -> str:
+    """How to type ``name`` from here: the bare name when the shell finds this install's, else its path
+    (the README's first command installs into ``.venv`` without activating it)."""
+    mine = Path(sys.argv[0]).resolve().parent / name
+    found = shutil.which(name)
+    if found and Path(found).resolve() == mine.resolve() or not mine.exists():
+        return name
+    try:
+        return os.path.relpath(mine)
+    except ValueError:
+        return str(mine)
 
 
 def add_parser(sub) -> None:

@@ -6,6 +6,7 @@ servers on loopback; no Prefect (the refusals come before any flow)."""
 from __future__ import annotations
 
 import json
+import sys
 import socket
 from pathlib import Path
 
@@ -375,3 +376,21 @@ def test_outage_lines_say_the_cause_not_the_raw_requests_text(tmp_path, monkeypa
     with pytest.raises(TransientError) as e:
         next(client.pages("leads", modified_since="2026-11-01T00:00:00+08:00"))
     assert str(e.value).endswith("(connection refused)") and "?" not in str(e.value), str(e.value)
+
+
+def test_the_demo_prints_commands_a_newcomer_can_type(tmp_path, monkeypatch):
+    """The README installs into .venv without activating it: the demo's 'Open next' lines give the
+    path of this install's dealersync unless the shell finds that very one."""
+    from dealersync.cli import demo
+    bin_ = tmp_path / "venv" / "bin"
+    bin_.mkdir(parents=True)
+    for name in ("dealersync", "prefect"):
+        (bin_ / name).write_text("#!/bin/sh\n")
+        (bin_ / name).chmod(0o755)
+    monkeypatch.setattr(sys, "argv", [str(bin_ / "dealersync")])
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setenv("PATH", "/usr/bin:/bin")
+    assert demo._command("dealersync") == "venv/bin/dealersync"
+    assert demo._command("prefect") == "venv/bin/prefect"
+    monkeypatch.setenv("PATH", f"{bin_}:/usr/bin:/bin")
+    assert demo._command("dealersync") == "dealersync"
