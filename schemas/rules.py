@@ -162,6 +162,7 @@ def vin_check_digit(vins) -> np.ndarray:
 # --------------------------------------------------------------------------- explanations
 
 def _explain_id(v: str) -> tuple[str, str]:
+    v = v.upper()   # the check reads an upper-case X (a lower-case x is the same check digit)
     if re.fullmatch(SCI_RE, v):
         return "ID_SCI_NOTATION", f"{v!r} is a number Excel turned into scientific notation; the ID is lost"
     if destroyed([v.replace(" ", "").upper()], "id_number")[0]:
@@ -179,8 +180,11 @@ def _explain_id(v: str) -> tuple[str, str]:
 
 def _explain_rid(v: str) -> tuple[str, str]:
     """The ID type says resident ID (身份证): only the resident ID rules apply (GB 11643)."""
+    v = v.upper()
     if re.fullmatch(SCI_RE, v) or re.fullmatch(r"[0-9]{17}[0-9X]", v) or destroyed([v], "id_number")[0]:
         return _explain_id(v)
+    if len(v) == 18:
+        return "ID_FORMAT", "the ID type is resident ID: 17 digits and a check digit (0-9 or X) expected"
     return "ID_FORMAT", f"the ID type is resident ID, the number has {len(v)} characters (18 expected)"
 
 

@@ -29,7 +29,8 @@ REASONS_ZH = {
     "ID_DESTROYED": "证件号码已损坏（科学计数法或补零），原号码已丢失", "MOBILE_PLACEHOLDER": "占位手机号（如 13800000000）",
     "TOTALS_ROW": "合计行（非数据行）", "VIN_CHECK_DIGIT": "车架号校验位错误", "VIN_FORMAT": "车架号含非法字符（I、O、Q 等）",
     "VIN_LENGTH": "车架号应为 17 位", "SUPERSEDED": "同一文件中该编号再次出现，以后一行为准",
-    "MILEAGE_BACKWARDS": "里程比此前记录的少（里程倒退）", "CONTROL_CHARACTER": "含不可见控制字符", "INVALID": "取值无效",
+    "MILEAGE_BACKWARDS": "里程比此前记录的少（里程倒退）", "CONTROL_CHARACTER": "含不可见控制字符",
+    "PRIVATE_USE_CHAR": "含私用区字符（生僻字可能未按 GB18030-2022 编码，请核对原文）", "INVALID": "取值无效",
     # the OEM portal's claim error codes (oem-portal.openapi.yaml, Error.ErrorCode)
     "MANDATORY_FIELD_MISSING": "必填项缺失", "INVALID_VIN": "车架号校验位错误", "INVALID_REFERENCE": "代码在厂家代码表中不存在",
     "MAIN_PART_MISSING": "缺少主损件", "MULTIPLE_MAIN_PARTS": "主损件只能有一个", "CLAIM_WINDOW_EXPIRED": "已超过索赔时限",
@@ -44,9 +45,15 @@ WORKLIST_COLUMNS = [Col("文件 File"), Col("行号 Row", "int"), Col("列 Colum
                     Col("原因 Reason", width=40), Col("原因代码 Code"), Col("编号 Id")]
 
 
+# one code, several checks: the message says which (schemas/rules.py's explanations)
+_BY_MESSAGE = {("ID_CHECK_DIGIT", "credit code"): "统一社会信用代码校验位错误",
+               ("ID_CHECK_DIGIT", "18-character ID or credit code"): "证件号码校验位错误（身份证或统一社会信用代码）"}
+
+
 def reason_zh(code: str | None, message: str | None = None) -> str:
     """The reason in Chinese; an unknown code keeps the English message after it."""
-    zh = REASONS_ZH.get(code or "")
+    zh = next((t for (c, start), t in _BY_MESSAGE.items() if c == code and (message or "").startswith(start)),
+              None) or REASONS_ZH.get(code or "")
     return zh if zh else f"{code or '原因未知'}：{message or ''}"
 
 

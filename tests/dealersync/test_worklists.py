@@ -7,6 +7,7 @@ import json
 import re
 
 import openpyxl
+import pytest
 from sqlalchemy import select
 
 from dealersync.cli.main import main
@@ -133,3 +134,20 @@ def test_personal_data_quoted_in_a_key_or_a_message_is_masked_everywhere(engine,
         assert main(argv) == 0
         out = capsys.readouterr()
         assert not PII.search(out.out + out.err), argv
+
+
+@pytest.mark.parametrize("check,value,code,zh", [
+    ("uscc", "91350100M000100Y44", "ID_CHECK_DIGIT", "统一社会信用代码校验位错误"),      # a reviewer saw 身份证号校验位错误
+    ("resident_id", "110105199003055828", "ID_CHECK_DIGIT", "身份证号校验位错误"),
+    ("id_number", "91350100M000100Y44", "ID_CHECK_DIGIT", "证件号码校验位错误（身份证或统一社会信用代码）"),
+    ("resident_id", "11010519900300006x", "ID_BAD_BIRTHDATE", "身份证号中的出生日期不存在"),   # lower-case x
+    ("resident_id", "11010519900307211x", "ID_CHECK_DIGIT", "身份证号校验位错误"),
+    ("resident_id", "1101051990030721AB", "ID_FORMAT", "证件号码格式错误"),
+    ("private_use", "张\ue000", "PRIVATE_USE_CHAR", "含私用区字符"),
+])
+def test_each_id_reason_reads_right_in_chinese(check, value, code, zh):
+    from dealersync.schemas import rules
+    got, message = rules.explain(check, value)
+    assert got == code, message
+    assert worklists.reason_zh(got, message).startswith(zh)
+    assert "(18 expected)" not in message or len(value) != 18
