@@ -94,9 +94,21 @@ def cmd_report(args, settings) -> int:
             ctx.portal
     with store_context(args, settings) as ctx:
         out = jobs.csi_report(ctx, args.month, upload=not args.no_upload)
-    print(json.dumps(out, ensure_ascii=False, default=str) if args.json else
-          "\n".join(f"{k:12s} {v}" for k, v in out.items()))
+    if args.json:
+        print(json.dumps(out, ensure_ascii=False, default=str))
+    else:
+        print("\n".join(f"{k:12s} {csi_upload_words(v) if k == 'upload' else v}" for k, v in out.items()))
     return EXIT_OK
+
+
+def csi_upload_words(up: dict) -> str:
+    """The CSI report's upload answer in words (not a dict): accepted with its id, already sent, refused."""
+    rid = f"，报表编号 {up['reportId']}" if up.get("reportId") else ""
+    if up.get("status") == "already uploaded":
+        return f"厂家门户此前已接收{rid}；本次未重复上传。"
+    if up.get("status") in (200, 201):
+        return f"厂家门户已接收{rid}。"
+    return f"厂家门户拒收（HTTP {up.get('status')}），见 dealersync 日志。"
 
 
 def cmd_sanbao(args, settings) -> int:

@@ -93,3 +93,14 @@ def test_rvweek_uses_the_same_rule(store):
     assert {d["survey"] for d in fig["dissatisfied"]} == DISSATISFIED
     r5 = next(d for d in fig["dissatisfied"] if d["survey"] == "R5")
     assert r5["problem"] == "总体 5 分"                     # no factor was low: the overall answer says it
+
+
+@pytest.mark.parametrize("up,words", [
+    ({"status": 201, "reportId": "R-1", "supersedes": None}, "厂家门户已接收，报表编号 R-1。"),
+    ({"status": "already uploaded", "reportId": "R-1"}, "厂家门户此前已接收，报表编号 R-1；本次未重复上传。"),
+    ({"status": 422}, "厂家门户拒收（HTTP 422），见 dealersync 日志。"),
+])
+def test_report_csi_says_its_upload_in_words(up, words):
+    """``dealersync report csi`` printed its upload answer as a Python dict (found by a fresh review)."""
+    from dealersync.cli.oem import csi_upload_words
+    assert csi_upload_words(up) == words
