@@ -1,12 +1,12 @@
-"""The normalisers and checks on pandas Series, for the matching code (``resolution``) and pandera.
+"""The normalisers and checks on pandas Series, for the matching code (``resolution``).
 
 Every function here is the one implementation in ``checks_pl`` (polars) behind a pandas front: the
 Series goes to polars (Arrow, no copy for ``str`` Series), the result comes back with the same
 index. A rule changes in ``rules`` / ``checks_pl`` only, never here (issue #14 item 5).
 
 * ``normalise_<kind>(series)``: raw strings -> canonical strings (NA for blank).
-* ``is_<kind>(series)``: bool Series; registered with pandera so the feed models can say
-  ``Field(vin=())``.
+* ``is_<kind>(series)``: bool Series. (The feed models register the polars checks with pandera
+  themselves, ``feeds``: they validate polars frames.)
 * ``explain(check, value)``: reason code and message for one failing value (``rules.explain``).
 """
 from __future__ import annotations
@@ -14,7 +14,6 @@ from __future__ import annotations
 import functools
 
 import pandas as pd
-import pandera.extensions as extensions
 import polars as pl
 
 from . import checks_pl as _pl
@@ -86,20 +85,4 @@ def id_number_by_type(id_type: pd.Series, number: pd.Series) -> pd.Series:
     return to_pandas(ok, number.index)
 
 
-# --------------------------------------------------------------------------- pandera registration
-
-def _reg(name: str, fn, **kw):
-    def check(pandas_obj, *args):
-        return fn(pandas_obj)
-    check.__name__ = name
-    return extensions.register_check_method(**kw)(check)
-
-
-for _name in _pl.CHECKS:
-    try:
-        _reg(_name, _front(_pl.CHECKS[_name]))
-    except ValueError:  # already registered (module reloaded)
-        pass
-
-__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "functools", "np", "pd", "pl",
-                                                                    "extensions")]
+__all__ = [n for n in dir() if not n.startswith("_") and n not in ("annotations", "functools", "np", "pd", "pl")]

@@ -1,4 +1,5 @@
-"""pandera models of the canonical feeds (``shared/specs/dms-exports.md`` sections 2 and 3).
+"""pandera models of the canonical feeds (``shared/specs/dms-exports.md`` sections 2 and 3), declared for
+the backend that runs them: ``pandera.polars`` (ingestion validates polars frames, ``validate``).
 
 Each field's ``metadata`` says what kind of value it holds (the normaliser and the store read it),
 whether it is required (an invalid required value quarantines the row, an invalid optional one is
@@ -9,11 +10,32 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-import pandera.pandas as pa
-from pandera.typing import Series
+import pandera.extensions as extensions
+import pandera.polars as pa
+import polars as pl
+from pandera.api.polars.types import PolarsData
 
-from . import checks  # noqa: F401  (registers the custom checks)
-from . import rules
+from . import checks_pl, rules
+
+
+def _register(name: str) -> None:
+    """``checks_pl.CHECKS[name]`` as a pandera check method ``Field(name=())``: a polars expression over
+    the column (``map_batches``: the one implementation runs on the whole Series). Blanks pass: they
+    are the nullable rule's business."""
+    fn = checks_pl.CHECKS[name]
+
+    def batch(s: pl.Series) -> pl.Series:
+        return fn(s) | s.is_null()
+
+    def check(data: PolarsData) -> pl.LazyFrame:
+        return data.lazyframe.select(pl.col(data.key).map_batches(batch, return_dtype=pl.Boolean))
+    check.__name__ = name
+    extensions.register_check_method(check)
+
+
+for _name in checks_pl.CHECKS:
+    if _name not in pa.Check.REGISTERED_CUSTOM_CHECKS:   # not twice (module reloaded)
+        _register(_name)
 
 _KIND_CHECKS = {
     "mobile": {"cn_mobile": ()}, "phone": {"cn_phone": ()}, "id_number": {"id_number": ()},
@@ -50,40 +72,40 @@ YN = {"values": ["Y", "N"], "mapping": rules.BOOL_WORDS}
 
 
 class Customers(FeedModel):
-    customer_id: Series[str] = col(key=True, max_len=64)
-    name: Series[str] = col(required=True, person_name=True)
-    customer_type: Series[str] = col("enum", values=["PERSON", "ORGANISATION"], mapping={
+    customer_id: str = col(key=True, max_len=64)
+    name: str = col(required=True, person_name=True)
+    customer_type: str = col("enum", values=["PERSON", "ORGANISATION"], mapping={
         "个人": "PERSON", "私人": "PERSON", "PERSON": "PERSON", "单位": "ORGANISATION", "公司": "ORGANISATION",
         "企业": "ORGANISATION", "集团": "ORGANISATION", "ORGANISATION": "ORGANISATION"})
-    gender: Series[str] = col("enum", values=["M", "F"], mapping={"男": "M", "女": "F", "M": "M", "F": "F"})
-    mobile: Series[str] = col("mobile")
-    phone: Series[str] = col("phone")
-    id_type: Series[str] = col("enum", values=list(rules.ID_TYPES), mapping=rules.ID_TYPE_WORDS)
-    id_number: Series[str] = col("id_number")
-    address: Series[str] = col()
-    postcode: Series[str] = col("postcode")
-    email: Series[str] = col("email")
-    birthday: Series[str] = col("date")
-    created_date: Series[str] = col("date")
-    advisor: Series[str] = col()
-    source_channel: Series[str] = col("enum", values=["展厅", "电话", "网络", "转介绍", "车展", "其他"],
-                                      mapping={"其它": "其他", "网站": "网络", "介绍": "转介绍"})
-    marketing_consent: Series[str] = col("bool", **YN)
+    gender: str = col("enum", values=["M", "F"], mapping={"男": "M", "女": "F", "M": "M", "F": "F"})
+    mobile: str = col("mobile")
+    phone: str = col("phone")
+    id_type: str = col("enum", values=list(rules.ID_TYPES), mapping=rules.ID_TYPE_WORDS)
+    id_number: str = col("id_number")
+    address: str = col()
+    postcode: str = col("postcode")
+    email: str = col("email")
+    birthday: str = col("date")
+    created_date: str = col("date")
+    advisor: str = col()
+    source_channel: str = col("enum", values=["展厅", "电话", "网络", "转介绍", "车展", "其他"],
+                              mapping={"其它": "其他", "网站": "网络", "介绍": "转介绍"})
+    marketing_consent: str = col("bool", **YN)
 
 
 class Vehicles(FeedModel):
-    vin: Series[str] = col("vin", key=True)
-    engine_no: Series[str] = col()
-    plate: Series[str] = col("plate")
-    brand: Series[str] = col()
-    model: Series[str] = col()
-    color: Series[str] = col()
-    displacement: Series[str] = col()
-    production_date: Series[str] = col("date")
-    sale_date: Series[str] = col("date")
-    registration_date: Series[str] = col("date")
-    owner_customer_id: Series[str] = col()
-    mileage_km: Series[str] = col("integer")
+    vin: str = col("vin", key=True)
+    engine_no: str = col()
+    plate: str = col("plate")
+    brand: str = col()
+    model: str = col()
+    color: str = col()
+    displacement: str = col()
+    production_date: str = col("date")
+    sale_date: str = col("date")
+    registration_date: str = col("date")
+    owner_customer_id: str = col()
+    mileage_km: str = col("integer")
 
 
 REPAIR_TYPES = ["首保", "定保", "保养", "三包", "索赔", "小修", "二保", "大修", "事故", "保险", "内部", "返修"]
@@ -91,91 +113,91 @@ RO_STATUSES = ["在修", "已完工", "已结算", "已交车", "作废"]
 
 
 class RepairOrders(FeedModel):
-    ro_number: Series[str] = col(key=True, max_len=64)
-    opened_at: Series[str] = col("datetime", required=True)
-    closed_at: Series[str] = col("datetime")
-    delivered_at: Series[str] = col("datetime")
-    vin: Series[str] = col("vin", required=True)
-    plate: Series[str] = col("plate")
-    customer_id: Series[str] = col()
-    sender_name: Series[str] = col(person_name=True)
-    sender_mobile: Series[str] = col("mobile")
-    mileage_km: Series[str] = col("integer")
-    repair_type: Series[str] = col("enum", values=REPAIR_TYPES)
-    advisor: Series[str] = col()
-    labor_amount: Series[str] = col("decimal")
-    parts_amount: Series[str] = col("decimal")
-    total_amount: Series[str] = col("decimal")
-    complaint: Series[str] = col()
-    status: Series[str] = col("enum", values=RO_STATUSES)
+    ro_number: str = col(key=True, max_len=64)
+    opened_at: str = col("datetime", required=True)
+    closed_at: str = col("datetime")
+    delivered_at: str = col("datetime")
+    vin: str = col("vin", required=True)
+    plate: str = col("plate")
+    customer_id: str = col()
+    sender_name: str = col(person_name=True)
+    sender_mobile: str = col("mobile")
+    mileage_km: str = col("integer")
+    repair_type: str = col("enum", values=REPAIR_TYPES)
+    advisor: str = col()
+    labor_amount: str = col("decimal")
+    parts_amount: str = col("decimal")
+    total_amount: str = col("decimal")
+    complaint: str = col()
+    status: str = col("enum", values=RO_STATUSES)
 
 
 class RepairOrderLines(FeedModel):
-    ro_number: Series[str] = col(key=True, max_len=64)
-    line_no: Series[str] = col("integer", key=True)
-    line_type: Series[str] = col("enum", values=["工时", "配件", "外加工"])
-    code: Series[str] = col()
-    description: Series[str] = col()
-    quantity: Series[str] = col("decimal")
-    hours: Series[str] = col("decimal")
-    unit_price: Series[str] = col("decimal")
-    amount: Series[str] = col("decimal")
-    pay_type: Series[str] = col("enum", values=["客户付费", "索赔", "保险", "内部", "免费"])
-    causal_part: Series[str] = col("bool", **YN)
+    ro_number: str = col(key=True, max_len=64)
+    line_no: str = col("integer", key=True)
+    line_type: str = col("enum", values=["工时", "配件", "外加工"])
+    code: str = col()
+    description: str = col()
+    quantity: str = col("decimal")
+    hours: str = col("decimal")
+    unit_price: str = col("decimal")
+    amount: str = col("decimal")
+    pay_type: str = col("enum", values=["客户付费", "索赔", "保险", "内部", "免费"])
+    causal_part: str = col("bool", **YN)
 
 
 class VehicleSales(FeedModel):
-    sale_no: Series[str] = col(key=True, max_len=64)
-    order_date: Series[str] = col("date")
-    invoice_date: Series[str] = col("date")
-    delivery_date: Series[str] = col("date")
-    vin: Series[str] = col("vin", required=True)
-    customer_id: Series[str] = col()
-    customer_name: Series[str] = col(person_name=True)
-    mobile: Series[str] = col("mobile")
-    id_number: Series[str] = col("id_number")
-    salesperson: Series[str] = col()
-    model: Series[str] = col()
-    price: Series[str] = col("decimal")
-    payment: Series[str] = col("enum", values=["全款", "贷款", "分期"], mapping={"按揭": "贷款"})
+    sale_no: str = col(key=True, max_len=64)
+    order_date: str = col("date")
+    invoice_date: str = col("date")
+    delivery_date: str = col("date")
+    vin: str = col("vin", required=True)
+    customer_id: str = col()
+    customer_name: str = col(person_name=True)
+    mobile: str = col("mobile")
+    id_number: str = col("id_number")
+    salesperson: str = col()
+    model: str = col()
+    price: str = col("decimal")
+    payment: str = col("enum", values=["全款", "贷款", "分期"], mapping={"按揭": "贷款"})
 
 
 CLAIM_TYPES = ["保修", "三包", "召回", "首保", "技术服务活动", "预授权"]
 
 
 class WarrantyClaims(FeedModel):
-    claim_no: Series[str] = col(key=True, max_len=64)
-    ro_number: Series[str] = col(required=True)
-    vin: Series[str] = col("vin", required=True)
-    mileage_km: Series[str] = col("integer")
-    claim_type: Series[str] = col("enum", values=CLAIM_TYPES)
-    complaint_code: Series[str] = col()
-    complaint: Series[str] = col()
-    cause_code: Series[str] = col()
-    cause: Series[str] = col()
-    correction: Series[str] = col()
-    defect_code: Series[str] = col()
-    causal_part_no: Series[str] = col()
-    labor_op_codes: Series[str] = col()
-    claim_amount: Series[str] = col("decimal")
-    authorization_no: Series[str] = col()
+    claim_no: str = col(key=True, max_len=64)
+    ro_number: str = col(required=True)
+    vin: str = col("vin", required=True)
+    mileage_km: str = col("integer")
+    claim_type: str = col("enum", values=CLAIM_TYPES)
+    complaint_code: str = col()
+    complaint: str = col()
+    cause_code: str = col()
+    cause: str = col()
+    correction: str = col()
+    defect_code: str = col()
+    causal_part_no: str = col()
+    labor_op_codes: str = col()
+    claim_amount: str = col("decimal")
+    authorization_no: str = col()
 
 
 # ---------------------------------------------------------------- OEM drops (spec section 3), UTF-8 CSV
 
 class Recalls(FeedModel):
-    campaign_code: Series[str] = col(key=True, max_len=64)
-    campaign_name: Series[str] = col()
-    vin: Series[str] = col("vin", key=True)
-    start_date: Series[str] = col("date")
-    end_date: Series[str] = col("date")
+    campaign_code: str = col(key=True, max_len=64)
+    campaign_name: str = col()
+    vin: str = col("vin", key=True)
+    start_date: str = col("date")
+    end_date: str = col("date")
 
 
 class Deliveries(FeedModel):
-    vin: Series[str] = col("vin", key=True)
-    retail_date: Series[str] = col("date", required=True)
-    customer_name: Series[str] = col()
-    masked_mobile: Series[str] = col("masked_mobile")
+    vin: str = col("vin", key=True)
+    retail_date: str = col("date", required=True)
+    customer_name: str = col()
+    masked_mobile: str = col("masked_mobile")
 
 
 CLAIM_RESULT_STATUSES = ["SUBMITTED", "UNDER_REVIEW", "APPROVED", "PARTIALLY_APPROVED", "REJECTED", "RETURNED",
@@ -183,21 +205,21 @@ CLAIM_RESULT_STATUSES = ["SUBMITTED", "UNDER_REVIEW", "APPROVED", "PARTIALLY_APP
 
 
 class ClaimResults(FeedModel):
-    claim_no: Series[str] = col(key=True, max_len=64)
-    oem_claim_no: Series[str] = col()
-    status: Series[str] = col("enum", required=True, values=CLAIM_RESULT_STATUSES, mapping={
+    claim_no: str = col(key=True, max_len=64)
+    oem_claim_no: str = col()
+    status: str = col("enum", required=True, values=CLAIM_RESULT_STATUSES, mapping={
         "已上报": "SUBMITTED", "审核中": "UNDER_REVIEW", "理赔": "APPROVED", "批准": "APPROVED", "部分理赔": "PARTIALLY_APPROVED",
         "拒赔": "REJECTED", "退回": "RETURNED", "结算": "SETTLED", "已结算": "SETTLED", "作废": "CANCELLED",
         "索赔扣款": "DEBITED", "复判": "APPEALED", "关闭": "CLOSED", **{v: v for v in CLAIM_RESULT_STATUSES}})
-    paid_amount: Series[str] = col("decimal")
-    reason: Series[str] = col()
+    paid_amount: str = col("decimal")
+    reason: str = col()
 
 
 class LaborOperations(FeedModel):
-    code: Series[str] = col(key=True, max_len=64)
-    description: Series[str] = col()
-    standard_hours: Series[str] = col("decimal")
-    valid_from: Series[str] = col("date", key=True)
+    code: str = col(key=True, max_len=64)
+    description: str = col()
+    standard_hours: str = col("decimal")
+    valid_from: str = col("date", key=True)
 
 
 STOCK_STATUSES = ["在途", "在库", "已订", "已售未交", "调出"]
@@ -206,19 +228,19 @@ CERTIFICATE_STATUSES = ["在店", "抵押", "已交客户"]
 
 class Stock(FeedModel):
     """Section 2.7: the new-vehicle inventory, a full snapshot per business day (key: the day and VIN)."""
-    vin: Series[str] = col("vin", key=True)
-    model: Series[str] = col(required=True)
-    trim: Series[str] = col()
-    color: Series[str] = col()
-    arrival_date: Series[str] = col("date")
-    stock_status: Series[str] = col("enum", values=STOCK_STATUSES, mapping={
+    vin: str = col("vin", key=True)
+    model: str = col(required=True)
+    trim: str = col()
+    color: str = col()
+    arrival_date: str = col("date")
+    stock_status: str = col("enum", values=STOCK_STATUSES, mapping={
         "在途中": "在途", "库存": "在库", "在店": "在库", "已预订": "已订", "预订": "已订", "已售": "已售未交",
         "已售待交": "已售未交", "调拨": "调出", "已调出": "调出"})
-    location: Series[str] = col()
-    certificate_status: Series[str] = col("enum", values=CERTIFICATE_STATUSES, mapping={
+    location: str = col()
+    certificate_status: str = col("enum", values=CERTIFICATE_STATUSES, mapping={
         "在库": "在店", "店内": "在店", "质押": "抵押", "已抵押": "抵押", "银行": "抵押", "已交": "已交客户",
         "已交付": "已交客户"})
-    purchase_price: Series[str] = col("decimal")
+    purchase_price: str = col("decimal")
 
 
 @dataclass(frozen=True)

@@ -15,20 +15,18 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass, field
-from functools import lru_cache
 from typing import Callable
 
 import numpy as np
 import pandas as pd
 import pandera.polars as pa
 import polars as pl
-from pandera.api.polars.types import PolarsData
 
 from dealersync.schemas.cells import UNDECODABLE
 
 from . import checks_pl as ckp
 from . import rules as ck
-from .feeds import FEEDS, FeedDef
+from .feeds import FeedDef
 from .profiles import Profile
 
 @dataclass
@@ -63,46 +61,11 @@ def normalise_frame(raw: pl.DataFrame, feed: FeedDef, profile: Profile) -> pl.Da
     return pl.DataFrame(out)
 
 
-def _custom(name: str) -> pa.Check:
-    fn = ckp.CHECKS[name]
-
-    def check(data: PolarsData) -> pl.LazyFrame:
-        s = data.lazyframe.select(pl.col(data.key)).collect().to_series()
-        return pl.LazyFrame({data.key: fn(s) | s.is_null()})   # blanks are the nullable rule's business
-    return pa.Check(check, name=name)
-
-
-def polars_schema(feed: FeedDef) -> pa.DataFrameSchema:
-    return _polars_schema(feed.name)
-
-
-@lru_cache(maxsize=None)
-def _polars_schema(feed_name: str) -> pa.DataFrameSchema:
-    """The feed's pandera model (``schemas/feeds.py``, the one declaration) as a pandera polars schema:
-    the same columns, nullability and checks, run by pandera's polars backend."""
-    feed = FEEDS[feed_name]
-    columns = {}
-    for name, column in feed.model.to_schema().columns.items():
-        checks = []
-        for c in column.checks:
-            if c.name in ckp.CHECKS:
-                checks.append(_custom(c.name))
-            elif c.name == "isin":
-                checks.append(pa.Check.isin(c.statistics["allowed_values"]))
-            elif c.name == "str_length":
-                checks.append(pa.Check.str_length(min_value=c.statistics.get("min_value"),
-                                                  max_value=c.statistics.get("max_value")))
-            else:
-                raise NotImplementedError(f"check {c.name} of {feed.name}.{name} has no polars form")
-        columns[name] = pa.Column(pl.String, checks=checks, nullable=column.nullable)
-    return pa.DataFrameSchema(columns, strict=False)
-
-
 def _failures(norm: pl.DataFrame, feed: FeedDef) -> pd.DataFrame:
     """(index, column, check) of every failing cell, by lazy pandera validation, then the rules
     across columns."""
     try:
-        polars_schema(feed).validate(norm, lazy=True)
+        feed.model.validate(norm, lazy=True)
         fails = pd.DataFrame({"index": np.zeros(0, np.int64), "column": [], "check": []})
     except pa.errors.SchemaErrors as e:
         fc = e.failure_cases

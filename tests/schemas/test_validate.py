@@ -1,21 +1,28 @@
-"""The pandera models of schemas/feeds.py are the one declaration; ingestion validates with their polars
-form. Every feed must translate, column for column and check for check."""
+"""The pandera models of schemas/feeds.py are the one declaration, declared for the backend that runs them
+(``pandera.polars``): ingestion validates with the models themselves, no translation at run time."""
+import pandera.polars as pa
 import polars as pl
 import pytest
 
-from dealersync.schemas.feeds import FEEDS
-from dealersync.schemas.validate import _failures, polars_schema
+from dealersync.schemas import checks_pl
+from dealersync.schemas.feeds import _KIND_CHECKS, FEEDS
+from dealersync.schemas.validate import _failures
 
 
 @pytest.mark.parametrize("name", list(FEEDS))
-def test_every_feed_model_has_a_polars_form(name):
+def test_every_feed_model_is_a_polars_model(name):
     feed = FEEDS[name]
-    pandas_schema, pl_schema = feed.model.to_schema(), polars_schema(feed)
-    assert list(pl_schema.columns) == list(pandas_schema.columns)
-    for col, c in pandas_schema.columns.items():
-        p = pl_schema.columns[col]
-        assert p.nullable == c.nullable
-        assert [k.name for k in p.checks] == [k.name for k in c.checks]
+    schema = feed.model.to_schema()
+    assert isinstance(schema, pa.DataFrameSchema)
+    assert list(schema.columns) == list(feed.columns)
+    for col, c in schema.columns.items():
+        meta = feed.columns[col]
+        assert c.dtype.type == pl.String
+        assert c.nullable == (not meta["required"])
+        names = [k.name for k in c.checks]
+        assert [n for n in names if n in checks_pl.CHECKS] == list(_KIND_CHECKS.get(meta["kind"], {}))
+        assert ("isin" in names) == (meta["values"] is not None)
+        assert set(names) <= {*checks_pl.CHECKS, "isin", "str_length"}
 
 
 def test_failures_name_row_column_and_check_and_blanks_are_the_nullable_rule():
