@@ -7,8 +7,8 @@ out, null for blank).
 * ``is_<kind>(s)`` / ``*_ok(s)`` is the check: a bool Series, never raising, False for null.
 
 The rules (patterns, tables, check digits, reason codes) are in ``rules``; ``checks`` is the pandas
-front for the matching code and pandera. Polars runs the string kernels in Rust, which is what a
-million-row export needs. Sources: see ``rules``.
+front for the matching code; ``feeds`` registers ``CHECKS`` with pandera for the (polars) feed
+models. Polars runs the string kernels in Rust, which is what a million-row export needs. Sources: see ``rules``.
 """
 from __future__ import annotations
 

@@ -3,7 +3,7 @@
 Shapes: patterns are RE2-compatible strings (polars and pyarrow both run them); the check-digit
 functions take an ``(n, width)`` uint8 matrix of ASCII values and return a bool vector of n.
 The one implementation of every normaliser and check is ``checks_pl`` (polars); ``checks`` is its
-pandas front and the pandera registration. ``explain`` turns a failing check into a reason code.
+pandas front; ``feeds`` registers its checks with pandera. ``explain`` turns a failing check into a reason code.
 
 Sources: ``shared/specs/dms-exports.md`` sections 2 and 5; GB 11643 (resident ID, ISO 7064
 MOD 11-2); GB 32100 (unified social credit code, MOD 31); ISO 3779 / GB 16735 (VIN); GA 36-2018 and
