@@ -5,7 +5,11 @@ Layers, lowest first: ``dealersync`` (ground: errors, config, privacy, runtime) 
 ``connectors`` and ``store`` (siblings, neither imports the other) -> ``resolution`` ->
 ``services`` -> ``flows`` -> ``cli``. ``sandbox`` stands apart: it imports the ground at most, so a bug
 shared by the product's clients or store and the sandbox cannot hide on both sides. Function-local
-imports count as much as module-level ones.
+imports count as much as module-level ones, and so do imports by a string literal
+(``__import__("x")``, ``importlib.import_module("x")``).
+
+Prefect (``prefect``, ``prefect_*``) is imported only by ``flows`` and ``cli`` (``dealersync serve``):
+the ground, schemas, connectors, store, resolution, services and the sandbox run without it.
 """
 from __future__ import annotations
 
@@ -33,6 +37,7 @@ ALLOWED = {
     "sandbox": {""},
 }
 OLD_NAMES = {name for name in FOLDERS if name != "dealersync"}
+PREFECT_LAYERS = {"flows", "cli"}   # the only layers that may import prefect or a prefect_* package
 
 
 def _layer_of_module(dotted: str) -> str | None:
@@ -50,7 +55,14 @@ def _imports(path: Path, package: str) -> list[tuple[int, str]]:
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     out = []
     for node in ast.walk(tree):
-        if isinstance(node, ast.Import):
+        dynamic = _dynamic_import(node)
+        if dynamic is not None:
+            level = len(dynamic) - len(dynamic.lstrip("."))
+            if level:   # import_module(".x", package): relative to this module's package
+                base = package.split(".")
+                dynamic = ".".join(base[: len(base) - (level - 1)] + [p for p in [dynamic[level:]] if p])
+            out.append((node.lineno, dynamic))
+        elif isinstance(node, ast.Import):
             out += [(node.lineno, a.name) for a in node.names]
         elif isinstance(node, ast.ImportFrom):
             if node.level:
@@ -63,6 +75,22 @@ def _imports(path: Path, package: str) -> list[tuple[int, str]]:
             names = [f"{mod}.{a.name}" for a in node.names] if mod == "dealersync" else [mod]
             out += [(node.lineno, n) for n in names]
     return out
+
+
+def _dynamic_import(node) -> str | None:
+    """The module named by a string literal in ``__import__("m")`` or ``importlib.import_module("m")``
+    (also ``import_module("m")`` imported by name); None for anything else."""
+    if not (isinstance(node, ast.Call) and node.args and isinstance(node.args[0], ast.Constant)
+            and isinstance(node.args[0].value, str)):
+        return None
+    f = node.func
+    name = f.id if isinstance(f, ast.Name) else f.attr if isinstance(f, ast.Attribute) else None
+    return node.args[0].value if name in ("__import__", "import_module") else None
+
+
+def _is_prefect(mod: str) -> bool:
+    top = mod.split(".")[0]
+    return top == "prefect" or top.startswith("prefect_")
 
 
 def _product_modules():
@@ -86,6 +114,15 @@ def test_every_layer_imports_only_downward():
                 wrong.append(f"{path.relative_to(ROOT)}:{line} ({layer or 'ground'}) imports {mod} "
                              f"({target or 'ground'})")
     assert not wrong, "imports against the layers:\n" + "\n".join(wrong)
+
+
+def test_prefect_only_in_flows_and_cli():
+    """Services, store, schemas, connectors, resolution, the ground and the sandbox are Prefect-free."""
+    wrong = [f"{path.relative_to(ROOT)}:{line} ({layer or 'ground'}) imports {mod}"
+             for path, layer, package in _product_modules()
+             for line, mod in _imports(path, package)
+             if _is_prefect(mod) and layer not in PREFECT_LAYERS]
+    assert not wrong, "Prefect outside flows/ and cli/:\n" + "\n".join(wrong)
 
 
 @pytest.mark.parametrize("tree", ["product", "tests", "bench"])
@@ -113,3 +150,33 @@ def test_the_check_catches_an_upward_import(tmp_path):
     rel = tmp_path / "rel.py"
     rel.write_text("from ..store import db\n", encoding="utf-8")
     assert _imports(rel, "dealersync.flows") == [(1, "dealersync.store")]
+
+
+def test_the_check_catches_prefect_below_the_flows(tmp_path):
+    """The walker itself: prefect and a prefect_* package, statically or by a string, are reported
+    outside flows/ and cli/ (a service is not), and allowed in the flows."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import prefect\nfrom prefect.states import Failed\n"
+                   "def f():\n    from prefect_sqlalchemy import SqlAlchemyConnector\n"
+                   "    import importlib\n    importlib.import_module('prefect.blocks')\n"
+                   "    __import__('prefect_shell')\n", encoding="utf-8")
+    got = [(line, mod) for line, mod in _imports(bad, "dealersync.services") if _is_prefect(mod)]
+    assert sorted(got) == [(1, "prefect"), (2, "prefect.states"), (4, "prefect_sqlalchemy"),
+                           (6, "prefect.blocks"), (7, "prefect_shell")]
+    assert "services" not in PREFECT_LAYERS and "flows" in PREFECT_LAYERS and "cli" in PREFECT_LAYERS
+    assert not _is_prefect("prefectural") and not _is_prefect("dealersync.flows.prefect_server")
+
+
+def test_the_check_catches_a_string_import(tmp_path):
+    """The walker itself: ``__import__`` and ``importlib.import_module`` with a literal are imports
+    (absolute and relative); a computed name is not guessed at."""
+    bad = tmp_path / "bad.py"
+    bad.write_text("import importlib\nfrom importlib import import_module\n"
+                   "m = __import__('dealersync.services.ingest')\n"
+                   "n = importlib.import_module('dealersync.flows.common')\n"
+                   "o = import_module('..store.db', __package__)\n"
+                   "p = importlib.import_module(name)\n", encoding="utf-8")
+    got = sorted(_imports(bad, "dealersync.schemas"))
+    assert got == [(1, "importlib"), (2, "importlib"), (3, "dealersync.services.ingest"),
+                   (4, "dealersync.flows.common"), (5, "dealersync.store.db")]
+    assert all(_layer_of_module(m) not in ALLOWED["schemas"] for _, m in got[2:4])
