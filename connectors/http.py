@@ -42,6 +42,7 @@ from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from dealersync.errors import (ConfigurationError, ContractViolation, DeadlineExceeded, RedirectRefused,
                                ResponseTooLarge, TransientError)
 from dealersync.privacy import mask_text, register_secret
+from dealersync.retry import Backoff
 
 RETRY_STATUS = {429, 500, 502, 503, 504}
 REDIRECT_STATUS = {301, 302, 303, 307, 308}
@@ -50,14 +51,11 @@ CHUNK = 64 * 1024
 
 
 @dataclass
-class RetryPolicy:
-    """The one retry and limit policy of an HTTP call. Seconds and bytes."""
-    attempts: int = 6                # tries in all
-    base: float = 0.2                # the n-th wait is uniform(0, base * 2**n), capped
-    cap: float = 20.0
+class RetryPolicy(Backoff):
+    """The one retry and limit policy of an HTTP call: ``dealersync.retry.Backoff`` (tries, jittered
+    waits, deadline) plus what only HTTP has. Seconds and bytes."""
     max_retry_after: float = 120.0   # a server asking for longer than this is not waited for
     timeout: tuple[float, float] = (5.0, 30.0)   # connect, read (per socket read)
-    deadline: float = 180.0          # one logical call, all tries and waits included
     max_body_bytes: int = 32 * 1024 * 1024
 
     @classmethod
@@ -67,10 +65,6 @@ class RetryPolicy:
         return cls(timeout=(getattr(s, "http_connect_timeout", d.timeout[0]), getattr(s, "http_read_timeout", d.timeout[1])),
                    deadline=getattr(s, "http_deadline_seconds", d.deadline),
                    max_body_bytes=getattr(s, "http_max_body_bytes", d.max_body_bytes))
-
-    def backoff(self, attempt: int, rng: random.Random, retry_after: float | None = None) -> float:
-        """Seconds to wait before try ``attempt + 1``: full jitter, never shorter than ``retry_after``."""
-        return max(retry_after or 0.0, rng.uniform(0, min(self.cap, self.base * (2 ** attempt))))
 
 
 class RateLimiter:

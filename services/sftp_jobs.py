@@ -11,6 +11,7 @@ import logging
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import replace
 from datetime import datetime
 from pathlib import Path
 
@@ -22,10 +23,13 @@ from dealersync.schemas.feeds import DMS_FEEDS, OEM_FEEDS
 from dealersync.schemas.profiles import load_profiles
 from dealersync.store import repository as repo
 
-from dealersync.errors import TransientError
+from dealersync.retry import Backoff, retrying
 from dealersync.services.ingest import ingest_file, load_order
 
 log = logging.getLogger("dealersync.sftp")
+
+SFTP_RETRY = Backoff(attempts=3, base=1.0, cap=30.0, deadline=3600.0)
+"""A dropped SFTP download: waits of up to 1 s, 2 s... (jittered), and no wait past an hour from the first try."""
 
 
 def feed_patterns(dealer: str, tokens: list[str]) -> list[str]:
@@ -50,8 +54,11 @@ def stable_files(session, folder: str, patterns: list[str], *, stable_seconds: f
 def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Path, tokens: list[str] | None = None,
          folder: str | None = None, stable_seconds: float = 5.0, require_done_marker: bool = False,
          attempts: int = 3, ingest: bool = True, profiles=None, chunk_rows: int = 200_000,
-         workers: int = 2) -> list[dict]:
-    """Download new stable drops of ``dealer`` and ingest them. Returns one dict per file."""
+         workers: int = 2, retry: Backoff | None = None, sleep=time.sleep) -> list[dict]:
+    """Download new stable drops of ``dealer`` and ingest them. Returns one dict per file. A dropped
+    connection is retried by ``retry`` (default ``SFTP_RETRY`` with ``attempts`` tries): the one backoff
+    policy of ``dealersync.retry``, jittered and bounded by its deadline."""
+    retry = retry or replace(SFTP_RETRY, attempts=attempts)
     tokens = tokens or [f.token for f in OEM_FEEDS]
     host = connector.settings.host
     results = []
@@ -68,7 +75,7 @@ def pull(engine: Engine, connector: SftpConnector, *, dealer: str, local_dir: Pa
     def fetch(f: RemoteFile):
         d = getattr(local, "downloader", None)
         if d is None:
-            d = local.downloader = _Downloader(connector, attempts)
+            d = local.downloader = _Downloader(connector, retry, sleep)
             downloaders.append(d)
         t0, started = time.monotonic(), repo.now()
         path, sha = d.download(f, local_dir)
@@ -104,24 +111,16 @@ class _Downloader:
     """One SFTP session for a whole pull; a dropped connection is reopened and the file
     downloaded again from the start (never resumed into a possibly corrupt temp file)."""
 
-    def __init__(self, connector: SftpConnector, attempts: int):
-        self.connector, self.attempts, self.session = connector, attempts, None
+    def __init__(self, connector: SftpConnector, policy: Backoff, sleep=time.sleep):
+        self.connector, self.policy, self.sleep, self.session = connector, policy, sleep, None
 
     def download(self, f: RemoteFile, local_dir: Path):
-        delay = 1.0
-        for attempt in range(1, self.attempts + 1):
-            try:
-                if self.session is None:
-                    self.session = self.connector.session()
-                return self.session.download(f, local_dir)
-            except TransientError as e:
-                self.close()
-                if attempt == self.attempts:
-                    raise
-                log.warning("%s (attempt %d of %d); retrying in %.0f s", e, attempt, self.attempts, delay)
-                time.sleep(delay)
-                delay *= 2
-        raise AssertionError("unreachable")
+        def once():
+            if self.session is None:
+                self.session = self.connector.session()
+            return self.session.download(f, local_dir)
+        return retrying(once, self.policy, what=f"download {f.name}", on_failure=lambda e: self.close(),
+                        sleep=self.sleep)
 
     def close(self):
         if self.session is not None:

@@ -9,6 +9,7 @@ import time
 import pytest
 import sqlalchemy as sa
 
+from dealersync.retry import Backoff
 from dealersync.services.sftp_jobs import pull, push, stable_files
 from dealersync.store import repository as repo
 from dealersync.sandbox.sshd import CuttingProxy, start_sshd, stop_sshd
@@ -131,6 +132,27 @@ def test_connection_killed_mid_download_retry_completes_once(sshd, sqlite_engine
     assert len(transfers(sqlite_engine, "PULL")) == 1
     with sqlite_engine.connect() as cx:
         assert [r["status"] for r in repo.ledger(cx)] == ["LOADED"]
+
+
+def test_dropped_downloads_are_retried_by_the_one_jittered_policy(sshd, sqlite_engine, tmp_path):
+    """Two cut downloads: the waits come from ``dealersync.retry`` (jittered within base * 2**n), not a
+    loop of its own with fixed 1 s, 2 s waits (issue #14 review)."""
+    body = RECALL + b"".join(f"RC{i},x,1M8GDM9AXKP042788,2026-01-01,\r\n".encode() for i in range(200_000))
+    sshd.write_remote("outbound/GZ0034/GZ0034_RECALL_20261103.csv", body)
+    proxy = CuttingProxy(sshd.port, after_bytes=1_500_000, cut=(2, 3))  # 1: listing, 2 and 3: downloads
+    slept = []
+    try:
+        c = conn(sshd, port=proxy.port)
+        c.settings.known_hosts.write_text(c.settings.known_hosts.read_text()
+                                          + f"[127.0.0.1]:{proxy.port} {sshd.host_pub}\n")
+        got = pull(sqlite_engine, c, dealer="GZ0034", local_dir=tmp_path / "in", stable_seconds=0,
+                   retry=Backoff(attempts=3, base=0.05, cap=0.05, deadline=60.0), sleep=slept.append)
+    finally:
+        proxy.close()
+    assert proxy.connections == 4
+    assert (tmp_path / "in" / "GZ0034_RECALL_20261103.csv").read_bytes() == body
+    assert len(slept) == 2 and all(0 <= w <= 0.05 for w in slept)
+    assert len(transfers(sqlite_engine, "PULL")) == 1
 
 
 def test_cli_sftp_check_pull_push(sshd, tmp_path, monkeypatch, capsys):
