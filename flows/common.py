@@ -24,6 +24,17 @@ log = logging.getLogger(__name__)
 
 
 MAX_RETRY_AFTER = 900.0   # seconds: a server asking a task to wait longer is not waited for here
+TRANSIENT_FOREIGN = (OperationalError, ConnectionError, TimeoutError)
+"""Errors not of ours that another try can cure (a dropped database connection, a network hiccup)."""
+
+
+def is_transient(e: BaseException) -> bool:
+    """Whether another try can help: the one verdict of ``transient_only`` and ``_masked``. Ours say so
+    (``retryable``); a foreign error is judged by its class here, *before* ``_masked`` turns it into a
+    ``MaskedError``, which then carries the verdict in its ``retryable`` (its class no longer tells)."""
+    if isinstance(e, DealersyncError):
+        return e.retryable
+    return isinstance(e, TRANSIENT_FOREIGN)
 
 
 def transient_only(task, task_run, state, sleep=time.sleep) -> bool:
@@ -36,11 +47,7 @@ def transient_only(task, task_run, state, sleep=time.sleep) -> bool:
     try:
         state.result()
     except Exception as e:  # noqa: BLE001
-        if isinstance(e, DealersyncError):
-            transient = e.retryable
-        else:
-            transient = isinstance(e, (OperationalError, ConnectionError, TimeoutError))
-        if not transient:
+        if not is_transient(e):
             return False
         extra = 0.0
         if getattr(e, "retry_after", None):
@@ -178,12 +185,6 @@ def _GuardedServer():  # noqa: N802 - a class made on first use (Prefect's serve
 
 # ------------------------------------------------------------------------------------ masked failures
 
-def _transient(e: BaseException) -> bool:
-    if isinstance(e, DealersyncError):
-        return e.retryable
-    return isinstance(e, (OperationalError, ConnectionError, TimeoutError))
-
-
 def _masked(fn):
     """Run ``fn``; an exception leaves masked (``mask_exception``: ours keep their class, others become
     ``MaskedError``; no chained cause), so Prefect's state message, its logged traceback and the result it
@@ -195,7 +196,7 @@ def _masked(fn):
         except (MaskedError, PrefectException):
             raise
         except Exception as e:  # noqa: BLE001
-            raise mask_exception(e, retryable=_transient(e)) from None
+            raise mask_exception(e, retryable=is_transient(e)) from None
     return run
 
 
