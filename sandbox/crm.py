@@ -124,60 +124,54 @@ def create_app(db_path: str | Path, token: str = "sandbox-token", faults: FaultC
             return None, _err(413, "TOO_MANY_RECORDS", f"at most {MAX_BATCH} records per batch")
         return body["records"], None
 
-    @app.post(BASE + "/contacts/batch-upsert")
-    async def upsert_contacts(request: Request):
-        records, err = await _records(request)
-        if err:
-            return err
+    def _upsert(table: str, prefix: str, records, check, merge, on_create=None) -> dict:
+        """One batch upsert, in one transaction: per record an error (``check``), ``unchanged`` (same content
+        hash), ``created`` or ``updated``. ``merge(old, record)`` -> (stored data, content hash)."""
         results = []
         with store.lock:
             store.db.execute("BEGIN")
             for r in records:
                 ext = r.get("externalId") if isinstance(r, dict) and isinstance(r.get("externalId"), str) else ""
-                bad = rules.check_contact(r)
+                bad = check(r)
                 if bad:
                     results.append({"externalId": ext, "status": "error", "errorCode": bad[0], "message": bad[1]})
                     continue
-                data = {k: r.get(k) for k in CONTACT_FIELDS if k in r}
-                h = rules.content_hash(data)
-                old = store.get("contacts", ext)
+                old = store.get(table, ext)
+                merged, h = merge(old, r)
                 if old and old["hash"] == h:
                     results.append({"externalId": ext, "crmId": old["crm_id"], "status": "unchanged"})
                     continue
-                crm_id = old["crm_id"] if old else "C" + hashlib.sha1(ext.encode()).hexdigest()[:12]
-                merged = {**(old["data"] if old else {}), **data}
-                store.put("contacts", ext, merged, crm_id, h)
+                crm_id = old["crm_id"] if old else prefix + hashlib.sha1(ext.encode()).hexdigest()[:12]
+                store.put(table, ext, merged, crm_id, h)
                 results.append({"externalId": ext, "crmId": crm_id, "status": "updated" if old else "created"})
-                if not old:
-                    state.call_centre(store, ext, merged)
+                if not old and on_create:
+                    on_create(ext, merged)
             store.db.execute("COMMIT")
         return {"results": results}
+
+    def _merge_contact(old, r):
+        data = {k: r.get(k) for k in CONTACT_FIELDS if k in r}
+        return {**(old["data"] if old else {}), **data}, rules.content_hash(data)
+
+    def _merge_task(old, r):
+        merged = rules.merge_task(old, r)
+        return merged, rules.content_hash(merged)
+
+    @app.post(BASE + "/contacts/batch-upsert")
+    async def upsert_contacts(request: Request):
+        records, err = await _records(request)
+        if err:
+            return err
+        return _upsert("contacts", "C", records, rules.check_contact, _merge_contact,
+                       on_create=lambda ext, merged: state.call_centre(store, ext, merged))
 
     @app.post(BASE + "/tasks/batch-upsert")
     async def upsert_tasks(request: Request):
         records, err = await _records(request)
         if err:
             return err
-        results = []
-        with store.lock:
-            store.db.execute("BEGIN")
-            for r in records:
-                ext = r.get("externalId") if isinstance(r, dict) and isinstance(r.get("externalId"), str) else ""
-                bad = rules.check_task(r, lambda ext: store.get("contacts", ext))
-                if bad:
-                    results.append({"externalId": ext, "status": "error", "errorCode": bad[0], "message": bad[1]})
-                    continue
-                old = store.get("tasks", ext)
-                merged = rules.merge_task(old, r)
-                h = rules.content_hash(merged)
-                if old and old["hash"] == h:
-                    results.append({"externalId": ext, "crmId": old["crm_id"], "status": "unchanged"})
-                    continue
-                crm_id = old["crm_id"] if old else "T" + hashlib.sha1(ext.encode()).hexdigest()[:12]
-                store.put("tasks", ext, merged, crm_id, h)
-                results.append({"externalId": ext, "crmId": crm_id, "status": "updated" if old else "created"})
-            store.db.execute("COMMIT")
-        return {"results": results}
+        return _upsert("tasks", "T", records, lambda r: rules.check_task(r, lambda ext: store.get("contacts", ext)),
+                       _merge_task)
 
     def _page(table: str, request: Request, shape):
         q = request.query_params

@@ -33,9 +33,10 @@ from dealersync.services.pipeline import ChunkWriter, Phases, Prefetch  # noqa: 
 log = logging.getLogger("dealersync.services.ingest")
 
 
-def read_limits() -> ReadLimits:
-    """The reader's size limits from the settings (issue #15: a file over one is refused)."""
-    s = get_settings()
+def read_limits(settings=None) -> ReadLimits:
+    """The reader's size limits from ``settings`` (default: the current settings; issue #15: a file over
+    one is refused)."""
+    s = settings or get_settings()
     return ReadLimits(s.max_workbook_bytes, s.max_workbook_cells, s.max_line_bytes)
 
 

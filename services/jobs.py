@@ -11,13 +11,12 @@ from __future__ import annotations
 from datetime import date
 from pathlib import Path
 
-from dealersync.connectors.files import ReadLimits
 from dealersync.resolution import service as resolution
 from dealersync.schemas.profiles import load_profiles
 from dealersync.services import claims, crm_sync, sanbao, sftp_jobs, surveys
 from dealersync.services.context import SFTP_SETTINGS, RunContext
 from dealersync.services.followups import Rules
-from dealersync.services.ingest import FileResult, done_marker_required, ingest_file, pending_files
+from dealersync.services.ingest import FileResult, done_marker_required, ingest_file, pending_files, read_limits
 from dealersync.services.reports.run import Target, run_report
 from dealersync.store.locks import RESOLVE, job_lock
 
@@ -32,7 +31,7 @@ def ingest_path(ctx: RunContext, path, *, feed: str | None = None, profile: str 
                        profiles=load_profiles(s.profile_files), chunk_rows=s.chunk_rows,
                        **({"default_dealer": s.dealer_code} if s.dealer_code else {}),
                        force=force, stale_seconds=s.load_stale_seconds, progress=progress,
-                       limits=ReadLimits(s.max_workbook_bytes, s.max_workbook_cells, s.max_line_bytes))
+                       limits=read_limits(s))
 
 
 def pending(ctx: RunContext, folders, stable_seconds: float | None = None) -> list[Path]:

@@ -62,22 +62,34 @@ def job_lock(engine: Engine, name: str, *, wait_seconds: float = 600.0, poll: fl
             conn.execute(delete(store_lock).where(store_lock.c.name == name, store_lock.c.holder == me))
 
 
+class _Waiting:
+    """The wait for a lock another holds (PostgreSQL and SQLite alike): one warning naming the holder,
+    a sleep of ``poll`` between tries, ``_busy`` once ``wait_seconds`` have passed."""
+
+    def __init__(self, name: str, wait_seconds: float, poll: float):
+        self.name, self.wait_seconds, self.poll = name, wait_seconds, poll
+        self.t0, self.said = time.monotonic(), False
+
+    def wait(self, row) -> None:
+        waited = time.monotonic() - self.t0
+        if waited >= self.wait_seconds:
+            raise _busy(self.name, row, waited)
+        if not self.said:
+            log.warning("another dealersync %s is running on this store (%s): waiting up to %.0f s",
+                        self.name, _who(row), self.wait_seconds)
+            self.said = True
+        time.sleep(self.poll)
+
+
 @contextmanager
 def _pg_lock(engine: Engine, name: str, me: str, wait_seconds: float, poll: float) -> Iterator[None]:
     key = _lock_id(f"job:{name}")
     with engine.connect() as conn:
-        t0, said = time.monotonic(), False
+        waiting = _Waiting(name, wait_seconds, poll)
         while not conn.execute(text("SELECT pg_try_advisory_lock(:k)"), {"k": key}).scalar():
             row = conn.execute(select(store_lock.c.holder, store_lock.c.since).where(store_lock.c.name == name)).first()
             conn.rollback()
-            waited = time.monotonic() - t0
-            if waited >= wait_seconds:
-                raise _busy(name, row, waited)
-            if not said:
-                log.warning("another dealersync %s is running on this store (%s): waiting up to %.0f s",
-                            name, _who(row), wait_seconds)
-                said = True
-            time.sleep(poll)
+            waiting.wait(row)
         conn.commit()
         try:
             with engine.begin() as w:   # who holds it, for the message of the next one
@@ -94,7 +106,7 @@ def _pg_lock(engine: Engine, name: str, me: str, wait_seconds: float, poll: floa
 
 
 def _sqlite_take(engine: Engine, name: str, me: str, wait_seconds: float, poll: float, stale_seconds: float) -> None:
-    t0, said = time.monotonic(), False
+    waiting = _Waiting(name, wait_seconds, poll)
     raw = engine.raw_connection()   # autocommit reads: the holder's write transaction does not block them
     try:
         dbapi = raw.driver_connection
@@ -118,13 +130,6 @@ def _sqlite_take(engine: Engine, name: str, me: str, wait_seconds: float, poll: 
                     dbapi.execute("ROLLBACK")
                     raise
                 continue
-            waited = time.monotonic() - t0
-            if waited >= wait_seconds:
-                raise _busy(name, row, waited)
-            if not said:
-                log.warning("another dealersync %s is running on this store (%s): waiting up to %.0f s",
-                            name, _who(row), wait_seconds)
-                said = True
-            time.sleep(poll)
+            waiting.wait(row)
     finally:
         raw.close()

@@ -318,23 +318,7 @@ def _check_xlsb_cells(opener, sheet: str, where: str, limits: ReadLimits) -> Non
                 if pos >= len(buf):
                     break
                 start = pos
-                b0 = buf[pos]
-                typ, pos = b0 & 0x7F, pos + 1
-                if b0 & 0x80:
-                    if pos >= len(buf):
-                        break
-                    typ |= (buf[pos] & 0x7F) << 7
-                    pos += 1
-                size = shift = 0
-                for _ in range(4):
-                    if pos >= len(buf):
-                        break
-                    b = buf[pos]
-                    pos += 1
-                    size |= (b & 0x7F) << shift
-                    shift += 7
-                    if not b & 0x80:
-                        break
+                typ, size, pos = _xlsb_record_header(buf, pos)
                 body = buf[pos:pos + 4] if pos + 4 <= len(buf) else b""
                 if typ == 0 and len(body) == 4:                     # BrtRowHdr: rw
                     row, col = struct.unpack_from("<I", body)[0], -1
@@ -358,6 +342,28 @@ def _check_xlsb_cells(opener, sheet: str, where: str, limits: ReadLimits) -> Non
                     break
 
 
+def _xlsb_record_header(buf: bytes, pos: int) -> tuple[int, int, int]:
+    """The BIFF12 record header at ``pos``: (record type: 1-2 bytes of 7 bits, body size: 1-4 bytes of
+    7 bits, the position of the body). A header cut by the end of ``buf`` gives what was there, its
+    position at the end."""
+    b0 = buf[pos]
+    typ, pos = b0 & 0x7F, pos + 1
+    if b0 & 0x80 and pos < len(buf):
+        typ |= (buf[pos] & 0x7F) << 7
+        pos += 1
+    size = shift = 0
+    for _ in range(4):
+        if pos >= len(buf):
+            break
+        b = buf[pos]
+        pos += 1
+        size |= (b & 0x7F) << shift
+        shift += 7
+        if not b & 0x80:
+            break
+    return typ, size, pos
+
+
 def _xlsb_sheet_part(z: zipfile.ZipFile, sheet: str) -> str | None:
     """The zip part of the XLSB worksheet named ``sheet``: its BrtBundleSh record in workbook.bin
     (hsState, iTabID, strRelID, strName) -> the relationship -> the part."""
@@ -369,21 +375,7 @@ def _xlsb_sheet_part(z: zipfile.ZipFile, sheet: str) -> str | None:
         return None
     rid, pos = None, 0
     while pos < len(wb):
-        b0 = wb[pos]
-        typ, pos = b0 & 0x7F, pos + 1
-        if b0 & 0x80 and pos < len(wb):
-            typ |= (wb[pos] & 0x7F) << 7
-            pos += 1
-        size = shift = 0
-        for _ in range(4):
-            if pos >= len(wb):
-                break
-            b = wb[pos]
-            pos += 1
-            size |= (b & 0x7F) << shift
-            shift += 7
-            if not b & 0x80:
-                break
+        typ, size, pos = _xlsb_record_header(wb, pos)
         body = wb[pos:pos + size]
         pos += size
         if typ == 156 and len(body) >= 12:                           # BrtBundleSh
