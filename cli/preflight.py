@@ -101,9 +101,11 @@ def check_store(settings, must_exist: bool = True) -> Check:
                     if must_exist else Check(what, True, "new (created and migrated on the first run)"))
     try:
         engine = make_engine(url, **({} if url.startswith("sqlite") else {"connect_args": {"connect_timeout": 5}}))
-        with engine.connect() as conn:
-            current = MigrationContext.configure(conn).get_current_revision()
-        engine.dispose()
+        try:
+            with engine.connect() as conn:
+                current = MigrationContext.configure(conn).get_current_revision()
+        finally:
+            engine.dispose()
     except Exception as e:  # noqa: BLE001 - any driver error is "not reachable"
         return Check(what, False, f"not reachable: {type(e).__name__}: {str(e).splitlines()[0][:160]}", "unavailable")
     head = ScriptDirectory.from_config(alembic_config(url)).get_current_head()
