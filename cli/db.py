@@ -51,7 +51,7 @@ def cmd_purge(args, settings) -> int:
     r = ops.Retention.from_days(settings.retention_days)
     with store_context(args, settings) as ctx, ctx.engine.begin() as conn:
         rows = ops.purge(conn, ctx.today(), r, dry_run=args.dry_run, actor=os.environ.get("USER", "purge"),
-                         confirm=args.yes)
+                         confirm=args.yes, now=ctx.clock.real_today())
     if args.json:
         print(json.dumps(rows))
     else:

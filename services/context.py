@@ -50,7 +50,13 @@ class Clock:
         return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)
 
     def today(self) -> date:
-        return self.fixed or datetime.now(self.tz).date()
+        return self.fixed or self.real_today()
+
+    def real_today(self) -> date:
+        """The dealer's date by the wall clock, whatever ``fixed`` says: what a ``--date`` is checked
+        against (``purge`` refuses a future one). Never the host's date: a host west of Shanghai is a day
+        behind for part of every day."""
+        return datetime.now(self.tz).date()
 
 
 def parse_day(value: str | date | None, what: str = "--date") -> date | None:

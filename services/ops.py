@@ -9,6 +9,7 @@ from datetime import date, datetime, timedelta
 from sqlalchemy import Connection
 
 from dealersync.errors import ConfigurationError
+from dealersync.services.context import Clock
 from dealersync.store import claims as store_claims
 from dealersync.store import followups as store_followups
 from dealersync.store import ledger, overview
@@ -88,10 +89,12 @@ def purge(conn: Connection, today: date, retention: Retention | None = None, dry
 
     Refuses (``ConfigurationError``) a ``today`` after the real date ``now`` (a typo such as 2062 for 2026
     would delete everything), and, unless ``confirm``, a purge that would delete rows the default policy
-    (``Retention()`` as of ``now``) still keeps: the figures are listed in the message."""
+    (``Retention()`` as of ``now``) still keeps: the figures are listed in the message. ``now`` is the
+    dealer's date by the clock ``today`` comes from (``Clock.real_today()``, Asia/Shanghai), never the
+    host's date, which is a day behind west of Shanghai for part of every day."""
     r = retention or Retention()
     r.check()
-    now = now or date.today()
+    now = now or Clock().real_today()
     if today > now:
         raise ConfigurationError(f"purge --date {today}: in the future (today is {now}); refused")
     floors, cut = Retention().cutoffs(now), r.cutoffs(today)

@@ -7,6 +7,7 @@ from datetime import date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from dealersync.errors import ConfigurationError
+from dealersync.services.context import Clock
 
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 
@@ -62,7 +63,8 @@ def month(value: str | None = None, default: date | None = None) -> Period:
 
 
 def today() -> date:
-    return datetime.now(SHANGHAI).date()
+    """The dealer's day by the run context's clock (``services.context.Clock``), the one every job reads."""
+    return Clock().today()
 
 
 def local(ts) -> datetime | None:

@@ -142,3 +142,28 @@ def test_stock_snapshots_go_after_the_stock_period_by_business_day(engine, tmp_p
             ops.purge(c, NOW, ops.Retention(stock=30), now=NOW)
         ops.purge(c, NOW, ops.Retention.from_days({"stock": 30}), now=NOW, confirm=True)
         assert c.execute(select(func.count()).select_from(stock)).scalar() == 0
+
+
+def test_purge_without_a_date_is_not_refused_on_a_host_behind_shanghai(tmp_path):
+    """One clock: ``purge`` without ``--date`` purges as of the dealer's day (Asia/Shanghai) and checks it
+    against the same clock. It used to check against the host's date, so a host west of Shanghai (here a
+    POSIX zone 24 hours behind UTC: its date is behind Shanghai's at every hour of the day) refused every
+    purge as "in the future". A --date after the dealer's day is still refused."""
+    import os
+    import subprocess
+    import sys
+    env = {k: v for k, v in os.environ.items() if not k.startswith("DEALERSYNC_")}
+    env.update(TZ="XXX+24", DEALERSYNC_DATA_DIR=str(tmp_path / "data"), PREFECT_SERVER_ANALYTICS_ENABLED="false")
+
+    def cli(*args):
+        return subprocess.run([sys.executable, "-m", "dealersync.cli.main", "purge", "--dry-run", "--json", *args],
+                              env=env, capture_output=True, text=True, timeout=300)
+
+    r = cli()
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "in the future" not in r.stderr
+    assert {row["action"] for row in json.loads(r.stdout)} == {"would delete"}
+    from dealersync.services.context import Clock
+    later = Clock().real_today().toordinal() + 2
+    r = cli("--date", date.fromordinal(later).isoformat())
+    assert r.returncode != 0 and "in the future" in r.stderr, (r.returncode, r.stderr[-2000:])
