@@ -11,6 +11,7 @@ import pandas as pd
 from sqlalchemy import Connection
 
 from dealersync.store import masters as store
+from dealersync.store.tables import LinkStatus, MasterStatus
 
 from . import engine
 from .models import DEALER
@@ -104,7 +105,7 @@ def reconcile(conn: Connection, df: pd.DataFrame, labels: np.ndarray, best: pd.S
             losers = keep[1:]
             if losers:
                 before = store.snapshot(conn, [mid, *losers])
-                store.set_status(conn, losers, "MERGED", at=now, merged_into=mid)
+                store.set_status(conn, losers, MasterStatus.MERGED, at=now, merged_into=mid)
                 st.merged += len(losers)
                 touched.update(losers)
                 audits.append(store.audit_row("MERGE", mid, at=now, model_version=DEALER.version, others=losers,
@@ -119,7 +120,7 @@ def reconcile(conn: Connection, df: pd.DataFrame, labels: np.ndarray, best: pd.S
     for old in split_masters:
         parts = sorted({assign[int(x)] for x in f.loc[f["old"] == old, "label"]})
         before = store.snapshot(conn, [old])
-        store.set_status(conn, [old], "SPLIT", at=now)
+        store.set_status(conn, [old], MasterStatus.SPLIT, at=now)
         st.split += 1
         audit(conn, "SPLIT", old, now=now, others=parts, before=before, after={"parts": parts}, actor=actor)
     f["new"] = f["label"].map(assign)
@@ -157,7 +158,8 @@ def record_links(conn: Connection, df: pd.DataFrame, scored: engine.Scored, labe
         a, b = sorted((int(rid[r.l]), int(rid[r.r])))
         ev = {c: scored.levels[c][getattr(r, c)] for c in comps if getattr(r, c) >= 0}
         rows.append(dict(kind=r.decision, record_a=a, record_b=b, weight=round(float(r.weight), 3),
-                         evidence=json.dumps(ev), status="OPEN", model_version=DEALER.version, created_at=now))
+                         evidence=json.dumps(ev), status=LinkStatus.OPEN.value,
+                         model_version=DEALER.version, created_at=now))
     for row in store.add_links(conn, rows):
         if row["kind"] == engine.REVIEW:
             st.review_links += 1

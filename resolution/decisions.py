@@ -9,6 +9,7 @@ from sqlalchemy import Connection
 
 from dealersync.errors import ConfigurationError
 from dealersync.store import masters as store
+from dealersync.store.tables import LinkStatus, MasterStatus
 
 from .clustering import audit
 from .golden import recompute_golden
@@ -77,7 +78,7 @@ def _apply_split(conn: Connection, side_a: list[int], side_b: list[int], *, acto
     old = master_of(conn, side_a[0])
     now = _now()
     before = store.snapshot(conn, [old])
-    store.set_status(conn, [old], "SPLIT", at=now)
+    store.set_status(conn, [old], MasterStatus.SPLIT, at=now)
     ctype = store.master_type(conn, old)
     parts = []
     for side in (side_a, side_b):
@@ -88,12 +89,12 @@ def _apply_split(conn: Connection, side_a: list[int], side_b: list[int], *, acto
     recompute_golden(conn, {old, *parts})
 
 
-def review_queue(conn: Connection, status: str = "OPEN", limit: int | None = 100) -> list[dict]:
+def review_queue(conn: Connection, status: str = LinkStatus.OPEN.value, limit: int | None = 100) -> list[dict]:
     """Review pairs (one per pair of masters), best weight first."""
     return store.review_links(conn, status, limit)
 
 
-DECISIONS = {"LINK": "LINKED", "SEPARATE": "SPLIT", "DISMISS": "DISMISSED"}
+DECISIONS = {"LINK": LinkStatus.LINKED.value, "SEPARATE": LinkStatus.SPLIT.value, "DISMISS": LinkStatus.DISMISSED.value}
 
 
 def decide_review(conn: Connection, link_id: int, decision: str, *, actor: str = "manual",

@@ -21,6 +21,7 @@ from sqlalchemy.exc import DBAPIError, StatementError
 from dealersync.connectors.crm import MAX_BATCH, CrmClient
 from dealersync.privacy import scrub_text
 from dealersync.store import crm as store_crm
+from dealersync.store.tables import PushStatus, TaskStatus
 from dealersync.store import followups as store_followups
 from dealersync.store import customers
 
@@ -33,6 +34,7 @@ REQUIRED = {"leads": ("leadId", "modifiedAt"), "contacts": ("externalId", "modif
             "activities": ("activityId", "type", "modifiedAt")}
 KEY = {"leads": "leadId", "contacts": "externalId", "activities": "activityId"}
 ACTIVITY_TYPES = {"RETURN_VISIT_CALL", "SURVEY", "COMPLAINT"}
+PUSHED = (PushStatus.SENT.value, PushStatus.ERROR.value)   # on the ledger, the CRM answered
 
 
 def _now() -> datetime:
@@ -194,7 +196,7 @@ def scrub_records(records: list[dict], fields: tuple[str, ...]) -> dict[str, int
 
 
 def _record(conn, kind: str, ext: str, h: str | None, res: dict, attempts: int, scrubbed: int | None = None) -> None:
-    status = "SENT" if res["status"] != "error" else "ERROR"
+    status = (PushStatus.SENT if res["status"] != "error" else PushStatus.ERROR).value
     store_crm.record_push(conn, kind=kind, external_id=ext, content_hash=h, status=status, result=res["status"],
                           crm_id=res.get("crmId"), error_code=res.get("errorCode"),
                           message=(res.get("message") or "")[:500] or None, attempts=attempts, pushed_at=_now(),
@@ -213,7 +215,7 @@ def _push(engine: Engine, kind: str, records: list[dict], send, st: PushStats, b
         h = _hash(rec)
         old = ledger.get(rec["externalId"])
         st.considered += 1
-        if old is not None and old["content_hash"] == h and old["status"] in ("SENT", "ERROR"):
+        if old is not None and old["content_hash"] == h and old["status"] in PUSHED:
             continue   # the CRM holds this content already (or rejected exactly this content)
         todo.append((rec, h, (old or {}).get("attempts", 0)))
     for i in range(0, len(todo), batch_size):
@@ -272,7 +274,7 @@ def task_payloads(engine: Engine) -> list[dict]:
     # user closed (the contract's default for a new task is OPEN)
     return [{"externalId": r["external_id"], "contactExternalId": r["master_id"], "type": r["type"],
              "dueDate": r["due_date"].isoformat(), "subject": r["subject"], "relatedDocument": r["related_document"],
-             "assignee": r["assignee"], **({"status": r["status"]} if r["status"] != "OPEN" else {})} for r in rows]
+             "assignee": r["assignee"], **({"status": r["status"]} if r["status"] != TaskStatus.OPEN else {})} for r in rows]
 
 
 def push_tasks(engine: Engine, client: CrmClient, batch_size: int = MAX_BATCH) -> dict:

@@ -28,6 +28,7 @@ from dealersync.store import crm as store_crm
 from dealersync.store import dms
 from dealersync.store import followups as store_followups
 from dealersync.store import customers
+from dealersync.store.tables import MasterStatus, TaskStatus
 
 MARKETING = {"MAINTENANCE_REMINDER", "FIRST_SERVICE_REMINDER", "LOST_CUSTOMER_RECOVERY", "BIRTHDAY_GREETING"}
 SUBJECTS = {"RETURN_VISIT": "售后回访", "MAINTENANCE_REMINDER": "保养提醒", "FIRST_SERVICE_REMINDER": "首保提醒",
@@ -129,7 +130,8 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
     calls = store_crm.reached_calls(conn)
     t_day = pd.Timestamp(day)
 
-    def add(ext, ttype, key_record, due, subject, related=None, assignee=None, status="OPEN", master=None):
+    def add(ext, ttype, key_record, due, subject, related=None, assignee=None, status=TaskStatus.OPEN.value,
+            master=None):
         rid, mid = key_record if key_record else (None, master)
         if mid is None:
             return
@@ -152,7 +154,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
             due = (r.closed_at + pd.Timedelta(hours=rules.return_visit_max_hours)).date()
             add(f"RV-{r.dealer_code}-{r.ro_number}", "RETURN_VISIT", service.get(f"{r.dealer_code}:{r.ro_number}"), due,
                 f"{SUBJECTS['RETURN_VISIT']} {r.ro_number}: {start} ~ {due}", r.ro_number, r.advisor,
-                status="DONE" if r.ro_number in calls else "OPEN")
+                status=(TaskStatus.DONE if r.ro_number in calls else TaskStatus.OPEN).value)
         # MAINTENANCE_REMINDER: next service by months or by km (from the VIN's mileage history)
         valid = ros[ros["status"] != "作废"].sort_values("opened_at")
         for vin, g in valid.groupby("vin"):
@@ -199,7 +201,8 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
         add(f"CF-{a['activity_id']}", "COMPLAINT_FOLLOW_UP", None, resolve_by.date(),
             f"{'【逾期】' if overdue else ''}{SUBJECTS['COMPLAINT_FOLLOW_UP']} {c.get('category', '')}："
             f"{respond:%Y-%m-%d %H:%M} 前响应，{resolve_by:%Y-%m-%d %H:%M} 前解决",
-            a["related_document"], status="DONE" if done else "OPEN", master=a["contact_external_id"])
+            a["related_document"], status=(TaskStatus.DONE if done else TaskStatus.OPEN).value,
+            master=a["contact_external_id"])
         if tasks and tasks[-1]["external_id"] == f"CF-{a['activity_id']}":
             tasks[-1]["overdue"] = overdue
     # THREE_GUARANTEE_ALERT: from the 三包 monitor
@@ -236,7 +239,7 @@ def save_tasks(conn: Connection, tasks: list[dict], day: date) -> dict:
         if old is None:
             created += store_followups.add_task(conn, **t, created_for=day, created_at=now, updated_at=now)
             continue
-        status = old["status"] if old["status"] in ("DONE", "CANCELLED") else t["status"]
+        status = old["status"] if old["status"] in (TaskStatus.DONE.value, TaskStatus.CANCELLED.value) else t["status"]
         new = {k: t[k] for k in ("master_id", "due_date", "subject", "overdue")} | {"status": status}
         if any(old[k] != v for k, v in new.items()):
             store_followups.update_task(conn, t["external_id"], **new)
@@ -256,7 +259,7 @@ def repoint_tasks(conn: Connection) -> int:
             new = customers.master_of_record(conn, rid)
         new = resolve_master_id(conn, new or mid)
         status = customers.status(conn, new)
-        if new != mid and status == "ACTIVE":
+        if new != mid and status == MasterStatus.ACTIVE.value:
             store_followups.update_task(conn, ext, master_id=new)
             n += 1
     return n

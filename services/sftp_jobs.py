@@ -22,6 +22,7 @@ from dealersync.connectors.sftp import RemoteFile, SftpConnector
 from dealersync.schemas.feeds import DMS_FEEDS, OEM_FEEDS
 from dealersync.schemas.profiles import load_profiles
 from dealersync.store import repository as repo
+from dealersync.store.tables import TransferStatus
 
 from dealersync.retry import Backoff, retrying
 from dealersync.services.ingest import ingest_file, load_order
@@ -99,7 +100,7 @@ def _record_pull(engine, f: RemoteFile, path: Path, sha: str, started: datetime,
     with engine.begin() as conn:
         repo.record_transfer(conn, direction="PULL", host=host, remote_path=f.path, size=f.size,
                              remote_mtime=f.mtime, sha256=sha, local_path=str(path),
-                             load_id=res.load_id if res else None, status="DONE", started_at=started,
+                             load_id=res.load_id if res else None, status=TransferStatus.DONE.value, started_at=started,
                              finished_at=repo.now(),
                              seconds=round(time.monotonic() - t0, 3))
     log.info("pulled %s (%d bytes)", f.path, f.size)
@@ -154,7 +155,8 @@ def push(engine: Engine, connector: SftpConnector, files: list[Path], *, dealer:
             finished = repo.now()
             with engine.begin() as conn:
                 repo.record_transfer(conn, direction="PUSH", host=host, remote_path=target, size=f.stat().st_size,
-                                     remote_mtime=None, sha256=sha, local_path=str(f), load_id=None, status="DONE",
+                                     remote_mtime=None, sha256=sha, local_path=str(f), load_id=None,
+                                     status=TransferStatus.DONE.value,
                                      started_at=started, finished_at=finished, seconds=round(time.monotonic() - t0, 3))
             results.append({"file": f.name, "remote": target, "status": "uploaded", "sha256": sha,
                             "receipt": str(finished)})

@@ -28,6 +28,7 @@ from dealersync.store import dms
 from dealersync.store import followups as store_followups
 from dealersync.store import customers
 from dealersync.store import surveys as store_surveys
+from dealersync.store.tables import SurveyPushStatus, UploadStatus
 
 from dealersync.errors import TransientError
 from dealersync.privacy import consented, mask_name, mask_text, scrub_fields
@@ -143,7 +144,8 @@ def push_surveys(engine: Engine, client: OemClient) -> dict:
             row = dict(master_id=mid,
                        bodid=payload["ApplicationArea"]["BODID"] if payload else str(uuid.uuid5(NS, act["activity_id"])),
                        payload=json.dumps(payload, ensure_ascii=False) if payload else None,
-                       status="SKIPPED" if why else "PREPARED", reason=why, updated_at=_now(), scrubbed=scrubbed)
+                       status=(SurveyPushStatus.SKIPPED if why else SurveyPushStatus.PREPARED).value,
+                       reason=why, updated_at=_now(), scrubbed=scrubbed)
             store_surveys.save_survey(conn, document_id=act["activity_id"], **row)
         if why:
             out["skipped"] += 1
@@ -153,7 +155,7 @@ def push_surveys(engine: Engine, client: OemClient) -> dict:
         except TransientError:
             out["failed"] += 1
             continue
-        status = "SENT" if ans.status in (200, 202) else "REJECTED"
+        status = (SurveyPushStatus.SENT if ans.status in (200, 202) else SurveyPushStatus.REJECTED).value
         out["sent" if ans.status == 202 else "replayed" if ans.status == 200 else "rejected"] += 1
         with engine.begin() as conn:
             store_surveys.survey_answered(conn, act["activity_id"], status, ans.body, ans.error_codes)
@@ -286,16 +288,17 @@ def monthly_csi(engine: Engine, client: OemClient | None, month: str, out_dir: P
     key = str(uuid.uuid5(NS, f"report:CSI_MONTHLY:{dealer}:{month}:{sha}"))
     with engine.begin() as conn:
         row = store_surveys.add_upload(conn, report_type="CSI_MONTHLY", period=month, sha256=sha, path=str(path),
-                                       bodid=key, status="PREPARED", created_at=_now())
+                                       bodid=key, status=UploadStatus.PREPARED.value, created_at=_now())
     result = {"month": month, "file": str(path), "sha256": sha, "responses": fig["responses"],
               "overall": fig["overall"], "dissatisfied": len(fig["dissatisfied"]), "lost_rate": fig["lost_rate"]}
-    if client is not None and row["status"] != "UPLOADED":
+    if client is not None and row["status"] != UploadStatus.UPLOADED.value:
         ans = client.upload_report("CSI_MONTHLY", month, path.name, data, key)
         with engine.begin() as conn:
-            store_surveys.set_upload(conn, row["id"], status="UPLOADED" if ans.status in (200, 201) else "REJECTED",
+            store_surveys.set_upload(conn, row["id"], 
+                status=(UploadStatus.UPLOADED if ans.status in (200, 201) else UploadStatus.REJECTED).value,
                                      receipt=json.dumps(ans.body, ensure_ascii=False), uploaded_at=_now())
         result["upload"] = {"status": ans.status, **{k: ans.body.get(k) for k in ("reportId", "supersedes")}}
-    elif row["status"] == "UPLOADED":
+    elif row["status"] == UploadStatus.UPLOADED.value:
         result["upload"] = {"status": "already uploaded", **json.loads(row["receipt"] or "{}")}
     if outbox is not None:
         outbox.mkdir(parents=True, exist_ok=True)

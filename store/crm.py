@@ -15,8 +15,8 @@ from sqlalchemy import Connection, select, update
 
 from .db import upsert
 from .ledger import now
-from .tables import (CRM_DELETE_QUEUED, crm_activity, crm_contact, crm_cursor, crm_lead, crm_push, crm_quarantine,
-                     master_customer)
+from .tables import (CRM_DELETE_QUEUED, MasterStatus, PushStatus, crm_activity, crm_contact, crm_cursor, crm_lead,
+                     crm_push, crm_quarantine, master_customer)
 
 
 # ------------------------------------------------------------------------------------ pulled records
@@ -112,7 +112,8 @@ def contacts_to_delete(conn: Connection) -> list[str]:
     another, split or erased), then those the retention purge queued (TO_DELETE: the master row is gone)."""
     gone = [r[0] for r in conn.execute(
         select(crm_push.c.external_id).join(master_customer, master_customer.c.master_id == crm_push.c.external_id)
-        .where(crm_push.c.kind == "CONTACT", crm_push.c.status == "SENT", master_customer.c.status != "ACTIVE"))]
+        .where(crm_push.c.kind == "CONTACT", crm_push.c.status == PushStatus.SENT.value,
+               master_customer.c.status != MasterStatus.ACTIVE.value))]
     return gone + [r[0] for r in conn.execute(select(crm_push.c.external_id).where(
         crm_push.c.kind == "CONTACT", crm_push.c.status == CRM_DELETE_QUEUED).order_by(crm_push.c.external_id))]
 
@@ -120,7 +121,7 @@ def contacts_to_delete(conn: Connection) -> list[str]:
 def mark_deleted(conn: Connection, external_id: str) -> bool:
     """A contact deleted from the CRM: DELETED, its content forgotten (a return is pushed again)."""
     return conn.execute(update(crm_push).where(crm_push.c.kind == "CONTACT", crm_push.c.external_id == external_id)
-                        .values(status="DELETED", content_hash=None, pushed_at=now())).rowcount > 0
+                        .values(status=PushStatus.DELETED.value, content_hash=None, pushed_at=now())).rowcount > 0
 
 
 def push_counts(conn: Connection) -> dict[str, dict[str, int]]:

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 from sqlalchemy import Connection, select
 
-from .tables import crm_lead, customer_record, master_contact, master_customer, master_vehicle
+from .tables import MasterStatus, crm_lead, customer_record, master_contact, master_customer, master_vehicle
 
-ACTIVE = "ACTIVE"
+ACTIVE = MasterStatus.ACTIVE.value
 
 
 def active(conn: Connection) -> list[dict]:

@@ -12,7 +12,9 @@ from sqlalchemy import Connection, func, select, update
 
 from .db import dialect_insert
 from .ledger import now
-from .tables import followup_task, master_customer
+from .tables import MasterStatus, TaskStatus, followup_task, master_customer
+
+OPEN = TaskStatus.OPEN.value
 
 t = followup_task.c
 
@@ -41,7 +43,7 @@ def update_task(conn: Connection, external_id: str, **values) -> bool:
 
 def tasks_of_inactive_masters(conn: Connection) -> list[tuple[str, str, int | None]]:
     """(external id, master id, record id) of the tasks whose master is not ACTIVE (merged or split)."""
-    active = select(master_customer.c.master_id).where(master_customer.c.status == "ACTIVE")
+    active = select(master_customer.c.master_id).where(master_customer.c.status == MasterStatus.ACTIVE.value)
     return [tuple(r) for r in conn.execute(select(t.external_id, t.master_id, t.record_id)
                                            .where(t.master_id.not_in(active)))]
 
@@ -53,7 +55,7 @@ def due(conn: Connection, day: date) -> list[dict]:
     q = (select(t.type, t.due_date, t.overdue, t.external_id, t.master_id, m.name, m.company, m.primary_mobile,
                 t.related_document, t.subject, t.assignee)
          .join(master_customer, m.master_id == t.master_id)
-         .where(t.status == "OPEN", t.created_for <= day)
+         .where(t.status == OPEN, t.created_for <= day)
          .order_by(t.type, t.due_date, t.external_id))
     return [dict(r) for r in conn.execute(q).mappings()]
 
@@ -72,8 +74,8 @@ def return_visit_assignees(conn: Connection, start: date, end: date) -> list[str
 
 def open_counts(conn: Connection, today: date) -> tuple[dict[str, int], int]:
     """({type: open tasks created up to ``today``}, open tasks past their due date)."""
-    by_type = dict(conn.execute(select(t.type, func.count()).where(t.status == "OPEN", t.created_for <= today)
+    by_type = dict(conn.execute(select(t.type, func.count()).where(t.status == OPEN, t.created_for <= today)
                                 .group_by(t.type)).all())
     overdue = conn.execute(select(func.count()).select_from(followup_task)
-                           .where(t.status == "OPEN", t.due_date < today)).scalar()
+                           .where(t.status == OPEN, t.due_date < today)).scalar()
     return by_type, overdue

@@ -17,10 +17,12 @@ from typing import Iterable, Sequence
 
 from sqlalchemy import Connection, bindparam, delete, func, insert, or_, select, update
 
-from dealersync.store.tables import (FEED_TABLES, MATCH_COLUMNS, crm_lead, customer_record, master_audit,
+from dealersync.store.tables import (FEED_TABLES, MATCH_COLUMNS, LinkStatus, MasterStatus,
+                                     crm_lead, customer_record, master_audit,
                                      master_contact, master_customer, master_vehicle, match_decision, match_link,
                                      match_model)
 
+ACTIVE = MasterStatus.ACTIVE.value
 LINEAGE = ("source_table", "source_file", "source_row", "load_id")
 CHUNK = 5000
 
@@ -211,7 +213,7 @@ def save_model_params(conn: Connection, version: str, params_json: str, *, recor
 
 def count_active(conn: Connection) -> int:
     return conn.execute(select(func.count()).select_from(master_customer)
-                        .where(master_customer.c.status == "ACTIVE")).scalar_one()
+                        .where(master_customer.c.status == MasterStatus.ACTIVE.value)).scalar_one()
 
 
 def master_seqs(conn: Connection) -> dict[str, int]:
@@ -225,7 +227,7 @@ def master_id_of(seq: int) -> str:
 def new_master(conn: Connection, ctype: str | None, at: datetime) -> str:
     seq = next_seq(conn)
     mid = master_id_of(seq)
-    conn.execute(insert(master_customer).values(master_id=mid, seq=seq, status="ACTIVE", customer_type=ctype,
+    conn.execute(insert(master_customer).values(master_id=mid, seq=seq, status=ACTIVE, customer_type=ctype,
                                                 created_at=at, updated_at=at, record_count=0))
     return mid
 
@@ -238,12 +240,12 @@ def add_masters(conn: Connection, rows: list[dict]) -> None:
     """New masters ``{"master_id", "seq", "customer_type"}`` (ACTIVE, no records yet), in one statement
     per chunk; ``new_master`` for one."""
     for part in _chunks(rows):
-        conn.execute(insert(master_customer), [dict(r, status="ACTIVE", record_count=0) for r in part])
+        conn.execute(insert(master_customer), [dict(r, status=MasterStatus.ACTIVE.value, record_count=0) for r in part])
 
 
 def set_status(conn: Connection, master_ids: Sequence[str], status: str, *, at: datetime,
                merged_into: str | None = None) -> None:
-    values = {"status": status, "updated_at": at}
+    values = {"status": MasterStatus(status).value, "updated_at": at}
     if merged_into is not None:
         values["merged_into"] = merged_into
     conn.execute(update(master_customer).where(master_customer.c.master_id.in_(list(master_ids))).values(**values))
@@ -272,7 +274,7 @@ def resolve_master_id(conn: Connection, master_id: str) -> str:
         seen.add(master_id)
         row = conn.execute(select(master_customer.c.status, master_customer.c.merged_into)
                            .where(master_customer.c.master_id == master_id)).first()
-        if row is None or row[0] != "MERGED" or not row[1]:
+        if row is None or row[0] != MasterStatus.MERGED.value or not row[1]:
             return master_id
         master_id = row[1]
     return master_id
@@ -284,7 +286,7 @@ def clear_derived(conn: Connection, master_ids: Sequence[str]) -> None:
         conn.execute(delete(master_contact).where(master_contact.c.master_id.in_(part)))
         conn.execute(delete(master_vehicle).where(master_vehicle.c.master_id.in_(part)))
         conn.execute(update(master_customer).where(master_customer.c.master_id.in_(part),
-                                                   master_customer.c.status != "ACTIVE").values(record_count=0))
+                                                   master_customer.c.status != ACTIVE).values(record_count=0))
 
 
 GOLDEN_COLUMNS = ["customer_type", "name", "company", "gender", "birth_date", "id_number", "address", "province",
@@ -412,7 +414,7 @@ def add_links(conn: Connection, rows: list[dict]) -> list[dict]:
     return new
 
 
-def review_links(conn: Connection, status: str = "OPEN", limit: int | None = None) -> list[dict]:
+def review_links(conn: Connection, status: str = LinkStatus.OPEN.value, limit: int | None = None) -> list[dict]:
     """Review links with both records' source, name and current master, best weight first."""
     a, b = customer_record.alias("a"), customer_record.alias("b")
     q = (select(match_link.c.id, match_link.c.weight, match_link.c.evidence, match_link.c.status,
@@ -435,7 +437,7 @@ def review_link(conn: Connection, link_id: int) -> dict | None:
 
 def set_link_status(conn: Connection, link_ids: Sequence[int], status: str, *, at: datetime) -> None:
     conn.execute(update(match_link).where(match_link.c.id.in_([int(i) for i in link_ids]))
-                 .values(status=status, decided_at=at))
+                 .values(status=LinkStatus(status).value, decided_at=at))
 
 
 def open_reviews_between(conn: Connection, master_a: str, master_b: str) -> list[int]:
@@ -444,5 +446,5 @@ def open_reviews_between(conn: Connection, master_a: str, master_b: str) -> list
     pair = [master_a, master_b]
     return [r[0] for r in conn.execute(
         select(match_link.c.id).join(a, a.c.id == match_link.c.record_a).join(b, b.c.id == match_link.c.record_b)
-        .where(match_link.c.kind == "REVIEW", match_link.c.status == "OPEN", a.c.master_id.in_(pair),
+        .where(match_link.c.kind == "REVIEW", match_link.c.status == LinkStatus.OPEN.value, a.c.master_id.in_(pair),
                b.c.master_id.in_(pair), a.c.master_id != b.c.master_id))]

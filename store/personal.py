@@ -21,10 +21,12 @@ from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, or_, select, tuple_, update
 
-from dealersync.store.tables import (FEED_TABLES, crm_activity, crm_contact, crm_lead, customer_record, followup_task,
+from dealersync.store.tables import (FEED_TABLES, MasterStatus,
+                                     crm_activity, crm_contact, crm_lead, customer_record, followup_task,
                                      master_audit, master_contact, master_customer, master_vehicle, match_link,
                                      quarantine, survey_push, value_issue)
 
+ERASED = MasterStatus.ERASED.value
 GOLDEN = ("customer_type", "name", "company", "gender", "birth_date", "id_number", "address", "province", "city",
           "district", "primary_mobile", "primary_email", "marketing_consent", "golden_sources")
 _SOURCE = {"DMS": ("customers", "customer_id"), "SALES": ("vehicle_sales", "sale_no"),
@@ -42,7 +44,7 @@ def customer_masters(conn: Connection, master_id: str) -> list[str]:
                            .where(master_customer.c.master_id == mid)).first()
         if row is None:
             return []
-        if row[0] != "MERGED" or not row[1]:
+        if row[0] != MasterStatus.MERGED.value or not row[1]:
             break
         mid = row[1]
     out, frontier = [mid], [mid]
@@ -158,8 +160,8 @@ def erase_customer(conn: Connection, master_id: str, *, actor: str, reason: str 
     did("customer_record", conn.execute(delete(customer_record).where(customer_record.c.id.in_(rec_ids))))
     now = datetime.now().replace(microsecond=0)
     did("master_customer (erased)", conn.execute(update(master_customer).where(master_customer.c.master_id.in_(mids),
-                                                                               master_customer.c.status != "ERASED")
-                                                 .values(status="ERASED", merged_into=None, record_count=0,
+                                                                               master_customer.c.status != ERASED)
+                                                 .values(status=ERASED, merged_into=None, record_count=0,
                                                          updated_at=now, **{c: None for c in GOLDEN})))
     n = {k: v for k, v in n.items() if v}
     conn.execute(insert(master_audit).values(at=now, action="ERASE", master_id=mids[0], other_ids=json.dumps(mids[1:]),

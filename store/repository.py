@@ -26,7 +26,7 @@ from dealersync.schemas.feeds import FeedDef
 from .bulk import sqlite_iso_text, write_arrow, write_records
 from .db import dialect_insert, upsert  # noqa: F401  (importable from here too)
 from .ledger import DONE_STATUSES, find_by_sha, ledger, list_quarantine, now  # noqa: F401  (re-exported)
-from .tables import FEED_TABLES, ingest_file, quarantine, sftp_transfer, value_issue
+from .tables import FEED_TABLES, TransferStatus, ingest_file, quarantine, sftp_transfer, value_issue
 
 
 # ------------------------------------------------------------------------------------ ledger
@@ -445,14 +445,15 @@ def pulled_before(conn: Connection, host: str, remote_path: str, size: int, mtim
     """True when this remote file, at this size and mtime, was already pulled."""
     q = select(func.count()).select_from(sftp_transfer).where(
         sftp_transfer.c.direction == "PULL", sftp_transfer.c.host == host, sftp_transfer.c.remote_path == remote_path,
-        sftp_transfer.c.size == size, sftp_transfer.c.remote_mtime == mtime, sftp_transfer.c.status == "DONE")
+        sftp_transfer.c.size == size, sftp_transfer.c.remote_mtime == mtime,
+        sftp_transfer.c.status == TransferStatus.DONE.value)
     return conn.execute(q).scalar_one() > 0
 
 
 def pushed_before(conn: Connection, host: str, remote_path: str, sha256: str):
     return conn.execute(select(sftp_transfer).where(
         sftp_transfer.c.direction == "PUSH", sftp_transfer.c.host == host, sftp_transfer.c.remote_path == remote_path,
-        sftp_transfer.c.sha256 == sha256, sftp_transfer.c.status == "DONE")).mappings().first()
+        sftp_transfer.c.sha256 == sha256, sftp_transfer.c.status == TransferStatus.DONE.value)).mappings().first()
 
 
 def record_transfer(conn: Connection, **values) -> None:

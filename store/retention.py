@@ -28,10 +28,13 @@ from datetime import datetime
 from sqlalchemy import (ColumnElement, Connection, DateTime, Table, and_, delete, exists, func, insert, not_, or_,
                         select, update)
 
-from dealersync.store.tables import (CRM_DELETE_QUEUED, FEED_TABLES, claim_status_snapshot, claim_submission,
-                                     crm_activity, crm_contact, crm_lead, crm_push, customer_record, followup_task, ingest_file, master_audit,
+from dealersync.store.tables import (CRM_DELETE_QUEUED, FEED_TABLES, MasterStatus, PushStatus, TaskStatus,
+                                     claim_status_snapshot, claim_submission, crm_activity, crm_contact, crm_lead,
+                                     crm_push, customer_record, followup_task, ingest_file, master_audit,
                                      master_contact, master_customer, master_vehicle, match_link, purge_run,
                                      quarantine, sftp_transfer, survey_push, value_issue)
+
+TASKS_CLOSED = (TaskStatus.DONE.value, TaskStatus.CANCELLED.value)
 
 
 @dataclass(frozen=True)
@@ -88,11 +91,11 @@ def targets(cut: dict[str, datetime]) -> list[Target]:
                       or_(~exists().where(cr.c.id == match_link.c.record_a), ~exists().where(cr.c.id == match_link.c.record_b))))
     mc = master_customer
     empty = ~exists().where(cr.c.master_id == mc.c.master_id)
-    gone_master = and_(empty, or_(mc.c.status == "ACTIVE", mc.c.updated_at < cut["customers"]))
+    gone_master = and_(empty, or_(mc.c.status == MasterStatus.ACTIVE.value, mc.c.updated_at < cut["customers"]))
     # the CRM holds a contact for each master pushed: its delete is queued on the CRM sync ledger, and the
     # next contact push sends it once (crm_sync.push_contacts); the master row itself leaves the store
     out.append(Target("crm_push (CRM delete queued)", "customers", crm_push,
-                      and_(crm_push.c.kind == "CONTACT", crm_push.c.status.in_(("SENT", "ERROR")),
+                      and_(crm_push.c.kind == "CONTACT", crm_push.c.status.in_((PushStatus.SENT.value, PushStatus.ERROR.value)),
                            crm_push.c.external_id.in_(select(mc.c.master_id).where(gone_master))),
                       values={"status": CRM_DELETE_QUEUED}))
     out.append(Target("followup_task (master gone)", "customers", followup_task,
@@ -103,7 +106,7 @@ def targets(cut: dict[str, datetime]) -> list[Target]:
         Target("crm_activity", "crm_activities", crm_activity, crm_activity.c.pulled_at < cut["crm_activities"],
                crm_activity.c.pulled_at),
         Target("followup_task (done/cancelled)", "done_tasks", followup_task,
-               and_(followup_task.c.updated_at < cut["done_tasks"], followup_task.c.status.in_(("DONE", "CANCELLED"))),
+               and_(followup_task.c.updated_at < cut["done_tasks"], followup_task.c.status.in_(TASKS_CLOSED)),
                followup_task.c.updated_at),
         Target("survey_push", "surveys", survey_push, survey_push.c.updated_at < cut["surveys"], survey_push.c.updated_at),
         Target("claim_submission", "claim_history", claim_submission, claim_submission.c.sent_at < cut["claim_history"],

@@ -14,9 +14,9 @@ from sqlalchemy import Connection, select, update
 
 from .db import dialect_insert, upsert
 from .ledger import now
-from .tables import crm_activity, report_upload, survey_push
+from .tables import SurveyPushStatus, crm_activity, report_upload, survey_push
 
-FINISHED = ("SENT", "SKIPPED", "REJECTED")
+FINISHED = tuple(s.value for s in (SurveyPushStatus.SENT, SurveyPushStatus.SKIPPED, SurveyPushStatus.REJECTED))
 
 
 # ------------------------------------------------------------------------------------ survey results

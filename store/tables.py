@@ -49,6 +49,58 @@ class JobStatus(str, Enum):
     SUBMITTED = "SUBMITTED"
 
 
+class TransferStatus(str, Enum):
+    """An SFTP transfer ledger row's status: a row is written only once the transfer is complete."""
+    DONE = "DONE"
+
+
+class MasterStatus(str, Enum):
+    """A master customer's status. ACTIVE -> MERGED (into the oldest) | SPLIT; any -> ERASED (PIPL erasure)."""
+    ACTIVE = "ACTIVE"
+    MERGED = "MERGED"
+    SPLIT = "SPLIT"
+    ERASED = "ERASED"
+
+
+class LinkStatus(str, Enum):
+    """A review / household link's status. OPEN -> LINKED | SPLIT | DISMISSED (a reviewer's decision)."""
+    OPEN = "OPEN"
+    LINKED = "LINKED"
+    SPLIT = "SPLIT"
+    DISMISSED = "DISMISSED"
+
+
+class PushStatus(str, Enum):
+    """A CRM push ledger row's status. SENT | ERROR -> TO_DELETE (retention) -> DELETED."""
+    SENT = "SENT"
+    ERROR = "ERROR"
+    TO_DELETE = "TO_DELETE"   # the master left the store (retention); its CRM contact goes next push
+    DELETED = "DELETED"
+
+
+class TaskStatus(str, Enum):
+    """A follow-up task's status. OPEN -> DONE | CANCELLED; a DONE or CANCELLED task is never reopened."""
+    OPEN = "OPEN"
+    DONE = "DONE"
+    CANCELLED = "CANCELLED"
+
+
+class SurveyPushStatus(str, Enum):
+    """A survey result's status on its way to the OEM portal. PREPARED -> SENT | REJECTED; SKIPPED: no consent."""
+    PREPARED = "PREPARED"
+    SENT = "SENT"
+    SKIPPED = "SKIPPED"
+    REJECTED = "REJECTED"
+
+
+class UploadStatus(str, Enum):
+    """A report upload's status at the OEM portal. PREPARED -> UPLOADED | REJECTED; NO_PORTAL: none configured."""
+    PREPARED = "PREPARED"
+    NO_PORTAL = "NO_PORTAL"
+    UPLOADED = "UPLOADED"
+    REJECTED = "REJECTED"
+
+
 def _check_in(name: str, column: str, enum) -> CheckConstraint:
     return CheckConstraint(f"{column} IN ({', '.join(repr(e.value) for e in enum)})", name=name)
 
@@ -130,11 +182,12 @@ sftp_transfer = Table(
     Column("sha256", String(64), nullable=False),
     Column("local_path", Text),
     Column("load_id", Integer, comment="ingest_file.id of a pulled file"),
-    Column("status", String(16), nullable=False),            # DONE
+    Column("status", String(16), nullable=False),            # TransferStatus
     Column("started_at", DateTime, nullable=False),
     Column("finished_at", DateTime),
     Column("seconds", Numeric(12, 3)),
     UniqueConstraint("direction", "host", "remote_path", "sha256"),
+    _check_in("ck_sftp_transfer_status", "status", TransferStatus),
 )
 
 _KIND_TYPES = {"date": Date, "datetime": DateTime, "decimal": lambda: Numeric(16, 4), "integer": BigInteger,
@@ -218,7 +271,7 @@ master_customer = Table(
     "master_customer", metadata,
     Column("master_id", String(16), primary_key=True),
     Column("seq", Integer, nullable=False, unique=True, comment="creation order: the older id survives a merge"),
-    Column("status", String(8), nullable=False),          # ACTIVE, MERGED, SPLIT
+    Column("status", String(8), nullable=False),          # MasterStatus
     Column("merged_into", String(16)),
     Column("customer_type", String(16)),
     Column("name", Text), Column("company", Text), Column("gender", String(1)), Column("birth_date", Date),
@@ -230,6 +283,7 @@ master_customer = Table(
     Column("record_count", Integer, nullable=False, default=0),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    _check_in("ck_master_customer_status", "status", MasterStatus),
 )
 
 master_contact = Table(
@@ -276,11 +330,12 @@ match_link = Table(
     Column("record_b", Integer, nullable=False),
     Column("weight", Numeric(10, 3)),
     Column("evidence", Text, comment="JSON: comparison -> level"),
-    Column("status", String(10), nullable=False),         # OPEN, LINKED, SPLIT, DISMISSED
+    Column("status", String(10), nullable=False),         # LinkStatus
     Column("model_version", String(32)),
     Column("created_at", DateTime, nullable=False),
     Column("decided_at", DateTime),
     UniqueConstraint("kind", "record_a", "record_b"),
+    _check_in("ck_match_link_status", "status", LinkStatus),
 )
 
 master_audit = Table(
@@ -347,7 +402,7 @@ crm_activity = Table(
     Column("pulled_at", DateTime, nullable=False),
 )
 
-CRM_DELETE_QUEUED = "TO_DELETE"   # crm_push: the master left the store (retention); its CRM contact goes next push
+CRM_DELETE_QUEUED = PushStatus.TO_DELETE.value   # crm_push: the master left the store (retention); its contact goes next push
 
 crm_push = Table(
     "crm_push", metadata,
@@ -355,7 +410,7 @@ crm_push = Table(
     Column("kind", String(8), nullable=False),             # CONTACT, TASK
     Column("external_id", String(64), nullable=False),
     Column("content_hash", String(64), comment="what the CRM holds; NULL = never accepted"),
-    Column("status", String(10), nullable=False),          # SENT, ERROR, TO_DELETE, DELETED
+    Column("status", String(10), nullable=False),          # PushStatus
     Column("result", String(10), comment="created, updated, unchanged, error"),
     Column("crm_id", String(64)),
     Column("error_code", String(32)), Column("message", Text),
@@ -363,6 +418,7 @@ crm_push = Table(
     Column("pushed_at", DateTime, nullable=False),
     Column("scrubbed", Integer, comment="phone, ID and e-mail patterns removed from its free text (PIPL minimisation)"),
     UniqueConstraint("kind", "external_id"),
+    _check_in("ck_crm_push_status", "status", PushStatus),
 )
 
 crm_quarantine = Table(
@@ -388,12 +444,13 @@ followup_task = Table(
     Column("subject", Text),
     Column("related_document", Text),
     Column("assignee", Text),
-    Column("status", String(10), nullable=False),          # OPEN, DONE, CANCELLED
+    Column("status", String(10), nullable=False),          # TaskStatus
     Column("overdue", Boolean, nullable=False, default=False),
     Column("marketing", Boolean, nullable=False, default=False),
     Column("created_for", Date, nullable=False, comment="the day whose run created it"),
     Column("created_at", DateTime, nullable=False),
     Column("updated_at", DateTime, nullable=False),
+    _check_in("ck_followup_task_status", "status", TaskStatus),
 )
 
 
@@ -485,6 +542,7 @@ survey_push = Table(
     Column("answer", Text),
     Column("updated_at", DateTime, nullable=False),
     Column("scrubbed", Integer, comment="phone, ID and e-mail patterns removed from its free text (PIPL minimisation)"),
+    _check_in("ck_survey_push_status", "status", SurveyPushStatus),
 )
 
 report_upload = Table(
@@ -501,6 +559,7 @@ report_upload = Table(
     Column("created_at", DateTime, nullable=False),
     Column("uploaded_at", DateTime),
     UniqueConstraint("report_type", "period", "sha256"),
+    _check_in("ck_report_upload_status", "status", UploadStatus),
 )
 
 

@@ -26,6 +26,7 @@ from sqlalchemy import Engine
 
 from dealersync.connectors.oem import OemClient
 from dealersync.store import surveys as store_uploads
+from dealersync.store.tables import UploadStatus
 
 NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")   # the CSI report's namespace: one key space
 PORTAL_TYPES = {"CSIMONTH": "CSI_MONTHLY", "SALESDAY": "SALES_DAILY"}
@@ -52,7 +53,8 @@ def _row(engine: Engine, kind: str, period: str, sha: str, path: Path, dealer: s
         return store_uploads.add_upload(
             conn, report_type=kind, period=period, sha256=sha, path=str(path),
             bodid=str(uuid.uuid5(NS, f"report:{kind}:{dealer}:{period}:{sha}")),
-            status="PREPARED" if portal else "NO_PORTAL", sftp="QUEUED" if sftp else None, created_at=_now())
+            status=(UploadStatus.PREPARED if portal else UploadStatus.NO_PORTAL).value,
+            sftp="QUEUED" if sftp else None, created_at=_now())
 
 
 def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes, out_dir: Path, filename: str,
@@ -69,10 +71,10 @@ def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes,
     portal_type = PORTAL_TYPES.get(kind)
     row = _row(engine, kind, period, sha, path, dealer, bool(portal_type), outbox is not None)
     sent: list[str] = []
-    if client is not None and portal_type and row["status"] not in ("UPLOADED",):
+    if client is not None and portal_type and row["status"] != UploadStatus.UPLOADED.value:
         ans = client.upload_report(portal_type, period, filename, data, row["bodid"],
                                    content_type=CONTENT_TYPES.get(path.suffix, "application/octet-stream"))
-        status = "UPLOADED" if ans.status in (200, 201) else "REJECTED"
+        status = (UploadStatus.UPLOADED if ans.status in (200, 201) else UploadStatus.REJECTED).value
         with engine.begin() as conn:
             store_uploads.set_upload(conn, row["id"], status=status, receipt=json.dumps(ans.body, ensure_ascii=False),
                                      uploaded_at=_now())
