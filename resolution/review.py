@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from sqlalchemy import Connection
 
 from dealersync.store import masters as store
+from dealersync.store.tables import LinkStatus
 
 from .decisions import DECISIONS, decide_review
 
@@ -70,7 +71,7 @@ def review_entries(conn: Connection, limit: int | None = None) -> list[dict]:
     names its records carry, ID, birth date, gender, mobiles, VINs, plates, addresses, record counts by
     source and last seen."""
     entries, pairs = [], set()
-    for r in store.review_links(conn, "OPEN"):
+    for r in store.review_links(conn, LinkStatus.OPEN.value):
         a, b = r["a_master"], r["b_master"]
         if not a or not b or a == b or (min(a, b), max(a, b)) in pairs:
             continue
@@ -123,7 +124,7 @@ def apply_decisions(conn: Connection, decided: list[dict], *, actor: str, source
         if link is None:
             out.append(Outcome(d["row"], rid, decision, "stale", "该待确认记录已不存在"))
             continue
-        if link["status"] != "OPEN":
+        if link["status"] != LinkStatus.OPEN:
             same = link["status"] == DECISIONS[decision]
             out.append(Outcome(d["row"], rid, decision, "unchanged" if same else "conflict",
                                "已按此决定处理过" if same else f"导出后已被另行处理（{link['status']}）"))

@@ -27,6 +27,7 @@ import json
 from sqlalchemy import Connection
 
 from dealersync.store import masters as store
+from dealersync.store.tables import MasterStatus
 
 from .clustering import decision_pairs  # noqa: F401
 from .decisions import (decide_review, force_link, force_split, master_of, record_ids,  # noqa: F401
@@ -47,7 +48,7 @@ def show_master(conn: Connection, master_id: str) -> dict | None:
         return None
     out = {k: py(v) for k, v in m.items()}
     out["golden_sources"] = json.loads(m["golden_sources"] or "{}")
-    if m["status"] == "MERGED":
+    if m["status"] == MasterStatus.MERGED:
         out["survivor"] = resolve_master_id(conn, master_id)
     out["records"] = [{k: py(v) for k, v in r.items()} for r in store.master_records(conn, master_id)]
     out["contacts"] = [{k: py(v) for k, v in r.items() if k not in ("id", "master_id")}
