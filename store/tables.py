@@ -101,6 +101,12 @@ class UploadStatus(str, Enum):
     REJECTED = "REJECTED"
 
 
+class OutboxStatus(str, Enum):
+    """A report's copy in the SFTP CSIMONTH outbox: QUEUED -> SENT; NULL when no outbox is configured."""
+    QUEUED = "QUEUED"
+    SENT = "SENT"
+
+
 def _check_in(name: str, column: str, enum) -> CheckConstraint:
     return CheckConstraint(f"{column} IN ({', '.join(repr(e.value) for e in enum)})", name=name)
 
@@ -560,6 +566,7 @@ report_upload = Table(
     Column("uploaded_at", DateTime),
     UniqueConstraint("report_type", "period", "sha256"),
     _check_in("ck_report_upload_status", "status", UploadStatus),
+    _check_in("ck_report_upload_sftp", "sftp", OutboxStatus),   # NULL passes: NULL IN (...) is not false
 )
 
 

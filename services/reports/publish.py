@@ -26,7 +26,7 @@ from sqlalchemy import Engine
 
 from dealersync.connectors.oem import OemClient
 from dealersync.store import surveys as store_uploads
-from dealersync.store.tables import UploadStatus
+from dealersync.store.tables import OutboxStatus, UploadStatus
 
 NS = uuid.UUID("1b0d9c6a-8f1e-4b52-a5d4-6a7c3e9f2b10")   # the CSI report's namespace: one key space
 PORTAL_TYPES = {"CSIMONTH": "CSI_MONTHLY", "SALESDAY": "SALES_DAILY"}
@@ -54,7 +54,7 @@ def _row(engine: Engine, kind: str, period: str, sha: str, path: Path, dealer: s
             conn, report_type=kind, period=period, sha256=sha, path=str(path),
             bodid=str(uuid.uuid5(NS, f"report:{kind}:{dealer}:{period}:{sha}")),
             status=(UploadStatus.PREPARED if portal else UploadStatus.NO_PORTAL).value,
-            sftp="QUEUED" if sftp else None, created_at=_now())
+            sftp=OutboxStatus.QUEUED.value if sftp else None, created_at=_now())
 
 
 def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes, out_dir: Path, filename: str,
@@ -80,12 +80,12 @@ def publish(engine: Engine, *, kind: str, period: str, dealer: str, data: bytes,
                                      uploaded_at=_now())
         row["status"] = status
         sent.append("portal")
-    if outbox is not None and row["sftp"] != "SENT":
+    if outbox is not None and row["sftp"] != OutboxStatus.SENT.value:
         target = write_atomic(Path(outbox) / filename, data)
-        status = "QUEUED"
+        status = OutboxStatus.QUEUED.value
         if push is not None:
             push(target)
-            status = "SENT"
+            status = OutboxStatus.SENT.value
             sent.append("sftp")
         with engine.begin() as conn:
             store_uploads.set_upload(conn, row["id"], sftp=status)

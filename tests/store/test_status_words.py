@@ -18,7 +18,8 @@ CHECKED = [(t.ingest_file, "status", t.LoadStatus), (t.claim_submission, "state"
            (t.warranty_claim_job, "local_status", t.JobStatus), (t.sftp_transfer, "status", t.TransferStatus),
            (t.master_customer, "status", t.MasterStatus), (t.match_link, "status", t.LinkStatus),
            (t.crm_push, "status", t.PushStatus), (t.followup_task, "status", t.TaskStatus),
-           (t.survey_push, "status", t.SurveyPushStatus), (t.report_upload, "status", t.UploadStatus)]
+           (t.survey_push, "status", t.SurveyPushStatus), (t.report_upload, "status", t.UploadStatus),
+           (t.report_upload, "sftp", t.OutboxStatus)]
 
 
 def _row(table: sa.Table, column: str, word: str, i: int = 0) -> dict:
@@ -29,8 +30,9 @@ def _row(table: sa.Table, column: str, word: str, i: int = 0) -> dict:
         if c.nullable or c.name == column or (c.primary_key and isinstance(c.type, sa.Integer)):
             continue
         ty = c.type
-        row[c.name] = (False if isinstance(ty, sa.Boolean) else datetime(2026, 11, 30, 9, 0)
-                       if isinstance(ty, sa.DateTime) else date(2026, 11, 30) if isinstance(ty, sa.Date)
+        words = [e for tb, col, e in CHECKED if tb is table and col == c.name]   # another checked column
+        row[c.name] = (next(iter(words[0])).value if words else False if isinstance(ty, sa.Boolean)
+                       else datetime(2026, 11, 30, 9, 0) if isinstance(ty, sa.DateTime) else date(2026, 11, 30) if isinstance(ty, sa.Date)
                        else i + 1 if isinstance(ty, (sa.Integer, sa.Numeric)) else f"x{i}")
     return {**row, column: word}
 
