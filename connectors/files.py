@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
-from typing import Callable, Iterator
+from typing import BinaryIO, Callable, Iterator
 
 from dealersync.errors import BadSourceData
 from dealersync.schemas.cells import UNDECODABLE  # noqa: F401  (the marker, for callers of this module)
@@ -67,10 +67,28 @@ def sha256_of(path: Path) -> str:
     return h.hexdigest()
 
 
-def file_kind(path: Path) -> str:
+@dataclass(frozen=True)
+class Source:
+    """A file to read, by name and opener: ``name`` for messages and for the format a name claims,
+    ``open()`` a fresh binary stream from the start on every call (a local file, an SFTP file, bytes
+    in memory). A gzipped CSV is given as its gzip bytes (the reader unpacks it)."""
+    name: str
+    open: Callable[[], BinaryIO]
+
+    @classmethod
+    def local(cls, path: str | Path) -> "Source":
+        p = Path(path)
+        return cls(p.name, lambda: open(p, "rb"))
+
+    @classmethod
+    def of_bytes(cls, name: str, data: bytes) -> "Source":
+        return cls(name, lambda: io.BytesIO(data))
+
+
+def file_kind(path: str | Path | Source) -> str:
     """The kind the name claims: a workbook extension, ``csv.gz`` or ``csv`` (the content decides, see
     ``open_table``)."""
-    name = path.name.lower()
+    name = (path.name if isinstance(path, (Path, Source)) else Path(path).name).lower()
     for kind in WORKBOOK_KINDS:
         if name.endswith("." + kind):
             return kind
@@ -79,16 +97,15 @@ def file_kind(path: Path) -> str:
     return "csv"
 
 
-def _open_binary(path: Path, kind: str, hasher: HashingReader | None = None):
-    if hasher is not None:
-        return gzip.GzipFile(fileobj=hasher, mode="rb") if kind == "csv.gz" else hasher
-    return gzip.open(path, "rb") if kind == "csv.gz" else open(path, "rb")
+def _open_binary(source: Source, kind: str, hasher: HashingReader | None = None):
+    fh = hasher if hasher is not None else source.open()
+    return gzip.GzipFile(fileobj=fh, mode="rb") if kind == "csv.gz" else fh
 
 
 @dataclass
 class Table:
     """An opened export: header row found, data rows to stream."""
-    path: Path
+    source: Source
     kind: str
     encoding: str | None
     header: list[str]
@@ -111,7 +128,7 @@ class Table:
         if self._digest is not None:
             return self._digest, self._size_read or 0
         if self._hasher is None:
-            self._hasher = HashingReader(open(self.path, "rb"))
+            self._hasher = HashingReader(self.source.open())
         digest = self._hasher.finish()
         self._hasher.close()
         return digest, self._hasher.bytes_read
@@ -119,7 +136,7 @@ class Table:
     @property
     def where(self) -> str:
         """The file, and the sheet of a workbook, for messages."""
-        return f"{self.path.name}, sheet {self.sheet!r}" if self.sheet else self.path.name
+        return f"{self.source.name}, sheet {self.sheet!r}" if self.sheet else self.source.name
 
     @property
     def is_workbook(self) -> bool:
@@ -147,8 +164,8 @@ class Table:
         if self._closer:
             self._closer()   # the fast reader opens the file again and decodes it all
         self.stats = DecodeStats()
-        self._hasher = HashingReader(open(self.path, "rb"))
-        fh = _open_binary(self.path, self.kind, self._hasher)
+        self._hasher = HashingReader(self.source.open())
+        fh = _open_binary(self.source, self.kind, self._hasher)
         hasher = self._hasher
 
         def closer():
@@ -156,7 +173,7 @@ class Table:
             hasher.close()
         self._closer = closer
         try:
-            yield from _csv_batches(fh, self.encoding, self.stats, self.path.name, self._data_line,
+            yield from _csv_batches(fh, self.encoding, self.stats, self.source.name, self._data_line,
                                     len(self.header), rows, self.limits.max_line_bytes)
         except BadSourceData as e:   # the reader knows neither the file's name nor the header
             raise self._named(e)
@@ -177,17 +194,18 @@ _NAMES = {"csv": "CSV", "csv.gz": "gzipped CSV", "xlsx": "XLSX", "xlsm": "XLSM",
           "xlsb": "XLSB", "ods": "OpenDocument (ODS)"}
 
 
-def open_table(path: Path, header_score, *, max_header_scan: int = 15, sheets: list[str] | None = None,
-               limits: ReadLimits | None = None) -> Table:
-    """Open ``path`` and find its header row: the first of the first rows with the best
+def open_table(source: str | Path | Source, header_score, *, max_header_scan: int = 15,
+               sheets: list[str] | None = None, limits: ReadLimits | None = None) -> Table:
+    """Open ``source`` (a path, or a ``Source``: a name and an opener, e.g. an SFTP file read in
+    place) and find its header row: the first of the first rows with the best
     ``header_score(cells)``; rows above it are title rows. The format is the content's (a workbook
     named ``.csv`` is read as the workbook it is, with a note); ``sheets``: sheet names a profile
     gives; ``limits``: size limits (``ReadLimits``). Raises ``BadSourceData`` naming the file (and
     sheet) and the true cause: the format, the encoding, the sheet, a limit."""
-    path = Path(path)
+    src = source if isinstance(source, Source) else Source.local(source)
     limits = limits or ReadLimits()
-    claimed = file_kind(path)
-    opener = lambda: open(path, "rb")  # noqa: E731
+    claimed = file_kind(src)
+    opener = src.open
     with opener() as fh:
         head = fh.read(8)
     found = sniff_kind(head, opener)
@@ -196,42 +214,43 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15, sheets: l
     closer = None
     sheet = None
     if found == "zip":
-        raise BadSourceData("a zip archive that is no workbook (XLSX, XLSM, XLSB or ODS)", file=path.name,
+        raise BadSourceData("a zip archive that is no workbook (XLSX, XLSM, XLSB or ODS)", file=src.name,
                             reason="NOT_A_TABLE")
     digest = None
     if found is not None:
         if found != claimed:
             notes.append(f"named .{claimed}, the content is {_NAMES[found]}: read as {_NAMES[found]}")
-        data = path.read_bytes()   # hashed as read: the ledger's SHA-256 is of these very bytes
+        with opener() as fh:
+            data = fh.read()   # hashed as read: the ledger's SHA-256 is of these very bytes
         digest = hashlib.sha256(data).hexdigest(), len(data)
-        wb = read_workbook(lambda: io.BytesIO(data), path.name, found, sheets=sheets, limits=limits)
+        wb = read_workbook(lambda: io.BytesIO(data), src.name, found, sheets=sheets, limits=limits)
         kind, rows, closer, sheet, encoding = found, wb.rows, wb.close, wb.sheet, None
         notes += wb.notes
     elif claimed in WORKBOOK_KINDS:
         raise BadSourceData(f"named .{claimed} but not an {claimed.upper()} workbook: the content is neither a zip "
-                            "(XLSX, XLSM, XLSB, ODS) nor an OLE container (XLS)", file=path.name, reason="NOT_A_TABLE")
+                            "(XLSX, XLSM, XLSB, ODS) nor an OLE container (XLS)", file=src.name, reason="NOT_A_TABLE")
     else:
         kind = "csv.gz" if head.startswith(b"\x1f\x8b") else "csv"
         if kind != claimed:
             notes.append(f"named .{claimed}, the content is {_NAMES[kind]}")
-        fh = _open_binary(path, kind)
+        fh = _open_binary(src, kind)
         try:
             sample = fh.read(_SNIFF_BYTES)
         except (OSError, EOFError, gzip.BadGzipFile) as e:
             fh.close()
-            raise BadSourceData(f"cannot read file: {e}", file=path.name, reason="NOT_A_TABLE") from None
+            raise BadSourceData(f"cannot read file: {e}", file=src.name, reason="NOT_A_TABLE") from None
         if b"\x00" in sample[:65536]:
             fh.close()
             raise BadSourceData("binary content (NUL bytes), and no workbook format known by its content "
-                                "(XLSX, XLSM, XLS, XLSB, ODS): not a CSV file", file=path.name, reason="NOT_A_TABLE")
+                                "(XLSX, XLSM, XLS, XLSB, ODS): not a CSV file", file=src.name, reason="NOT_A_TABLE")
         encoding = sniff_encoding(sample, complete=len(sample) < _SNIFF_BYTES)
-        _check_decodable(sample, encoding, path)
+        _check_decodable(sample, encoding, src.name)
         fh.close()
-        fh = _open_binary(path, kind)
+        fh = _open_binary(src, kind)
         ends: dict[int, int] = {}
-        rows = _csv_rows(fh, encoding, stats, path.name, ends, limits.max_line_bytes)
+        rows = _csv_rows(fh, encoding, stats, src.name, ends, limits.max_line_bytes)
         closer = fh.close
-    where = f"{path.name}, sheet {sheet!r}" if sheet else path.name
+    where = f"{src.name}, sheet {sheet!r}" if sheet else src.name
 
     head_rows: list[tuple[int, list[str]]] = []
     try:
@@ -268,7 +287,7 @@ def open_table(path: Path, header_score, *, max_header_scan: int = 15, sheets: l
         yield from head_rows[best + 1:]
         yield from rows
 
-    table = Table(path, kind, encoding, [c.strip() for c in header], header_row,
+    table = Table(src, kind, encoding, [c.strip() for c in header], header_row,
                   [r for r, _ in head_rows[:best]], stats, chained(), closer,
                   ends[header_row] + 1 if encoding is not None else None, sheet, notes, limits)
     if digest is not None:

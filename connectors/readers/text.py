@@ -9,7 +9,6 @@ from __future__ import annotations
 import io
 import re
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from dealersync.errors import BadSourceData
@@ -140,7 +139,7 @@ def decoded_lines(fh, encoding: str, stats: DecodeStats, max_line_bytes: int = D
     return _lines(raw_blocks(fh, max_line_bytes=max_line_bytes), _codec(encoding), stats)
 
 
-def _check_decodable(sample: bytes, encoding: str, path: Path) -> None:
+def _check_decodable(sample: bytes, encoding: str, name: str) -> None:
     """Reject a file whose encoding is unreadable everywhere (most lines in neither encoding)."""
     lines = [ln for ln in sample.split(b"\n")[:2000] if ln.strip()]
     if len(sample) == _SNIFF_BYTES and lines:
@@ -151,4 +150,4 @@ def _check_decodable(sample: bytes, encoding: str, path: Path) -> None:
     bad = sum(1 for ln in lines if not (_decodes(ln, enc) or _decodes(ln, "utf-8") or _decodes(ln, "gb18030")))
     if bad > len(lines) / 2:
         raise BadSourceData(f"unreadable encoding: {bad} of the first {len(lines)} lines are neither "
-                            "UTF-8 nor GB18030", file=path.name, reason="BAD_ENCODING")
+                            "UTF-8 nor GB18030", file=name, reason="BAD_ENCODING")
