@@ -3,6 +3,7 @@ not), stored and re-applied before the model on every later run, each audited; t
 (one entry per pair of masters the model was not sure of) and its decisions."""
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 from datetime import datetime
 
 from sqlalchemy import Connection
@@ -18,7 +19,7 @@ from .run import resolve
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return dealer_clock.now()
 
 
 def record_ids(conn: Connection, refs: list[str]) -> list[int]:

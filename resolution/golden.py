@@ -2,8 +2,8 @@
 every mobile, phone and e-mail as a contact point, the vehicles owned, consent as the latest answer."""
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import json
-from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import Connection
@@ -43,7 +43,7 @@ def recompute_golden(conn: Connection, master_ids: set[str], precedence=SOURCE_P
     store.clear_derived(conn, sorted(master_ids))
     if recs.empty:
         return
-    now = datetime.now().replace(microsecond=0)
+    now = dealer_clock.now()
     recs["seen_at"] = pd.to_datetime(recs["seen_at"])
     golden = pd.DataFrame(index=pd.Index(sorted(recs["master_id"].unique()), name="master_id"))
     sources = {m: {} for m in golden.index}

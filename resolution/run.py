@@ -3,9 +3,9 @@ cluster under the manual decisions, reconcile master ids, recompute the golden r
 record review and household links. Progress goes to the caller's callback (see ``progress``)."""
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import time
 from dataclasses import dataclass, field
-from datetime import datetime
 
 import numpy as np
 from sqlalchemy import Connection
@@ -46,7 +46,7 @@ def resolve(conn: Connection, *, full: bool = False, actor: str = "resolve", thr
     records of the masters touched, and record review and household links. ``progress``: a callback
     taking ``progress.ProgressEvent`` (counts, rate, ETA), or a ``progress.Progress``."""
     prog = progress_.of(progress)
-    now = datetime.now().replace(microsecond=0)
+    now = dealer_clock.now()
     st = RunStats()
     t0 = time.perf_counter()
     pending = set(sync_records(conn, collect_sources(conn), mapper, partition_rows, now=now, progress=prog))

@@ -3,8 +3,8 @@ normalised and kept in the cross-reference (``customer_record``) with their line
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import hashlib
-from datetime import datetime
 
 import numpy as np
 import pandas as pd
@@ -115,7 +115,7 @@ def sync_records(conn: Connection, frame: pd.DataFrame, mapper=None, partition_r
     store.move_lineage(conn, [{"id": int(r["id"]), **{k: py(r[k]) for k in LINEAGE}} for _, r in moved.iterrows()])
     if todo.empty:
         return []
-    now = now or datetime.now().replace(microsecond=0)
+    now = now or dealer_clock.now()
     norm = normalise_partitioned(todo[["source", "source_id", *RAW_COLUMNS]], mapper, partition_rows, progress)
     consent = todo["marketing_consent"]
     answered = consent.notna().to_numpy()

@@ -17,6 +17,7 @@ payload is stored; ``claim_submission.scrubbed`` records how many (issue #16 ite
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import json
 import logging
 import uuid
@@ -45,7 +46,7 @@ FREE_TEXT = frozenset({"ComplaintDescription", "CauseDescription", "CorrectionDe
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return dealer_clock.now()
 
 
 def bodid(dealer: str, claim_no: str, count: int, revision: int = 0) -> str:

@@ -36,7 +36,7 @@ from dealersync.store.db import make_engine, upgrade
 OEM_SETTINGS = ("oem_url", "oem_client_id", "oem_client_secret", "oem_dealer_number")
 CRM_SETTINGS = ("crm_url", "crm_token")
 SFTP_SETTINGS = ("dealer_code", "sftp_user")   # when sftp_host is set
-DEALER_TZ = ZoneInfo("Asia/Shanghai")
+from dealersync.clock import DEALER_TZ  # noqa: E402  (re-exported: the dealer's zone is the ground's)
 
 
 @dataclass(frozen=True)

@@ -8,6 +8,7 @@ goes on (issue #15). Free text pushed to the CRM (a task's subject, a contact's 
 phone, ID and e-mail patterns; the count is kept in ``crm_push.scrubbed`` (issue #16 item 2)."""
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import hashlib
 import json
 import logging
@@ -38,7 +39,7 @@ PUSHED = (PushStatus.SENT.value, PushStatus.ERROR.value)   # on the ledger, the 
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return dealer_clock.now()
 
 
 # ------------------------------------------------------------------------------------ pull

@@ -14,9 +14,10 @@ customers whose marketing consent is an explicit yes.
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import json
 from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 
 import pandas as pd
 from sqlalchemy import Connection
@@ -231,7 +232,7 @@ def generate_tasks(conn: Connection, day: date, rules: Rules) -> list[dict]:
 def save_tasks(conn: Connection, tasks: list[dict], day: date) -> dict:
     """Insert new tasks; an existing task keeps its status once DONE or CANCELLED (never reopened),
     follows its customer to the surviving master, and takes a new due date or subject."""
-    now = datetime.now().replace(microsecond=0)
+    now = dealer_clock.now()
     have = {r["external_id"]: r for r in store_followups.all_tasks(conn)}
     created = updated = 0
     for t in tasks:

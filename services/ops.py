@@ -2,6 +2,7 @@
 (backfills and serving, which need the flows, live in ``dealersync.flows.deploy``)."""
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import logging
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
@@ -125,6 +126,6 @@ def purge(conn: Connection, today: date, retention: Retention | None = None, dry
         sp.rollback()
     else:
         sp.commit()
-    retention_store.record_run(conn, at=datetime.now().replace(microsecond=0), actor=actor, dry_run=dry_run,
+    retention_store.record_run(conn, at=dealer_clock.now(), actor=actor, dry_run=dry_run,
                                policy=dict(r.__dict__), result=out)
     return out

@@ -12,6 +12,7 @@ timestamps, so the same data gives the same bytes: a re-run re-uploads nothing n
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import hashlib
 import json
 import uuid
@@ -64,7 +65,7 @@ def is_dissatisfied(overall: float | None) -> bool:
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return dealer_clock.now()
 
 
 def _iso_z(t) -> str:

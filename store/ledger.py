@@ -13,6 +13,7 @@ Status transitions only move forward: each is a compare-and-set on the expected 
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import hashlib
 import os
 import socket
@@ -33,7 +34,7 @@ NAME_REASONS = ("UNKNOWN_FEED", "BAD_NAME")   # rejections about the file's name
 
 
 def now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return dealer_clock.now()
 
 
 def holder(run: str | None = None) -> str:

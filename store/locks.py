@@ -15,6 +15,7 @@ A second process says once who holds the lock and waits, polling, up to ``wait_s
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import logging
 import time
 from contextlib import contextmanager
@@ -33,7 +34,7 @@ RESOLVE = "resolve"
 
 
 def _now() -> datetime:
-    return datetime.now().replace(microsecond=0)
+    return dealer_clock.now()
 
 
 def _who(row) -> str:

@@ -16,8 +16,8 @@ what was done, with counts only.
 """
 from __future__ import annotations
 
+from dealersync import clock as dealer_clock
 import json
-from datetime import datetime
 
 from sqlalchemy import Connection, delete, insert, or_, select, tuple_, update
 
@@ -71,7 +71,7 @@ def export_customer(conn: Connection, master_id: str) -> dict | None:
     if not mids:
         return None
     recs = _rows(conn, select(customer_record).where(customer_record.c.master_id.in_(mids)))
-    doc = {"master_id": mids[0], "merged_masters": mids[1:], "exported_at": datetime.now().replace(microsecond=0),
+    doc = {"master_id": mids[0], "merged_masters": mids[1:], "exported_at": dealer_clock.now(),
            "masters": _rows(conn, select(master_customer).where(master_customer.c.master_id.in_(mids))),
            "source_records": [{k: v for k, v in r.items() if not k.startswith("m_")} for r in recs],
            "contact_points": _rows(conn, select(master_contact).where(master_contact.c.master_id.in_(mids))),
@@ -92,7 +92,7 @@ def export_customer(conn: Connection, master_id: str) -> dict | None:
 
 def log_export(conn: Connection, master_id: str, *, actor: str, reason: str | None) -> None:
     """The audit row of an export (who took a copy of whose data, when)."""
-    conn.execute(insert(master_audit).values(at=datetime.now().replace(microsecond=0), action="EXPORT",
+    conn.execute(insert(master_audit).values(at=dealer_clock.now(), action="EXPORT",
                                              master_id=master_id, reason=reason, actor=actor))
 
 
@@ -158,7 +158,7 @@ def erase_customer(conn: Connection, master_id: str, *, actor: str, reason: str 
         master_audit.c.master_id.in_(mids), master_audit.c.action != "ERASE",
         or_(master_audit.c.before.is_not(None), master_audit.c.after.is_not(None))).values(before=None, after=None)))
     did("customer_record", conn.execute(delete(customer_record).where(customer_record.c.id.in_(rec_ids))))
-    now = datetime.now().replace(microsecond=0)
+    now = dealer_clock.now()
     did("master_customer (erased)", conn.execute(update(master_customer).where(master_customer.c.master_id.in_(mids),
                                                                                master_customer.c.status != ERASED)
                                                  .values(status=ERASED, merged_into=None, record_count=0,

@@ -149,7 +149,7 @@ def test_a_live_holder_s_claim_is_never_rearmed_a_dead_one_s_is(engine, tmp_path
 
 
 def test_a_claim_from_another_host_goes_stale_after_the_timeout():
-    now = datetime.now()
+    now = ledger.now()   # the stamps are the dealer clock's (dealersync.clock), not the host's
     assert ledger.holder_alive("elsewhere:42", now - timedelta(seconds=10), stale_seconds=60)
     assert not ledger.holder_alive("elsewhere:42", now - timedelta(seconds=120), stale_seconds=60)
     assert not ledger.holder_alive(None, now, stale_seconds=60)
