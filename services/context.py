@@ -23,8 +23,8 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from functools import cached_property
 from typing import Iterator
-from zoneinfo import ZoneInfo
 
+from dealersync import clock as dealer_clock
 from dealersync.connectors.crm import CrmClient, CrmSettings
 from dealersync.connectors.http import RetryPolicy
 from dealersync.connectors.notify import Notifier
@@ -36,18 +36,16 @@ from dealersync.store.db import make_engine, upgrade
 OEM_SETTINGS = ("oem_url", "oem_client_id", "oem_client_secret", "oem_dealer_number")
 CRM_SETTINGS = ("crm_url", "crm_token")
 SFTP_SETTINGS = ("dealer_code", "sftp_user")   # when sftp_host is set
-from dealersync.clock import DEALER_TZ  # noqa: E402  (re-exported: the dealer's zone is the ground's)
 
 
 @dataclass(frozen=True)
 class Clock:
     """The dealer's day. ``fixed``: a day given by the caller (``--date``), which wins."""
     fixed: date | None = None
-    tz: ZoneInfo = DEALER_TZ
 
     def now(self) -> datetime:
         """Naive local time of the dealer (the DMS's timestamps are naive Asia/Shanghai)."""
-        return datetime.now(self.tz).replace(tzinfo=None, microsecond=0)
+        return dealer_clock.now()
 
     def today(self) -> date:
         return self.fixed or self.real_today()
@@ -56,7 +54,7 @@ class Clock:
         """The dealer's date by the wall clock, whatever ``fixed`` says: what a ``--date`` is checked
         against (``purge`` refuses a future one). Never the host's date: a host west of Shanghai is a day
         behind for part of every day."""
-        return datetime.now(self.tz).date()
+        return dealer_clock.today()
 
 
 def parse_day(value: str | date | None, what: str = "--date") -> date | None:
