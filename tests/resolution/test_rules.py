@@ -36,15 +36,20 @@ def trained():
     return normalise_records(bg), params
 
 
-def decide(trained, left: dict, right: dict, extra: list[dict] = ()) -> str:
+def score_among(trained, rows: list[dict]):
+    """``rows`` (positions 0..) normalised and scored among the background records: (norm, scored)."""
     bg, params = trained
-    rows = [left, right, *extra]
     df = pd.DataFrame([{"source": "T", "source_id": str(i), **r} for i, r in enumerate(rows)])
     norm = pd.concat([normalise_records(df), bg], ignore_index=True)
     con = engine.connect()
     resolve.load_records(con, norm)
     scored = engine.score(con, DEALER, params=params)
     con.close()
+    return norm, scored
+
+
+def decide(trained, left: dict, right: dict, extra: list[dict] = ()) -> str:
+    _, scored = score_among(trained, [left, right, *extra])
     p = scored.pairs
     hit = p[(p["l"] == 0) & (p["r"] == 1)]
     return hit["decision"].iloc[0] if len(hit) else "NONE"
@@ -143,13 +148,7 @@ def test_clustering_force_split_and_force_link():
 def masters(trained, rows: list[dict]) -> list[int]:
     """Master of each of ``rows`` (numbered in order of first appearance), resolved among the background
     records with the shipped clustering: record pairs, then whole masters' added-up evidence."""
-    bg, params = trained
-    df = pd.DataFrame([{"source": "T", "source_id": str(i), **r} for i, r in enumerate(rows)])
-    norm = pd.concat([normalise_records(df), bg], ignore_index=True)
-    con = engine.connect()
-    resolve.load_records(con, norm)
-    scored = engine.score(con, DEALER, params=params)
-    con.close()
+    norm, scored = score_among(trained, rows)
     labels = engine.cluster(len(norm), scored.pairs, **resolve.identities(norm))[:len(rows)]
     first: dict[int, int] = {}
     return [first.setdefault(int(x), len(first)) for x in labels]
